@@ -1,0 +1,27 @@
+"""Bayesian scaling laws: fit neural scaling laws with NUTS and extrapolate with credible bands."""
+
+from .data import DataError, RunTable, load_runs
+from .datasets import list_datasets, load_dataset
+from .expr import ExpressionError
+from .fit import fit
+from .laws import Law, LawError, list_laws, load_law
+from .priors import Prior, PriorError
+from .result import SamplingWarning, ScalingFit
+
+__all__ = [
+    "DataError",
+    "ExpressionError",
+    "Law",
+    "LawError",
+    "Prior",
+    "PriorError",
+    "RunTable",
+    "SamplingWarning",
+    "ScalingFit",
+    "fit",
+    "list_datasets",
+    "list_laws",
+    "load_dataset",
+    "load_law",
+    "load_runs",
+]

@@ -1,0 +1,134 @@
+"""Validate a table of training runs into a :class:`RunTable`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["RunTable", "DataError", "DEFAULT_COLUMNS", "load_runs"]
+
+#: Default column for each law input, and for the loss.
+DEFAULT_COLUMNS: dict[str, str] = {
+    "N": "n_params",
+    "D": "n_tokens",
+    "C": "compute_flops",
+    "U": "unique_tokens",
+    "loss": "loss",
+}
+
+
+class DataError(ValueError):
+    """Runs that cannot be fitted: a missing column, a bad value, too few runs."""
+
+
+@dataclass(frozen=True, eq=False)
+class RunTable:
+    """Checked runs: one float array per law input, the loss, and group labels.
+
+    ``group`` holds an integer code per run into ``groups`` (the sorted group names), or is None.
+    """
+
+    inputs: Mapping[str, np.ndarray]
+    loss: np.ndarray
+    columns: Mapping[str, str]
+    group: np.ndarray | None = None
+    groups: tuple[str, ...] = ()
+    group_column: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The runs under their original column names."""
+        frame = pd.DataFrame({self.columns[k]: v for k, v in self.inputs.items()})
+        if self.group is not None:
+            frame[self.group_column] = np.asarray(self.groups, dtype=object)[self.group]
+        frame[self.columns["loss"]] = self.loss
+        return frame
+
+
+def load_runs(
+    runs: pd.DataFrame | str | Path,
+    *,
+    inputs: Sequence[str],
+    columns: Mapping[str, str] | None = None,
+    group: str | None = None,
+    min_runs: int = 1,
+) -> RunTable:
+    """Check ``runs`` (a DataFrame or a CSV path) and keep the columns the law needs.
+
+    Parameters
+    ----------
+    runs
+        One row per training run.
+    inputs
+        The law's inputs (``N``, ``D``, ``C``, ...); each maps to a column by ``columns`` or by default
+        (``n_params``, ``n_tokens``, ``compute_flops``, ``unique_tokens``).
+    columns
+        Overrides of the default column names, e.g. ``{"N": "params", "loss": "val_loss"}``.
+    group
+        Optional column whose values label groups (dataset, architecture).
+    min_runs
+        The fewest runs accepted (the number of free parameters of the model).
+    """
+    if isinstance(runs, str | Path):
+        path = Path(runs)
+        if not path.is_file():
+            raise DataError(f"no such file: {str(path)!r}")
+        try:
+            runs = pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+            raise DataError(f"cannot read {str(path)!r} as CSV: {err}") from None
+    if not isinstance(runs, pd.DataFrame):
+        raise DataError(f"runs must be a pandas DataFrame or a CSV path, got {type(runs).__name__}")
+    columns = dict(columns or {})
+    unknown = set(columns) - set(inputs) - {"loss"}
+    if unknown:
+        raise DataError(f"columns given for {sorted(unknown)}, which are not inputs of the law {list(inputs)} or 'loss'")
+    mapping = {k: columns.get(k, DEFAULT_COLUMNS.get(k, k)) for k in [*inputs, "loss"]}
+    mapping_with_group = {**mapping, **({"group": group} if group is not None else {})}
+    seen: dict[str, str] = {}
+    for key, col in mapping_with_group.items():
+        if col in seen:
+            raise DataError(f"column {col!r} is mapped twice: to {seen[col]!r} and to {key!r}")
+        seen[col] = key
+    missing = [f"{col!r} (for {key})" for key, col in mapping_with_group.items() if col not in runs.columns]
+    if missing:
+        raise DataError(
+            f"missing column(s) {', '.join(missing)}; the table has {', '.join(map(repr, runs.columns))}. "
+            "Map other names with columns={...} (CLI: --column N=my_col)"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    for key, col in mapping.items():
+        values = pd.to_numeric(runs[col], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(runs[col].notna().to_numpy() & np.isnan(values))
+        if bad.size:
+            raise DataError(f"column {col!r} has non-numeric value {runs[col].iloc[bad[0]]!r} in row {bad[0]}")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise DataError(f"column {col!r} has {bad.size} missing or infinite value(s), first in row {bad[0]}")
+        bad = np.flatnonzero(values <= 0)
+        if bad.size:
+            raise DataError(f"column {col!r} must be positive; row {bad[0]} has {values[bad[0]]:g}")
+        arrays[key] = values
+    if len(runs) < min_runs:
+        raise DataError(f"{len(runs)} run(s) is fewer than the {min_runs} free parameters of the model")
+    codes, groups = None, ()
+    if group is not None:
+        labels = runs[group]
+        if labels.isna().any():
+            raise DataError(f"group column {group!r} has missing values, first in row {int(np.flatnonzero(labels.isna())[0])}")
+        cat = pd.Categorical(labels.astype(str))
+        codes, groups = np.asarray(cat.codes, dtype=np.int64), tuple(cat.categories)
+    return RunTable(
+        inputs={k: arrays[k] for k in inputs},
+        loss=arrays["loss"],
+        columns=mapping,
+        group=codes,
+        groups=groups,
+        group_column=group,
+    )

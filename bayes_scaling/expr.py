@@ -1,0 +1,149 @@
+"""A safe expression language for scaling-law formulas.
+
+A formula is parsed once with Python's :mod:`ast` and checked against a whitelist: numbers, declared
+names, ``+ - * / **``, unary minus and plus, and calls of ``exp``, ``log``, ``log1p``, ``sqrt``,
+``minimum``, ``maximum``. The checked tree is evaluated by one evaluator over two backends: numpy (for
+predictions, optimisation and tests) and pytensor (inside the PyMC model).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Expression", "ExpressionError", "FUNCTIONS"]
+
+#: Allowed functions and their number of arguments.
+FUNCTIONS: dict[str, int] = {"exp": 1, "log": 1, "log1p": 1, "sqrt": 1, "minimum": 2, "maximum": 2}
+
+_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
+_UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
+
+_DESCRIBE = {
+    ast.Attribute: "attribute access",
+    ast.Lambda: "lambda",
+    ast.ListComp: "comprehension",
+    ast.SetComp: "comprehension",
+    ast.DictComp: "comprehension",
+    ast.GeneratorExp: "comprehension",
+    ast.Subscript: "indexing",
+    ast.Compare: "comparison",
+    ast.BoolOp: "boolean operator",
+    ast.IfExp: "conditional expression",
+    ast.NamedExpr: "assignment",
+    ast.Starred: "starred argument",
+    ast.JoinedStr: "string",
+}
+
+
+class ExpressionError(ValueError):
+    """A formula that is malformed or uses something outside the whitelist."""
+
+
+def _backend(name: str) -> dict[str, Callable[..., Any]]:
+    if name == "numpy":
+        return {f: getattr(np, f) for f in FUNCTIONS}
+    if name == "pytensor":
+        import pytensor.tensor as pt
+
+        return {f: getattr(pt, f) for f in FUNCTIONS}
+    raise ValueError(f"unknown backend {name!r}; use 'numpy' or 'pytensor'")
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A checked formula: its text, its tree and the names it uses."""
+
+    text: str
+    tree: ast.expr
+    names: frozenset[str]
+
+    @classmethod
+    def parse(cls, text: str, names: Iterable[str], *, what: str = "formula") -> Expression:
+        """Parse ``text`` and check it; ``names`` are the only identifiers it may use."""
+        if not isinstance(text, str) or not text.strip():
+            raise ExpressionError(f"{what} must be a non-empty string, got {text!r}")
+        allowed = frozenset(names)
+        try:
+            tree = ast.parse(text.strip(), mode="eval").body
+        except SyntaxError as err:
+            col = (err.offset or 1) - 1
+            raise ExpressionError(f"{what} {text!r}: syntax error at column {col}: {err.msg}") from None
+        used: set[str] = set()
+        _check(tree, text.strip(), allowed, used, what)
+        return cls(text.strip(), tree, frozenset(used))
+
+    def evaluate(self, env: Mapping[str, Any], backend: str = "numpy") -> Any:
+        """Evaluate with ``env`` giving a value for every name; ``backend`` is 'numpy' or 'pytensor'."""
+        missing = self.names - set(env)
+        if missing:
+            raise ExpressionError(f"{self.text!r}: no value given for {', '.join(sorted(missing))}")
+        return _eval(self.tree, env, _backend(backend))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _fail(node: ast.AST, text: str, what: str, message: str) -> ExpressionError:
+    col = getattr(node, "col_offset", 0)
+    end = getattr(node, "end_col_offset", None) or col + 1
+    token = text[col:end]
+    return ExpressionError(f"{what} {text!r}: {message} at column {col}: `{token}`")
+
+
+def _check(node: ast.AST, text: str, allowed: frozenset[str], used: set[str], what: str) -> None:
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+            raise _fail(node, text, what, f"only numbers are allowed as constants, not {type(node.value).__name__}")
+    elif isinstance(node, ast.Name):
+        if node.id not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise _fail(node, text, what, f"unknown name {node.id!r} (known names: {known})")
+        used.add(node.id)
+    elif isinstance(node, ast.BinOp):
+        if type(node.op) not in _BINOPS:
+            raise _fail(node, text, what, f"operator {type(node.op).__name__} is not allowed (use + - * / **)")
+        _check(node.left, text, allowed, used, what)
+        _check(node.right, text, allowed, used, what)
+    elif isinstance(node, ast.UnaryOp):
+        if type(node.op) not in _UNARY:
+            raise _fail(node, text, what, f"unary operator {type(node.op).__name__} is not allowed")
+        _check(node.operand, text, allowed, used, what)
+    elif isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+            raise _fail(
+                node.func, text, what, f"call of {name!r} is not allowed (functions: {', '.join(FUNCTIONS)})"
+            )
+        if node.keywords:
+            raise _fail(node, text, what, f"{node.func.id}() takes no keyword arguments")
+        if len(node.args) != FUNCTIONS[node.func.id]:
+            raise _fail(node, text, what, f"{node.func.id}() takes {FUNCTIONS[node.func.id]} argument(s), got {len(node.args)}")
+        for arg in node.args:
+            _check(arg, text, allowed, used, what)
+    else:
+        kind = _DESCRIBE.get(type(node), type(node).__name__)
+        raise _fail(node, text, what, f"{kind} is not allowed")
+
+
+def _eval(node: ast.AST, env: Mapping[str, Any], funcs: dict[str, Callable[..., Any]]) -> Any:
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, ast.BinOp):
+        return _BINOPS[type(node.op)](_eval(node.left, env, funcs), _eval(node.right, env, funcs))
+    if isinstance(node, ast.UnaryOp):
+        return _UNARY[type(node.op)](_eval(node.operand, env, funcs))
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    return funcs[node.func.id](*(_eval(arg, env, funcs) for arg in node.args))

@@ -1,0 +1,149 @@
+"""``fit``: sample a law's posterior on a table of runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+
+from .data import RunTable, load_runs
+from .laws import Law, load_law
+from .model import LIKELIHOODS, build_model, data_values
+from .priors import Prior, resolve_priors
+from .result import ScalingFit, assemble_tree
+
+__all__ = ["fit", "SAMPLERS", "compiled_model"]
+
+SAMPLERS = ("nutpie", "pymc", "numpyro")
+
+# One compiled model per (law, priors, likelihood, sampler) in a process; refits swap the data in.
+_CACHE: dict[tuple, tuple[pm.Model, Any]] = {}
+
+
+def _noise_params(likelihood: str) -> tuple[str, ...]:
+    return ("sigma", "nu") if likelihood == "student_t" else ("sigma",)
+
+
+def compiled_model(
+    law: Law, runs: RunTable, priors: Mapping[str, Prior], likelihood: str, sampler: str
+) -> tuple[pm.Model, Any, float]:
+    """The PyMC model (and, for nutpie, its compiled form) with ``runs`` as data; compiles once per key.
+
+    Returns the model, the compiled nutpie model (None for other samplers) and the seconds spent
+    building and compiling (0.0 when the cache already held it).
+    """
+    key = (law.digest, tuple((k, str(v)) for k, v in priors.items()), likelihood, sampler)
+    values = data_values(law, runs)
+    start = time.perf_counter()
+    if key not in _CACHE:
+        model = build_model(law, runs, priors, likelihood=likelihood)
+        compiled = None
+        if sampler == "nutpie":
+            import nutpie
+
+            compiled = nutpie.compile_pymc_model(model)
+        _CACHE[key] = (model, compiled)
+    elapsed = time.perf_counter() - start
+    model, compiled = _CACHE[key]
+    pm.set_data(values, model=model, coords={"obs": np.arange(len(runs))})
+    if compiled is not None:
+        compiled = compiled.with_data(**values)
+    return model, compiled, elapsed
+
+
+def fit(
+    runs: pd.DataFrame | str | Path | RunTable,
+    *,
+    law: str | Path | Law = "chinchilla",
+    priors: Mapping[str, Any] | None = None,
+    likelihood: str = "student_t",
+    sampler: str = "nutpie",
+    chains: int = 4,
+    draws: int = 1000,
+    tune: int = 1000,
+    target_accept: float = 0.9,
+    seed: int | None = None,
+    progressbar: bool = True,
+    columns: Mapping[str, str] | None = None,
+    group: str | None = None,
+) -> ScalingFit:
+    """Fit a scaling law to training runs with NUTS.
+
+    Parameters
+    ----------
+    runs
+        A DataFrame or CSV path with one row per run (default columns ``n_params``, ``n_tokens``,
+        ``compute_flops``, ``loss``), or a checked :class:`RunTable`.
+    law
+        A bundled law's name (see :func:`list_laws`), a law file's path, or a :class:`Law`.
+    priors
+        Overrides of the default priors, by sampled parameter name (see ``law.priors``) or ``sigma``
+        / ``nu`` of the observation model: ``{"alpha": {"dist": "Beta", "kwargs": {...}}}`` or
+        ``{"alpha": "Beta(2, 5)"}``.
+    likelihood
+        ``"student_t"`` (robust to outlying runs) or ``"normal"``, on log-loss.
+    sampler
+        ``"nutpie"`` (default), ``"pymc"`` or ``"numpyro"`` (needs the ``jax`` extra).
+    chains, draws, tune, target_accept, seed, progressbar
+        Sampler settings. ``seed=None`` draws one and records it on the fit.
+    columns, group
+        Column names other than the defaults, and an optional group column.
+
+    Returns
+    -------
+    ScalingFit
+        Posterior, log-likelihood, diagnostics and the runs; warns when R-hat > 1.01, bulk or tail
+        ESS < 400 or any divergence occurred.
+    """
+    law = load_law(law)
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    for name, value in (("chains", chains), ("draws", draws)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(tune, int) or tune < 0:
+        raise ValueError(f"tune must be a non-negative integer, got {tune!r}")
+    noise = _noise_params(likelihood)
+    resolved = resolve_priors(law.priors, priors, noise=noise)
+    if not isinstance(runs, RunTable):
+        runs = load_runs(runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(resolved))
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+
+    model, compiled, compile_s = compiled_model(law, runs, resolved, likelihood, sampler)
+    start = time.perf_counter()
+    if sampler == "nutpie":
+        import nutpie
+
+        tree = nutpie.sample(
+            compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+            target_accept=target_accept, progress_bar=progressbar,
+        )
+    else:
+        if sampler == "numpyro":
+            try:
+                import numpyro  # noqa: F401
+            except ImportError:
+                raise ImportError("sampler='numpyro' needs jax and numpyro: pip install 'bayes-scaling[jax]'") from None
+        tree = pm.sample(
+            draws=draws, tune=tune, chains=chains, random_seed=seed, target_accept=target_accept,
+            progressbar=progressbar, model=model, compute_convergence_checks=False,
+            **({"nuts_sampler": "numpyro"} if sampler == "numpyro" else {}),
+        )
+    sample_s = time.perf_counter() - start
+    settings = {
+        "sampler": sampler, "chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept,
+        "seed": seed, "compile_seconds": compile_s, "sample_seconds": sample_s,
+    }
+    result = ScalingFit(
+        assemble_tree(tree, law=law, runs=runs, priors=resolved, likelihood=likelihood, settings=settings),
+    )
+    result.warn_if_unreliable()
+    return result

@@ -1,0 +1,121 @@
+"""Prior specifications in the dict form ``{"dist": "Normal", "kwargs": {"mu": 0, "sigma": 1}}``.
+
+Precedence: priors the user gives override the law file's defaults, name by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Prior", "PriorError", "resolve_priors", "parse_prior", "NOISE_PRIORS"]
+
+#: Distributions a prior may name, with the parameters each accepts.
+DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "Normal": ("mu", "sigma"),
+    "StudentT": ("nu", "mu", "sigma"),
+    "HalfNormal": ("sigma",),
+    "HalfStudentT": ("nu", "sigma"),
+    "HalfCauchy": ("beta",),
+    "LogNormal": ("mu", "sigma"),
+    "Gamma": ("alpha", "beta"),
+    "InverseGamma": ("alpha", "beta"),
+    "Exponential": ("lam",),
+    "Beta": ("alpha", "beta"),
+    "Uniform": ("lower", "upper"),
+    "TruncatedNormal": ("mu", "sigma", "lower", "upper"),
+}
+
+#: Default priors of the shared observation model on log-loss.
+NOISE_PRIORS: dict[str, dict[str, Any]] = {
+    "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 0.05}},
+    "nu": {"dist": "Gamma", "kwargs": {"alpha": 2.0, "beta": 0.1}},
+}
+
+
+class PriorError(ValueError):
+    """A prior that names an unknown distribution or parameter, or gives a bad value."""
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One prior: a PyMC distribution name and its keyword arguments."""
+
+    dist: str
+    kwargs: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, name: str, spec: Any) -> Prior:
+        """Build from ``Prior``, ``{"dist": ..., "kwargs": {...}}`` or a string like ``"Normal(0, 1)"``."""
+        if isinstance(spec, Prior):
+            return spec
+        if isinstance(spec, str):
+            return parse_prior(name, spec)
+        if not isinstance(spec, Mapping) or "dist" not in spec:
+            raise PriorError(f"prior for {name!r} must be a dict with 'dist' and 'kwargs', got {spec!r}")
+        extra = set(spec) - {"dist", "kwargs"}
+        if extra:
+            raise PriorError(f"prior for {name!r} has unknown key(s) {sorted(extra)}; use 'dist' and 'kwargs'")
+        dist, kwargs = spec["dist"], dict(spec.get("kwargs", {}))
+        if dist not in DISTRIBUTIONS:
+            raise PriorError(
+                f"prior for {name!r}: unknown distribution {dist!r} (known: {', '.join(DISTRIBUTIONS)})"
+            )
+        allowed = DISTRIBUTIONS[dist]
+        for key, value in kwargs.items():
+            if key not in allowed:
+                raise PriorError(f"prior for {name!r}: {dist} has no parameter {key!r} (it takes {', '.join(allowed)})")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise PriorError(f"prior for {name!r}: {dist} parameter {key!r} must be a number, got {value!r}")
+        return cls(dist, {k: float(v) for k, v in kwargs.items()})
+
+    def to_pymc(self, name: str, **dist_kwargs: Any) -> Any:
+        """Create the PyMC random variable (inside a model context)."""
+        import pymc as pm
+
+        return getattr(pm, self.dist)(name, **self.kwargs, **dist_kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dist": self.dist, "kwargs": dict(self.kwargs)}
+
+    def __str__(self) -> str:
+        return f"{self.dist}({', '.join(f'{k}={v:g}' for k, v in self.kwargs.items())})"
+
+
+_CALL = re.compile(r"^\s*([A-Za-z]+)\s*\((.*)\)\s*$")
+
+
+def parse_prior(name: str, text: str) -> Prior:
+    """Parse ``"Normal(0, 1)"`` or ``"Beta(alpha=2, beta=5)"``; positional values follow the order in DISTRIBUTIONS."""
+    match = _CALL.match(text)
+    if not match:
+        raise PriorError(f"prior for {name!r}: cannot read {text!r}; write it like 'Normal(mu=0, sigma=1)'")
+    dist, body = match.groups()
+    if dist not in DISTRIBUTIONS:
+        raise PriorError(f"prior for {name!r}: unknown distribution {dist!r} (known: {', '.join(DISTRIBUTIONS)})")
+    kwargs: dict[str, float] = {}
+    positional = list(DISTRIBUTIONS[dist])
+    for i, part in enumerate(p.strip() for p in body.split(",") if p.strip()):
+        key, _, value = part.rpartition("=")
+        key = key.strip() or (positional[i] if i < len(positional) else "")
+        if not key:
+            raise PriorError(f"prior for {name!r}: too many values in {text!r}")
+        try:
+            kwargs[key] = float(value)
+        except ValueError:
+            raise PriorError(f"prior for {name!r}: {value.strip()!r} in {text!r} is not a number") from None
+    return Prior.from_spec(name, {"dist": dist, "kwargs": kwargs})
+
+
+def resolve_priors(
+    defaults: Mapping[str, Any], user: Mapping[str, Any] | None, *, noise: tuple[str, ...] = ("sigma", "nu")
+) -> dict[str, Prior]:
+    """Law defaults and the ``noise`` defaults, overridden by the user's priors; unknown names are refused."""
+    merged: dict[str, Any] = {**defaults, **{k: NOISE_PRIORS[k] for k in noise}}
+    for name, spec in (user or {}).items():
+        if name not in merged:
+            raise PriorError(f"prior given for unknown parameter {name!r} (parameters: {', '.join(merged)})")
+        merged[name] = spec
+    return {name: Prior.from_spec(name, spec) for name, spec in merged.items()}

@@ -1,0 +1,287 @@
+"""``ScalingFit``: a fitted law's posterior, with summaries, predictions and save / load."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from . import intervals
+from .data import DataError, RunTable, load_runs
+from .laws import Law
+from .model import OBSERVED
+from .priors import Prior
+
+__all__ = ["ScalingFit", "SamplingWarning", "assemble_tree", "versions"]
+
+#: Thresholds of the convergence warning.
+MAX_RHAT = 1.01
+MIN_ESS = 400
+
+_PACKAGES = ("bayes-scaling", "pymc", "pytensor", "arviz", "nutpie", "numpy", "xarray", "pandas")
+
+
+class SamplingWarning(UserWarning):
+    """The sampler's output fails a convergence check (R-hat, ESS or divergences)."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape a fit."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, likelihood: str) -> np.ndarray:
+    """Pointwise log density of the observed log-loss, shape (chain, draw, obs)."""
+    sampled = {p: posterior[p].values[..., None] for p in law.sampled_params}
+    mu = np.log(law.evaluate_sampled(sampled, **runs.inputs))
+    sigma = posterior["sigma"].values[..., None]
+    y = np.log(runs.loss)
+    if likelihood == "student_t":
+        return stats.t.logpdf(y, df=posterior["nu"].values[..., None], loc=mu, scale=sigma)
+    return stats.norm.logpdf(y, loc=mu, scale=sigma)
+
+
+def assemble_tree(
+    sampled: xr.DataTree,
+    *,
+    law: Law,
+    runs: RunTable,
+    priors: Mapping[str, Prior],
+    likelihood: str,
+    settings: Mapping[str, Any],
+) -> xr.DataTree:
+    """One DataTree holding everything a fit is: posterior, sample stats, log-likelihood, runs, provenance."""
+    posterior = sampled["posterior"].to_dataset()
+    stats_ds = sampled["sample_stats"].to_dataset()
+    stats_ds = stats_ds.drop_vars([k for k, v in stats_ds.data_vars.items() if v.dtype == object])
+    obs = np.arange(len(runs))
+    loglik = _log_likelihood(law, posterior, runs, likelihood)
+    constant = {k: ("obs", v) for k, v in runs.inputs.items()}
+    if runs.group is not None:
+        constant["group"] = ("obs", runs.group)
+    attrs = {
+        "law": law.source,
+        "law_name": law.name,
+        "priors": json.dumps({k: v.to_dict() for k, v in priors.items()}),
+        "likelihood": likelihood,
+        "columns": json.dumps(dict(runs.columns)),
+        "groups": json.dumps(list(runs.groups)),
+        "group_column": runs.group_column or "",
+        "settings": json.dumps(dict(settings)),
+        "versions": json.dumps(versions()),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values, "obs": obs}
+    return xr.DataTree.from_dict(
+        {
+            "/": xr.Dataset(attrs=attrs),
+            "posterior": posterior,
+            "sample_stats": stats_ds,
+            "log_likelihood": xr.Dataset({OBSERVED: (("chain", "draw", "obs"), loglik)}, coords=coords),
+            "observed_data": xr.Dataset({OBSERVED: ("obs", np.log(runs.loss))}, coords={"obs": obs}),
+            "constant_data": xr.Dataset(constant, coords={"obs": obs}),
+        }
+    )
+
+
+class ScalingFit:
+    """A fitted scaling law. Everything it knows lives in :attr:`tree` (an ``xarray.DataTree``)."""
+
+    def __init__(self, tree: xr.DataTree) -> None:
+        self.tree = tree
+        attrs = tree.attrs
+        self.law = Law.from_toml(attrs["law"], origin=f"saved fit of {attrs['law_name']!r}")
+        self.priors = {k: Prior.from_spec(k, v) for k, v in json.loads(attrs["priors"]).items()}
+        self.likelihood: str = attrs["likelihood"]
+        self.settings: dict[str, Any] = json.loads(attrs["settings"])
+        constant = tree["constant_data"]
+        groups = tuple(json.loads(attrs["groups"]))
+        self.runs = RunTable(
+            inputs={k: constant[k].values for k in self.law.inputs},
+            loss=np.exp(tree["observed_data"][OBSERVED].values),
+            columns=json.loads(attrs["columns"]),
+            group=constant["group"].values if groups else None,
+            groups=groups,
+            group_column=attrs["group_column"] or None,
+        )
+
+    # ------------------------------------------------------------------------------ posterior access
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.tree["posterior"].to_dataset()
+
+    def draws(self, name: str) -> np.ndarray:
+        """All posterior draws of one variable, chains stacked first: shape (chain * draw, ...)."""
+        values = self.tree["posterior"][name].values
+        return values.reshape(-1, *values.shape[2:])
+
+    @property
+    def noise_params(self) -> tuple[str, ...]:
+        return tuple(p for p in ("sigma", "nu") if p in self.priors)
+
+    # ------------------------------------------------------------------------------ diagnostics
+    @property
+    def diagnostics(self) -> dict[str, float]:
+        """Max R-hat, min bulk and tail ESS over every posterior variable, and the divergence count."""
+        import arviz_stats
+
+        post = self.posterior
+        return {
+            "max_r_hat": float(max(arviz_stats.rhat(post)[v].max() for v in post.data_vars)),
+            "min_ess_bulk": float(min(arviz_stats.ess(post, method="bulk")[v].min() for v in post.data_vars)),
+            "min_ess_tail": float(min(arviz_stats.ess(post, method="tail")[v].min() for v in post.data_vars)),
+            "divergences": int(self.tree["sample_stats"]["diverging"].values.sum()),
+        }
+
+    def warn_if_unreliable(self) -> list[str]:
+        """Warn (SamplingWarning) naming each failed check; returns the messages."""
+        d = self.diagnostics
+        problems = []
+        if d["divergences"]:
+            problems.append(f"{d['divergences']} divergent transition(s)")
+        if d["max_r_hat"] > MAX_RHAT:
+            problems.append(f"R-hat {d['max_r_hat']:.3f} > {MAX_RHAT}")
+        for kind in ("bulk", "tail"):
+            if d[f"min_ess_{kind}"] < MIN_ESS:
+                problems.append(f"{kind} ESS {d[f'min_ess_{kind}']:.0f} < {MIN_ESS}")
+        for message in problems:
+            warnings.warn(f"{self.law.name}: {message}; treat this posterior with care", SamplingWarning, stacklevel=3)
+        return problems
+
+    # ------------------------------------------------------------------------------ summaries
+    def summary(self, prob: float = intervals.PROB) -> pd.DataFrame:
+        """Published parameters and the noise: mean, sd, median, equal-tailed interval, R-hat and ESS."""
+        import arviz_stats
+
+        (prob,) = intervals.check_probs(prob)
+        names = [*self.law.params, *self.noise_params]
+        post = self.posterior[names]
+        rhat, bulk, tail = arviz_stats.rhat(post), arviz_stats.ess(post, method="bulk"), arviz_stats.ess(post, method="tail")
+        rows = []
+        for name in names:
+            x = self.draws(name)
+            row = {"mean": x.mean(), "sd": x.std(ddof=1), **intervals.bounds(x, [prob])}
+            row.update(r_hat=float(rhat[name]), ess_bulk=float(bulk[name]), ess_tail=float(tail[name]))
+            rows.append(pd.Series({k: float(v) for k, v in row.items()}, name=name))
+        table = pd.DataFrame(rows)
+        table.index.name = "parameter"
+        table.attrs["interval"] = f"{100 * prob:g}% equal-tailed"
+        return table
+
+    # ------------------------------------------------------------------------------ prediction
+    def _prediction_inputs(self, runs: pd.DataFrame | None, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if runs is not None:
+            if inputs:
+                raise ValueError("give either a table of runs or inputs as keywords, not both")
+            columns = {k: v for k, v in self.runs.columns.items() if k in self.law.inputs}
+            table = runs.copy()
+            if self.runs.columns["loss"] not in table:  # loss is not needed to predict
+                table[self.runs.columns["loss"]] = 1.0
+            return dict(load_runs(table, inputs=self.law.inputs, columns=columns).inputs)
+        missing = [k for k in self.law.inputs if k not in inputs]
+        unknown = [k for k in inputs if k not in self.law.inputs]
+        if missing or unknown:
+            raise ValueError(f"law {self.law.name!r} predicts from inputs {list(self.law.inputs)}; "
+                             f"missing {missing}, unknown {unknown}")
+        arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs))
+        values = dict(zip(self.law.inputs, (a.ravel() for a in arrays), strict=True))
+        for k, v in values.items():
+            if not np.all(np.isfinite(v) & (v > 0)):
+                raise DataError(f"input {k} must be positive and finite, got {v[~(np.isfinite(v) & (v > 0))][0]:g}")
+        return values
+
+    def loss_draws(self, inputs: Mapping[str, np.ndarray], *, kind: str = "mean", seed: int | None = None) -> np.ndarray:
+        """Posterior draws of the loss at ``inputs``: shape (chain * draw, points).
+
+        ``kind="mean"`` gives the law's curve; ``"observation"`` adds the observation noise.
+        """
+        if kind not in ("mean", "observation"):
+            raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
+        sampled = {p: self.draws(p)[:, None] for p in self.law.sampled_params}
+        log_loss = np.log(self.law.evaluate_sampled(sampled, **inputs))
+        if kind == "observation":
+            rng = np.random.default_rng(seed)
+            sigma = self.draws("sigma")[:, None]
+            if self.likelihood == "student_t":
+                noise = rng.standard_t(self.draws("nu")[:, None], size=log_loss.shape)
+            else:
+                noise = rng.standard_normal(log_loss.shape)
+            log_loss = log_loss + sigma * noise
+        return np.exp(log_loss)
+
+    def predict(
+        self,
+        runs: pd.DataFrame | None = None,
+        *,
+        prob: float | tuple[float, ...] = intervals.PROBS,
+        kind: str = "mean",
+        seed: int | None = None,
+        **inputs: Any,
+    ) -> pd.DataFrame:
+        """Posterior predictive loss at new runs (a table) or at inputs given as keywords (``N=..., D=...``).
+
+        Returns one row per point: the inputs, the median loss and the bounds of each equal-tailed
+        interval in ``prob`` (columns ``eti50_lower``, ``eti50_upper``, ...).
+        """
+        probs = intervals.check_probs(prob)
+        values = self._prediction_inputs(runs, inputs)
+        draws = self.loss_draws(values, kind=kind, seed=seed)
+        table = pd.DataFrame({**values, **intervals.bounds(draws, probs)})
+        table.attrs.update(kind=kind, interval="equal-tailed")
+        return table
+
+    # ------------------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the fit to one netCDF file, atomically; refuses an existing file unless ``overwrite``."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
+        fd, tmp = tempfile.mkstemp(suffix=".nc.tmp", dir=path.parent if str(path.parent) else ".")
+        os.close(fd)
+        try:
+            self.tree.to_netcdf(tmp, engine="h5netcdf")
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)  # fails if the file appeared meanwhile: never clobbers
+        except FileExistsError:
+            raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ScalingFit:
+        """Read a fit written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no saved fit at {str(path)!r}")
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            tree = tree.load()
+        if "law" not in tree.attrs:
+            raise ValueError(f"{str(path)!r} is not a bayes_scaling fit (no law in its attributes)")
+        return cls(tree)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"<ScalingFit law={self.law.name!r} runs={len(self.runs)} sampler={s['sampler']} "
+                f"chains={s['chains']} draws={s['draws']}>")
