@@ -1,0 +1,221 @@
+"""The ``bayes-scaling`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import intervals
+from .data import DataError
+from .datasets import load_dataset
+from .expr import ExpressionError
+from .fit import LIKELIHOODS, SAMPLERS, fit
+from .laws import LawError, list_laws, load_law
+from .priors import PriorError, parse_prior
+from .result import SamplingWarning, ScalingFit
+
+USER_ERRORS = (DataError, LawError, PriorError, ExpressionError, FileExistsError, FileNotFoundError, ValueError, KeyError)
+
+
+class CLIError(ValueError):
+    """Bad command-line input."""
+
+
+def _pairs(text: str, what: str) -> dict[str, str]:
+    """``"N=7e10,D=1.4e12"`` -> ``{"N": "7e10", "D": "1.4e12"}``."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise CLIError(f"{what}: expected NAME=VALUE, got {part!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _floats(pairs: dict[str, str], what: str) -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in pairs.items()}
+    except ValueError as err:
+        raise CLIError(f"{what}: {err}") from None
+
+
+def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **meta: object) -> None:
+    """Print a table, or with --json one JSON object: {"rows": [...], **meta}."""
+    if args.json:
+        rows = table.reset_index().to_dict(orient="records") if table.index.name else table.to_dict(orient="records")
+        print(json.dumps({**meta, "rows": rows}, indent=2, default=float))
+        return
+    if title:
+        print(title)
+    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print(table.to_string())
+    for key, value in meta.items():
+        print(f"{key}: {value}")
+
+
+def _sampler_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sampler", choices=SAMPLERS, default="nutpie")
+    p.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t")
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
+
+
+def _fit_kwargs(args: argparse.Namespace) -> dict:
+    return dict(
+        likelihood=args.likelihood, sampler=args.sampler, chains=args.chains, draws=args.draws, tune=args.tune,
+        seed=args.seed, progressbar=not args.no_progress and sys.stderr.isatty(),
+    )
+
+
+def _diagnostics_meta(result: ScalingFit) -> dict:
+    d = result.diagnostics
+    return {"diagnostics": {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}}
+
+
+def cmd_laws(args: argparse.Namespace) -> None:
+    rows = []
+    for name in list_laws():
+        law = load_law(name)
+        rows.append({"name": name, "inputs": ",".join(law.inputs), "formula": str(law.formula),
+                     "params": ",".join(law.params), "citation": law.citation})
+    table = pd.DataFrame(rows)
+    if args.json:
+        for row in rows:
+            row["inputs"], row["params"] = row["inputs"].split(","), row["params"].split(",")
+        print(json.dumps({"rows": rows}, indent=2))
+    else:
+        _emit(table.drop(columns="citation"), args)
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    priors = {}
+    for text in args.prior:
+        name, sep, spec = text.partition("=")
+        if not sep:
+            raise CLIError(f"--prior: expected NAME=Dist(...), got {text!r}")
+        priors[name.strip()] = parse_prior(name.strip(), spec)
+    columns = {}
+    for text in args.column:
+        columns.update(_pairs(text, "--column"))
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise CLIError(f"{args.out!r} exists; pass --overwrite to replace it")
+    result = fit(args.data, law=args.law, priors=priors or None, group=args.group, columns=columns or None,
+                 **_fit_kwargs(args))
+    meta = _diagnostics_meta(result)
+    if args.out:
+        result.save(args.out, overwrite=args.overwrite)
+        meta["saved"] = args.out
+    _emit(result.summary(prob=args.prob), args, title=f"{result.law.title} on {len(result.runs)} runs "
+          f"({result.summary(prob=args.prob).attrs['interval']} intervals)", **meta)
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    result = ScalingFit.load(args.fit)
+    table = result.summary(prob=args.prob)
+    _emit(table, args, title=f"{result.law.title} ({table.attrs['interval']} intervals)", **_diagnostics_meta(result))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    result = ScalingFit.load(args.fit)
+    points = [_floats(_pairs(text, "--at"), "--at") for text in args.at]
+    table = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, **p) for p in points], ignore_index=True)
+    _emit(table, args, title=f"predicted {args.kind} loss ({table.attrs['interval']})",
+          interval="equal-tailed", kind=args.kind)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    runs = load_dataset("gadre2024")
+    c4 = runs[runs["dataset"] == "c4_original"]
+    small, large = c4[c4["n_params"] < 5e8], c4[c4["n_params"] >= 5e8]
+    if not args.json:
+        print(f"Gadre et al. 2024, C4: fitting chinchilla on {len(small)} runs up to "
+              f"{small['n_params'].max() / 1e6:.0f}M parameters; {len(large)} larger runs held out.\n")
+    result = fit(small, law="chinchilla", **_fit_kwargs(args))
+    summary = result.summary(prob=0.9)
+    pred = result.predict(large, prob=(0.5, 0.9), kind="observation")
+    pred.insert(0, "model", large["model_config"].to_numpy())
+    pred["observed"] = large["loss"].to_numpy()
+    pred["inside_90"] = (pred["observed"] >= pred["eti90_lower"]) & (pred["observed"] <= pred["eti90_upper"])
+    if args.json:
+        print(json.dumps({"summary": summary.reset_index().to_dict(orient="records"),
+                          "predictions": pred.to_dict(orient="records"), **_diagnostics_meta(result)},
+                         indent=2, default=float))
+        return
+    _emit(summary, argparse.Namespace(json=False), title="Posterior (90% equal-tailed intervals)")
+    print()
+    _emit(pred, argparse.Namespace(json=False),
+          title="Held-out runs: predicted loss of a new run (median, 50% and 90% equal-tailed) vs observed")
+    print(f"\n{int(pred['inside_90'].sum())} of {len(pred)} held-out runs inside their 90% interval; "
+          f"diagnostics: {_diagnostics_meta(result)['diagnostics']}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bayes-scaling", description="Bayesian fits of neural scaling laws.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("laws", help="list the bundled laws")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_laws)
+
+    p = sub.add_parser("demo", help="fit the bundled Gadre 2024 C4 runs and predict the held-out 1.4B / 6.9B runs")
+    _sampler_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("fit", help="fit a law to a CSV of runs")
+    p.add_argument("data", help="CSV with one row per run")
+    p.add_argument("--law", default="chinchilla", help="law name (see `laws`) or path to a law TOML file")
+    p.add_argument("--group", default=None, help="group column")
+    p.add_argument("--column", action="append", default=[], metavar="KEY=COL",
+                   help="map an input or 'loss' to a column, e.g. N=params,loss=val_loss")
+    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
+                   help="override a prior, e.g. 'alpha=LogNormal(mu=-1, sigma=0.3)'")
+    p.add_argument("--out", default=None, help="save the fit to this netCDF file")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--prob", type=float, default=intervals.PROB)
+    p.add_argument("--json", action="store_true")
+    _sampler_args(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("summary", help="summarise a saved fit")
+    p.add_argument("fit")
+    p.add_argument("--prob", type=float, default=intervals.PROB)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("predict", help="predict loss from a saved fit")
+    p.add_argument("fit")
+    p.add_argument("--at", action="append", required=True, metavar="N=..,D=..", help="inputs; repeat for more points")
+    p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
+    p.add_argument("--kind", choices=("mean", "observation"), default="mean")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "prob", 0) is None:
+        args.prob = list(intervals.PROBS)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SamplingWarning)
+            args.func(args)
+    except (CLIError, *USER_ERRORS) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"bayes-scaling: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
