@@ -1,0 +1,47 @@
+"""Shared fixtures: simulated runs, real data paths, and fits sampled once per session."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: Hoffmann et al. 2022, Approach 3 (rounded, as printed in their eq. 10).
+CHINCHILLA_TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+
+
+def simulate(law: str, params: dict, *, sigma: float = 0.01, seed: int = 0) -> pd.DataFrame:
+    """Runs on an 8 x 8 grid of model sizes (10M-3B) and tokens per parameter (5-640), noise on log-loss."""
+    rng = np.random.default_rng(seed)
+    sizes, tpp = np.meshgrid(np.geomspace(1e7, 3e9, 8), np.geomspace(5, 640, 8))
+    n = sizes.ravel()
+    d = n * tpp.ravel()
+    loss = bs.load_law(law).evaluate(params, N=n, D=d) * np.exp(rng.normal(0, sigma, n.size))
+    return pd.DataFrame({"n_params": n, "n_tokens": d, "compute_flops": 6 * n * d, "loss": loss})
+
+
+def shared_csv(folder: str, name: str) -> Path:
+    path = SHARED_DATA / folder / name
+    if not path.is_file():
+        pytest.skip(f"shared dataset {path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chinchilla_runs() -> pd.DataFrame:
+    return simulate("chinchilla", CHINCHILLA_TRUTH)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(chinchilla_runs: pd.DataFrame) -> bs.ScalingFit:
+    """A real NUTS fit (nutpie, 4 x 500 draws) on simulated Chinchilla runs; reused by many tests."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.SamplingWarning)
+        return bs.fit(chinchilla_runs, law="chinchilla", draws=500, tune=500, seed=11, progressbar=False)
