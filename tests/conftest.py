@@ -41,7 +41,7 @@ def chinchilla_runs() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def chinchilla_fit(chinchilla_runs: pd.DataFrame) -> bs.ScalingFit:
-    """A real NUTS fit (nutpie, 4 x 500 draws) on simulated Chinchilla runs; reused by many tests."""
+    """A real NUTS fit (nutpie, 4 x 1000 draws) on simulated Chinchilla runs; reused by many tests."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", bs.SamplingWarning)
-        return bs.fit(chinchilla_runs, law="chinchilla", draws=500, tune=500, seed=11, progressbar=False)
+        return bs.fit(chinchilla_runs, law="chinchilla", seed=11, progressbar=False)

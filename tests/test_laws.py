@@ -41,8 +41,8 @@ def test_sampled_form_equals_published_form(name):
         sampled = {}
         for p, prior in law.priors.items():
             k = prior.kwargs
-            sampled[p] = np.exp(rng.normal(k["mu"], k["sigma"])) if prior.dist == "LogNormal" else rng.normal(
-                k["mu"], k["sigma"])
+            draw = rng.normal(k["mu"], k["sigma"])
+            sampled[p] = np.exp(draw) if prior.dist == "LogNormal" else draw
         natural = law.to_natural(sampled)
         np.testing.assert_allclose(law.evaluate_sampled(sampled, **GRID), law.evaluate(natural, **GRID), rtol=1e-9)
 

@@ -1,0 +1,146 @@
+import warnings
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+import xarray as xr
+
+import bayes_scaling as bs
+from bayes_scaling.fit import compiled_model
+from conftest import CHINCHILLA_TRUTH, shared_csv, simulate
+
+KAPLAN_TRUTH = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+
+
+def assert_recovers(result: bs.ScalingFit, truth: dict) -> None:
+    table = result.summary(prob=0.9)
+    for name, value in truth.items():
+        lo, hi = table.loc[name, ["eti90_lower", "eti90_upper"]]
+        assert lo <= value <= hi, f"{name}: truth {value:g} outside 90% interval [{lo:g}, {hi:g}]"
+    assert result.diagnostics["divergences"] == 0
+
+
+def test_chinchilla_recovery(chinchilla_fit):
+    assert_recovers(chinchilla_fit, CHINCHILLA_TRUTH)
+    assert chinchilla_fit.diagnostics["max_r_hat"] <= 1.01
+    assert set(chinchilla_fit.posterior.data_vars) >= {"E", "A", "B", "alpha", "beta", "a", "b", "sigma", "nu"}
+
+
+def test_kaplan_nd_recovery():
+    runs = simulate("kaplan_nd", KAPLAN_TRUTH, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.SamplingWarning)
+        result = bs.fit(runs, law="kaplan_nd", likelihood="normal", seed=3, progressbar=False)
+    assert_recovers(result, KAPLAN_TRUTH)
+    assert "nu" not in result.posterior and list(result.summary().index)[-1] == "sigma"
+
+
+def test_summary_columns(chinchilla_fit):
+    table = chinchilla_fit.summary(prob=0.8)
+    assert list(table.index) == ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
+    assert list(table.columns) == ["mean", "sd", "median", "eti80_lower", "eti80_upper", "r_hat", "ess_bulk", "ess_tail"]
+    assert table.attrs["interval"] == "80% equal-tailed"
+    assert (table["eti80_lower"] < table["median"]).all() and (table["median"] < table["eti80_upper"]).all()
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        chinchilla_fit.summary(prob=90)
+
+
+def test_predict_bands(chinchilla_fit, chinchilla_runs):
+    law = chinchilla_fit.law
+    mean = chinchilla_fit.predict(N=[1e8, 70e9], D=[2e9, 1.4e12], prob=(0.5, 0.9))
+    obs = chinchilla_fit.predict(N=[1e8, 70e9], D=[2e9, 1.4e12], prob=(0.5, 0.9), kind="observation", seed=0)
+    assert list(mean.columns) == ["N", "D", "median", "eti50_lower", "eti50_upper", "eti90_lower", "eti90_upper"]
+    assert (mean["eti90_lower"] < mean["eti50_lower"]).all() and (mean["eti50_upper"] < mean["eti90_upper"]).all()
+    # the observation band adds the noise, so it is wider than the band of the curve
+    assert ((obs["eti90_upper"] - obs["eti90_lower"]) > (mean["eti90_upper"] - mean["eti90_lower"])).all()
+    truth = law.evaluate(CHINCHILLA_TRUTH, N=70e9, D=1.4e12)
+    assert mean["eti90_lower"][1] <= truth <= mean["eti90_upper"][1]
+    # the band widens with extrapolation distance
+    assert (mean["eti90_upper"] - mean["eti90_lower"])[1] > (mean["eti90_upper"] - mean["eti90_lower"])[0]
+    # a table of runs (loss column not needed) gives the same as keywords
+    table = chinchilla_fit.predict(chinchilla_runs.drop(columns="loss").head(3))
+    np.testing.assert_allclose(
+        table["median"], chinchilla_fit.predict(N=chinchilla_runs["n_params"][:3], D=chinchilla_runs["n_tokens"][:3])["median"])
+    with pytest.raises(ValueError, match=r"missing \['D'\]"):
+        chinchilla_fit.predict(N=1e9)
+    with pytest.raises(bs.DataError, match="input N must be positive"):
+        chinchilla_fit.predict(N=-1, D=1e9)
+
+
+def test_log_likelihood_matches_pymc(chinchilla_fit):
+    """The numpy log-likelihood stored on the fit equals PyMC's own for the same draws."""
+    model, _, _ = compiled_model(chinchilla_fit.law, chinchilla_fit.runs, chinchilla_fit.priors,
+                                 chinchilla_fit.likelihood, "nutpie")
+    sub = chinchilla_fit.tree["posterior"].isel(draw=slice(0, 20))
+    ours = chinchilla_fit.tree["log_likelihood"]["log_loss"].isel(draw=slice(0, 20)).values
+    tree = xr.DataTree.from_dict({"posterior": sub.to_dataset()})
+    theirs = pm.compute_log_likelihood(tree, model=model, extend_inferencedata=False, progressbar=False)
+    np.testing.assert_allclose(ours, theirs["log_loss"].values, rtol=1e-8)
+
+
+def test_save_load_round_trip(chinchilla_fit, tmp_path):
+    path = chinchilla_fit.save(tmp_path / "fit.nc")
+    loaded = bs.ScalingFit.load(path)
+    pd.testing.assert_frame_equal(loaded.predict(N=[1e9, 1e11], D=[2e10, 2e12]),
+                                  chinchilla_fit.predict(N=[1e9, 1e11], D=[2e10, 2e12]))
+    pd.testing.assert_frame_equal(loaded.summary(), chinchilla_fit.summary())
+    assert loaded.law.source == chinchilla_fit.law.source and loaded.priors == chinchilla_fit.priors
+    assert loaded.tree["log_likelihood"]["log_loss"].shape == (4, 1000, 64)
+    assert "pymc" in loaded.tree.attrs["versions"]
+    pd.testing.assert_frame_equal(loaded.runs.to_frame(), chinchilla_fit.runs.to_frame())
+    # never overwrite unless asked, and leave the existing file intact
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        chinchilla_fit.save(path)
+    assert path.read_bytes() == before
+    chinchilla_fit.save(path, overwrite=True)
+    assert not list(tmp_path.glob("*.tmp")), "temporary file left behind"
+    with pytest.raises(FileNotFoundError):
+        bs.ScalingFit.load(tmp_path / "missing.nc")
+
+
+def test_refit_reuses_compiled_model(chinchilla_runs):
+    """A second fit of the same law in one process swaps the data into the compiled model."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        first = bs.fit(chinchilla_runs.iloc[:40], draws=100, tune=100, chains=2, seed=1, progressbar=False)
+        second = bs.fit(chinchilla_runs.iloc[20:], draws=100, tune=100, chains=2, seed=1, progressbar=False)
+    assert second.settings["compile_seconds"] < 0.5
+    assert len(first.runs) == 40 and len(second.runs) == 44
+    assert second.tree["log_likelihood"]["log_loss"].shape == (2, 100, 44)
+
+
+def test_convergence_warning_names_the_problem(chinchilla_runs):
+    with pytest.warns(bs.SamplingWarning, match="bulk ESS .* < 400"):
+        bs.fit(chinchilla_runs, draws=30, tune=100, chains=2, seed=2, progressbar=False)
+
+
+def test_pymc_sampler():
+    runs = simulate("chinchilla", CHINCHILLA_TRUTH, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        result = bs.fit(runs, sampler="pymc", draws=300, tune=300, chains=2, seed=5, progressbar=False)
+    assert result.settings["sampler"] == "pymc" and result.tree["posterior"]["E"].shape == (2, 300)
+    assert_recovers(result, {"alpha": 0.34, "beta": 0.28})
+
+
+def test_bad_options(chinchilla_runs):
+    for kwargs, message in [({"sampler": "stan"}, "unknown sampler 'stan'"),
+                            ({"likelihood": "cauchy"}, "unknown likelihood 'cauchy'"),
+                            ({"draws": 0}, "draws must be a positive integer"),
+                            ({"priors": {"gamma": "Normal(0, 1)"}}, "unknown parameter 'gamma'")]:
+        with pytest.raises(ValueError, match=message):
+            bs.fit(chinchilla_runs, **kwargs)
+
+
+@pytest.mark.slow
+def test_real_chinchilla_runs_converge():
+    """All 245 digitised Chinchilla runs: zero divergences and R-hat <= 1.01 at the default settings."""
+    result = bs.fit(shared_csv("epoch_chinchilla", "chinchilla_fig4_epoch.csv"), seed=1, progressbar=False)
+    d = result.diagnostics
+    assert d["divergences"] == 0 and d["max_r_hat"] <= 1.01, d
+    table = result.summary()
+    # Besiroglu et al. (2024) refit these runs: E = 1.82, alpha = 0.35, beta = 0.37
+    assert table.loc["E", "eti90_lower"] < 1.82 < table.loc["E", "eti90_upper"] + 0.02
+    assert 0.3 < table.loc["alpha", "median"] < 0.4 and 0.3 < table.loc["beta", "median"] < 0.42
