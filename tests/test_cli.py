@@ -1,0 +1,80 @@
+"""The command line, through subprocesses as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CHINCHILLA_TRUTH, simulate
+
+
+def run(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "bayes_scaling.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def test_laws_json():
+    rows = json.loads(run("laws", "--json").stdout)["rows"]
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["chinchilla"]["inputs"] == ["N", "D"]
+    assert "Hoffmann" in by_name["chinchilla"]["citation"] and "Kaplan" in by_name["kaplan_nd"]["citation"]
+    assert "chinchilla" in run("laws").stdout
+
+
+def test_fit_summary_predict(tmp_path):
+    csv = tmp_path / "runs.csv"
+    simulate("chinchilla", CHINCHILLA_TRUTH, seed=7).rename(columns={"loss": "val_loss"}).to_csv(csv, index=False)
+    out = tmp_path / "fit.nc"
+    fitted = json.loads(run("fit", csv, "--law", "chinchilla", "--column", "loss=val_loss", "--out", out,
+                            "--draws", 300, "--tune", 300, "--chains", 2, "--seed", 1,
+                            "--prior", "alpha=LogNormal(mu=-1.1, sigma=0.3)", "--json").stdout)
+    assert out.is_file() and fitted["saved"] == str(out)
+    assert [r["parameter"] for r in fitted["rows"]] == ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
+    assert fitted["diagnostics"]["divergences"] == 0
+
+    summary = json.loads(run("summary", out, "--json", "--prob", 0.8).stdout)
+    alpha = next(r for r in summary["rows"] if r["parameter"] == "alpha")
+    assert alpha["eti80_lower"] < 0.34 < alpha["eti80_upper"]
+    assert "alpha" in run("summary", out).stdout
+
+    pred = json.loads(run("predict", out, "--at", "N=7e10,D=1.4e12", "--at", "N=1e9,D=2e10",
+                          "--prob", 0.9, "--json").stdout)
+    assert [r["N"] for r in pred["rows"]] == [7e10, 1e9] and pred["interval"] == "equal-tailed"
+    first = pred["rows"][0]
+    assert first["eti90_lower"] < first["median"] < first["eti90_upper"] and "eti50_lower" not in first
+
+    # never overwrite without --overwrite
+    again = run("fit", csv, "--column", "loss=val_loss", "--out", out, check=False)
+    assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "missing.csv"], "no such file: 'missing.csv'"),
+        (["fit", "{csv}", "--law", "nope"], "unknown law 'nope'"),
+        (["fit", "{csv}", "--prior", "alpha=Wishart(1)"], "unknown distribution 'Wishart'"),
+        (["fit", "{csv}"], "missing column(s) 'loss'"),
+        (["summary", "missing.nc"], "no saved fit at 'missing.nc'"),
+        (["predict", "missing.nc", "--at", "N=1e9"], "no saved fit"),
+    ],
+)
+def test_errors_are_one_clear_line(tmp_path, args, message):
+    csv = tmp_path / "runs.csv"
+    simulate("chinchilla", CHINCHILLA_TRUTH).drop(columns="loss").to_csv(csv, index=False)
+    proc = run(*[a.format(csv=csv) for a in args], check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_json():
+    result = json.loads(run("demo", "--json", "--seed", 1, "--draws", 500, "--tune", 500).stdout)
+    preds = result["predictions"]
+    assert [p["model"] for p in preds] == ["open_lm_1b", "open_lm_1b", "open_lm_7b"]
+    for p in preds:
+        assert p["eti90_lower"] < p["median"] < p["eti90_upper"] and p["observed"] > 2
+    assert {r["parameter"] for r in result["summary"]} >= {"E", "A", "B", "alpha", "beta"}
