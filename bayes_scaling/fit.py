@@ -13,7 +13,7 @@ import pymc as pm
 
 from .data import RunTable, load_runs
 from .laws import Law, load_law
-from .model import LIKELIHOODS, build_model, data_values
+from .model import LIKELIHOODS, build_model, data_values, resolve_pooling
 from .priors import Prior, resolve_priors
 from .result import ScalingFit, assemble_tree
 
@@ -30,18 +30,21 @@ def _noise_params(likelihood: str) -> tuple[str, ...]:
 
 
 def compiled_model(
-    law: Law, runs: RunTable, priors: Mapping[str, Prior], likelihood: str, sampler: str
+    law: Law, runs: RunTable, priors: Mapping[str, Prior], likelihood: str, sampler: str,
+    pooling: Mapping[str, str] | None = None,
 ) -> tuple[pm.Model, Any, float]:
     """The PyMC model (and, for nutpie, its compiled form) with ``runs`` as data; compiles once per key.
 
     Returns the model, the compiled nutpie model (None for other samplers) and the seconds spent
     building and compiling (0.0 when the cache already held it).
     """
-    key = (law.digest, tuple((k, str(v)) for k, v in priors.items()), likelihood, sampler)
+    pooling = pooling or resolve_pooling(law, runs, None)
+    key = (law.digest, tuple((k, str(v)) for k, v in priors.items()), likelihood, sampler,
+           tuple(pooling.items()), runs.groups)
     values = data_values(law, runs)
     start = time.perf_counter()
     if key not in _CACHE:
-        model = build_model(law, runs, priors, likelihood=likelihood)
+        model = build_model(law, runs, priors, likelihood=likelihood, pooling=pooling)
         compiled = None
         if sampler == "nutpie":
             import nutpie
@@ -71,6 +74,7 @@ def fit(
     progressbar: bool = True,
     columns: Mapping[str, str] | None = None,
     group: str | None = None,
+    pooling: str | Mapping[str, str] | None = None,
 ) -> ScalingFit:
     """Fit a scaling law to training runs with NUTS.
 
@@ -93,6 +97,9 @@ def fit(
         Sampler settings. ``seed=None`` draws one and records it on the fit.
     columns, group
         Column names other than the defaults, and an optional group column.
+    pooling
+        Across groups, per sampled parameter: ``"shared"``, ``"partial"`` (non-centred hierarchy) or
+        ``"none"``; one string for all, or a dict for some. Default: ``"partial"`` with a group column.
 
     Returns
     -------
@@ -114,10 +121,11 @@ def fit(
     resolved = resolve_priors(law.priors, priors, noise=noise)
     if not isinstance(runs, RunTable):
         runs = load_runs(runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(resolved))
+    pooling = resolve_pooling(law, runs, pooling)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 
-    model, compiled, compile_s = compiled_model(law, runs, resolved, likelihood, sampler)
+    model, compiled, compile_s = compiled_model(law, runs, resolved, likelihood, sampler, pooling)
     start = time.perf_counter()
     if sampler == "nutpie":
         import nutpie
@@ -135,7 +143,7 @@ def fit(
         tree = pm.sample(
             draws=draws, tune=tune, chains=chains, random_seed=seed, target_accept=target_accept,
             progressbar=progressbar, model=model, compute_convergence_checks=False,
-            **({"nuts_sampler": "numpyro"} if sampler == "numpyro" else {}),
+            nuts_sampler=sampler,  # named explicitly: PyMC 6's own default is nutpie
         )
     sample_s = time.perf_counter() - start
     settings = {
@@ -143,7 +151,8 @@ def fit(
         "seed": seed, "compile_seconds": compile_s, "sample_seconds": sample_s,
     }
     result = ScalingFit(
-        assemble_tree(tree, law=law, runs=runs, priors=resolved, likelihood=likelihood, settings=settings),
+        assemble_tree(tree, law=law, runs=runs, priors=resolved, pooling=pooling, likelihood=likelihood,
+                      settings=settings),
     )
     result.warn_if_unreliable()
     return result

@@ -10,39 +10,86 @@ import pytensor.tensor as pt
 
 from .data import RunTable
 from .laws import Law
-from .priors import Prior
+from .priors import GROUP_SD, Prior, link_functions
 
-__all__ = ["build_model", "LIKELIHOODS", "OBSERVED", "data_values"]
+__all__ = ["build_model", "resolve_pooling", "LIKELIHOODS", "POOLING", "OBSERVED", "data_values"]
 
 LIKELIHOODS = ("student_t", "normal")
+POOLING = ("shared", "partial", "none")
 #: Name of the observed log-loss variable (and of its log-likelihood).
 OBSERVED = "log_loss"
 
 
+def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Pooling per sampled parameter: ``shared`` (one value), ``partial`` (group values drawn from a
+    population, non-centred) or ``none`` (independent per group). Default: ``partial`` for every
+    parameter when the runs have groups, ``shared`` otherwise; a dict sets some parameters, the others
+    keep the default."""
+    default = "partial" if runs.group is not None else "shared"
+    chosen = dict.fromkeys(law.sampled_params, pooling if isinstance(pooling, str) else default)
+    if isinstance(pooling, Mapping):
+        unknown = set(pooling) - set(law.sampled_params)
+        if unknown:
+            raise ValueError(f"pooling given for unknown parameter(s) {sorted(unknown)}; "
+                             f"law {law.name!r} samples {', '.join(law.sampled_params)}")
+        chosen.update(pooling)
+    for name, mode in chosen.items():
+        if mode not in POOLING:
+            raise ValueError(f"pooling of {name!r} must be one of {', '.join(POOLING)}, got {mode!r}")
+        if mode != "shared" and runs.group is None:
+            raise ValueError(f"pooling {mode!r} for {name!r} needs a group column (group=...)")
+    return chosen
+
+
 def data_values(law: Law, runs: RunTable) -> dict[str, np.ndarray]:
-    """The model's data containers for ``runs``: scaled inputs and the observed log-loss."""
+    """The model's data containers for ``runs``: scaled inputs, group codes and the observed log-loss."""
     values = {k: runs.inputs[k] / law.scales[k] for k in law.inputs}
+    if runs.group is not None:
+        values["group_idx"] = runs.group
     values[f"{OBSERVED}_data"] = np.log(runs.loss)
     return values
 
 
-def build_model(law: Law, runs: RunTable, priors: Mapping[str, Prior], *, likelihood: str = "student_t") -> pm.Model:
+def build_model(
+    law: Law,
+    runs: RunTable,
+    priors: Mapping[str, Prior],
+    *,
+    likelihood: str = "student_t",
+    pooling: Mapping[str, str] | None = None,
+) -> pm.Model:
     """The law as a PyMC model on log-loss.
 
     The sampled parameters are the law's well-conditioned ones (inputs relative to the reference
-    scales); the published parameters are deterministics. All laws share the observation model
+    scales); the published parameters are deterministics. A partially pooled parameter ``p`` has a
+    population value ``p`` (the law's prior), a spread ``p_sd`` and non-centred offsets ``p_z``; its
+    group values are ``p_group``. All laws share the observation model
     ``log(loss) ~ StudentT(nu, log(law), sigma)`` (or Normal), so their LOO scores compare. The data
     sit in ``pm.Data`` containers so a compiled model can be refitted on other runs.
     """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
-    with pm.Model(coords={"obs": np.arange(len(runs))}) as model:
+    pooling = pooling or dict.fromkeys(law.sampled_params, "shared")
+    coords = {"obs": np.arange(len(runs))}
+    if runs.group is not None:
+        coords["group"] = list(runs.groups)
+    with pm.Model(coords=coords) as model:
         data = {k: pm.Data(k, v, dims="obs") for k, v in data_values(law, runs).items()}
-        sampled = {p: priors[p].to_pymc(p) for p in law.sampled_params}
-        for name, value in law.to_natural(sampled, backend="pytensor").items():
-            if name not in sampled:
-                pm.Deterministic(name, value)
-        mu = pt.log(law.model_formula.evaluate({**sampled, **data}, backend="pytensor"))
+        population, per_group = {}, {}
+        for p in law.sampled_params:
+            mode = pooling[p]
+            if mode != "none":
+                population[p] = priors[p].to_pymc(p)
+            if mode == "partial":
+                forward, inverse = link_functions(p, priors[p], pt)
+                sd = Prior.from_spec(f"{p}_sd", GROUP_SD).to_pymc(f"{p}_sd")
+                z = pm.Normal(f"{p}_z", 0.0, 1.0, dims="group")
+                per_group[p] = pm.Deterministic(f"{p}_group", inverse(forward(population[p]) + sd * z), dims="group")
+            elif mode == "none":
+                per_group[p] = priors[p].to_pymc(f"{p}_group", dims="group")
+        _natural_deterministics(law, population, per_group)
+        at_obs = {p: per_group[p][data["group_idx"]] if p in per_group else population[p] for p in law.sampled_params}
+        mu = pt.log(law.model_formula.evaluate({**at_obs, **data}, backend="pytensor"))
         sigma = priors["sigma"].to_pymc("sigma")
         observed = data[f"{OBSERVED}_data"]
         if likelihood == "student_t":
@@ -51,3 +98,17 @@ def build_model(law: Law, runs: RunTable, priors: Mapping[str, Prior], *, likeli
         else:
             pm.Normal(OBSERVED, mu=mu, sigma=sigma, observed=observed, dims="obs")
     return model
+
+
+def _natural_deterministics(law: Law, population: dict, per_group: dict) -> None:
+    """Published parameters: for the population where every sampled parameter has one, and per group."""
+    if len(population) == len(law.sampled_params):
+        for name, value in law.to_natural(population, backend="pytensor").items():
+            if name not in population:
+                pm.Deterministic(name, value)
+    if per_group:
+        values = {p: per_group.get(p, population.get(p)) for p in law.sampled_params}
+        for name, value in law.to_natural(values, backend="pytensor").items():
+            # E = "E" is already there as E_group; a shared parameter has no per-group value
+            if name not in per_group and law.natural[name].names & set(per_group):
+                pm.Deterministic(f"{name}_group", value, dims="group")

@@ -28,6 +28,18 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "TruncatedNormal": ("mu", "sigma", "lower", "upper"),
 }
 
+#: Support of each distribution: where partial pooling adds group offsets (log, logit or identity link).
+SUPPORT: dict[str, str] = {
+    **dict.fromkeys(("Normal", "StudentT"), "real"),
+    **dict.fromkeys(("HalfNormal", "HalfStudentT", "HalfCauchy", "LogNormal", "Gamma", "InverseGamma", "Exponential"),
+                    "positive"),
+    "Beta": "unit",
+    **dict.fromkeys(("Uniform", "TruncatedNormal"), "bounded"),
+}
+
+#: Prior of the spread of a partially pooled parameter across groups, on its link scale.
+GROUP_SD = {"dist": "HalfNormal", "kwargs": {"sigma": 0.2}}
+
 #: Default priors of the shared observation model on log-loss.
 NOISE_PRIORS: dict[str, dict[str, Any]] = {
     "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 0.05}},
@@ -107,6 +119,24 @@ def parse_prior(name: str, text: str) -> Prior:
         except ValueError:
             raise PriorError(f"prior for {name!r}: {value.strip()!r} in {text!r} is not a number") from None
     return Prior.from_spec(name, {"dist": dist, "kwargs": kwargs})
+
+
+def link_functions(name: str, prior: Prior, xp: Any) -> tuple[Any, Any]:
+    """(forward, inverse) link of a parameter's support, with ``xp`` numpy or pytensor.tensor.
+
+    Partial pooling draws group values as ``inverse(forward(population) + sd * z)``.
+    """
+    support = SUPPORT[prior.dist]
+    if support == "positive":
+        return xp.log, xp.exp
+    if support == "unit":
+        return (lambda x: xp.log(x) - xp.log1p(-x)), (lambda y: 1 / (1 + xp.exp(-y)))
+    if support == "real":
+        return (lambda x: x), (lambda y: y)
+    raise PriorError(
+        f"parameter {name!r}: partial pooling needs a prior on the real line, the positive line or (0, 1); "
+        f"{prior.dist} is bounded. Use pooling 'shared' or 'none' for it, or another prior"
+    )
 
 
 def resolve_priors(

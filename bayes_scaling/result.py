@@ -7,7 +7,7 @@ import os
 import platform
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,7 +22,7 @@ from . import intervals
 from .data import DataError, RunTable, load_runs
 from .laws import Law
 from .model import OBSERVED
-from .priors import Prior
+from .priors import Prior, link_functions
 
 __all__ = ["ScalingFit", "SamplingWarning", "assemble_tree", "versions"]
 
@@ -48,15 +48,56 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, likelihood: str) -> np.ndarray:
+def _stack(values: np.ndarray) -> np.ndarray:
+    """(chain, draw, ...) -> (chain * draw, ...)."""
+    return values.reshape(-1, *values.shape[2:])
+
+
+def sampled_draws(
+    law: Law,
+    posterior: xr.Dataset,
+    priors: Mapping[str, Prior],
+    pooling: Mapping[str, str],
+    codes: np.ndarray | None,
+    rng: np.random.Generator | None = None,
+) -> dict[str, np.ndarray]:
+    """Sampled parameters at each point, shape (chain * draw, points) or (chain * draw, 1) when shared.
+
+    ``codes`` gives each point's group index; -1 marks a group not in the data, whose values are drawn
+    from the population (partial pooling only; needs ``rng``).
+    """
+    def flat(name: str) -> np.ndarray:
+        return _stack(posterior[name].values)
+
+    out = {}
+    for p in law.sampled_params:
+        if pooling[p] == "shared":
+            out[p] = flat(p)[:, None]
+            continue
+        known = flat(f"{p}_group")[:, np.maximum(codes, 0)]
+        new = codes < 0
+        if new.any():
+            if pooling[p] == "none":
+                raise ValueError(f"cannot predict for a new group: {p!r} has pooling 'none' (no population)")
+            forward, inverse = link_functions(p, priors[p], np)
+            z = rng.standard_normal((known.shape[0], 1))
+            known[:, new] = inverse(forward(flat(p)[:, None]) + flat(f"{p}_sd")[:, None] * z)
+        out[p] = known
+    return out
+
+
+def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling, likelihood: str) -> np.ndarray:
     """Pointwise log density of the observed log-loss, shape (chain, draw, obs)."""
-    sampled = {p: posterior[p].values[..., None] for p in law.sampled_params}
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
+    sampled = sampled_draws(law, posterior, priors, pooling, runs.group)
     mu = np.log(law.evaluate_sampled(sampled, **runs.inputs))
-    sigma = posterior["sigma"].values[..., None]
+    sigma = posterior["sigma"].values.reshape(-1, 1)
     y = np.log(runs.loss)
     if likelihood == "student_t":
-        return stats.t.logpdf(y, df=posterior["nu"].values[..., None], loc=mu, scale=sigma)
-    return stats.norm.logpdf(y, loc=mu, scale=sigma)
+        loglik = stats.t.logpdf(y, df=posterior["nu"].values.reshape(-1, 1), loc=mu, scale=sigma)
+    else:
+        loglik = stats.norm.logpdf(y, loc=mu, scale=sigma)
+    return loglik.reshape(shape)
 
 
 def assemble_tree(
@@ -65,15 +106,18 @@ def assemble_tree(
     law: Law,
     runs: RunTable,
     priors: Mapping[str, Prior],
+    pooling: Mapping[str, str],
     likelihood: str,
     settings: Mapping[str, Any],
 ) -> xr.DataTree:
     """One DataTree holding everything a fit is: posterior, sample stats, log-likelihood, runs, provenance."""
     posterior = sampled["posterior"].to_dataset()
+    if runs.group is not None:
+        posterior = posterior.assign_coords(group=list(runs.groups))
     stats_ds = sampled["sample_stats"].to_dataset()
     stats_ds = stats_ds.drop_vars([k for k, v in stats_ds.data_vars.items() if v.dtype == object])
     obs = np.arange(len(runs))
-    loglik = _log_likelihood(law, posterior, runs, likelihood)
+    loglik = _log_likelihood(law, posterior, runs, priors, pooling, likelihood)
     constant = {k: ("obs", v) for k, v in runs.inputs.items()}
     if runs.group is not None:
         constant["group"] = ("obs", runs.group)
@@ -82,6 +126,7 @@ def assemble_tree(
         "law_name": law.name,
         "priors": json.dumps({k: v.to_dict() for k, v in priors.items()}),
         "likelihood": likelihood,
+        "pooling": json.dumps(dict(pooling)),
         "columns": json.dumps(dict(runs.columns)),
         "groups": json.dumps(list(runs.groups)),
         "group_column": runs.group_column or "",
@@ -111,6 +156,7 @@ class ScalingFit:
         self.law = Law.from_toml(attrs["law"], origin=f"saved fit of {attrs['law_name']!r}")
         self.priors = {k: Prior.from_spec(k, v) for k, v in json.loads(attrs["priors"]).items()}
         self.likelihood: str = attrs["likelihood"]
+        self.pooling: dict[str, str] = json.loads(attrs["pooling"])
         self.settings: dict[str, Any] = json.loads(attrs["settings"])
         constant = tree["constant_data"]
         groups = tuple(json.loads(attrs["groups"]))
@@ -130,8 +176,7 @@ class ScalingFit:
 
     def draws(self, name: str) -> np.ndarray:
         """All posterior draws of one variable, chains stacked first: shape (chain * draw, ...)."""
-        values = self.tree["posterior"][name].values
-        return values.reshape(-1, *values.shape[2:])
+        return _stack(self.tree["posterior"][name].values)
 
     @property
     def noise_params(self) -> tuple[str, ...]:
@@ -168,57 +213,84 @@ class ScalingFit:
 
     # ------------------------------------------------------------------------------ summaries
     def summary(self, prob: float = intervals.PROB) -> pd.DataFrame:
-        """Published parameters and the noise: mean, sd, median, equal-tailed interval, R-hat and ESS."""
+        """Published parameters and the noise: mean, sd, median, equal-tailed interval, R-hat and ESS.
+
+        For grouped fits: the population value ``alpha``, each group's ``alpha[c4]``, and the spread
+        ``<p>_sd`` (on the link scale) of each partially pooled sampled parameter.
+        """
         import arviz_stats
 
         (prob,) = intervals.check_probs(prob)
-        names = [*self.law.params, *self.noise_params]
-        post = self.posterior[names]
+        post = self.posterior
+        names = [v for p in self.law.params for v in (p, f"{p}_group") if v in post]
+        names += [f"{p}_sd" for p, mode in self.pooling.items() if mode == "partial"] + list(self.noise_params)
+        post = post[names]
         rhat, bulk, tail = arviz_stats.rhat(post), arviz_stats.ess(post, method="bulk"), arviz_stats.ess(post, method="tail")
         rows = []
         for name in names:
-            x = self.draws(name)
-            row = {"mean": x.mean(), "sd": x.std(ddof=1), **intervals.bounds(x, [prob])}
-            row.update(r_hat=float(rhat[name]), ess_bulk=float(bulk[name]), ess_tail=float(tail[name]))
-            rows.append(pd.Series({k: float(v) for k, v in row.items()}, name=name))
+            draws = self.draws(name)
+            labels = [name] if draws.ndim == 1 else [f"{name.removesuffix('_group')}[{g}]" for g in self.runs.groups]
+            for i, label in enumerate(labels):
+                x, at = (draws, {}) if draws.ndim == 1 else (draws[:, i], {"group": i})
+                row = {"mean": x.mean(), "sd": x.std(ddof=1), **intervals.bounds(x, [prob])}
+                row.update(r_hat=rhat[name][at], ess_bulk=bulk[name][at], ess_tail=tail[name][at])
+                rows.append(pd.Series({k: float(v) for k, v in row.items()}, name=label))
         table = pd.DataFrame(rows)
         table.index.name = "parameter"
         table.attrs["interval"] = f"{100 * prob:g}% equal-tailed"
         return table
 
     # ------------------------------------------------------------------------------ prediction
-    def _prediction_inputs(self, runs: pd.DataFrame | None, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _prediction_inputs(
+        self, runs: pd.DataFrame | None, inputs: Mapping[str, Any], group: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None]:
+        """Input arrays, group labels and group codes (-1: a group not in the data) of the points."""
         if runs is not None:
             if inputs:
                 raise ValueError("give either a table of runs or inputs as keywords, not both")
             columns = {k: v for k, v in self.runs.columns.items() if k in self.law.inputs}
-            table = runs.copy()
-            if self.runs.columns["loss"] not in table:  # loss is not needed to predict
-                table[self.runs.columns["loss"]] = 1.0
-            return dict(load_runs(table, inputs=self.law.inputs, columns=columns).inputs)
-        missing = [k for k in self.law.inputs if k not in inputs]
-        unknown = [k for k in inputs if k not in self.law.inputs]
-        if missing or unknown:
-            raise ValueError(f"law {self.law.name!r} predicts from inputs {list(self.law.inputs)}; "
-                             f"missing {missing}, unknown {unknown}")
-        arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs))
-        values = dict(zip(self.law.inputs, (a.ravel() for a in arrays), strict=True))
-        for k, v in values.items():
-            if not np.all(np.isfinite(v) & (v > 0)):
-                raise DataError(f"input {k} must be positive and finite, got {v[~(np.isfinite(v) & (v > 0))][0]:g}")
-        return values
+            values = dict(load_runs(runs.assign(**{"__loss": 1.0}), inputs=self.law.inputs,
+                                    columns={**columns, "loss": "__loss"}).inputs)
+            if group is None and self.runs.group_column in runs:
+                group = runs[self.runs.group_column].astype(str).to_numpy()
+        else:
+            missing = [k for k in self.law.inputs if k not in inputs]
+            unknown = [k for k in inputs if k not in self.law.inputs]
+            if missing or unknown:
+                raise ValueError(f"law {self.law.name!r} predicts from inputs {list(self.law.inputs)}; "
+                                 f"missing {missing}, unknown {unknown}")
+            arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs))
+            values = dict(zip(self.law.inputs, (a.ravel() for a in arrays), strict=True))
+            for k, v in values.items():
+                bad = ~(np.isfinite(v) & (v > 0))
+                if bad.any():
+                    raise DataError(f"input {k} must be positive and finite, got {v[bad][0]:g}")
+        if self.runs.group is None:
+            if group is not None:
+                raise ValueError("this fit has no groups; predict without group=")
+            return values, None, None
+        if group is None:
+            raise ValueError(f"this fit is grouped by {self.runs.group_column!r}: pass group= one of "
+                             f"{list(self.runs.groups)}, or any other label for a new group")
+        labels = np.broadcast_to(np.asarray(group, dtype=str), next(iter(values.values())).shape)
+        index = {g: i for i, g in enumerate(self.runs.groups)}
+        return values, labels, np.array([index.get(g, -1) for g in labels])
 
-    def loss_draws(self, inputs: Mapping[str, np.ndarray], *, kind: str = "mean", seed: int | None = None) -> np.ndarray:
+    def loss_draws(
+        self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
+        seed: int | None = None,
+    ) -> np.ndarray:
         """Posterior draws of the loss at ``inputs``: shape (chain * draw, points).
 
-        ``kind="mean"`` gives the law's curve; ``"observation"`` adds the observation noise.
+        ``codes`` are group indices (-1: a new group, drawn from the population). ``kind="mean"`` gives
+        the law's curve; ``"observation"`` adds the observation noise.
         """
         if kind not in ("mean", "observation"):
             raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
-        sampled = {p: self.draws(p)[:, None] for p in self.law.sampled_params}
+        rng = np.random.default_rng(seed)
+        sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng)
         log_loss = np.log(self.law.evaluate_sampled(sampled, **inputs))
         if kind == "observation":
-            rng = np.random.default_rng(seed)
             sigma = self.draws("sigma")[:, None]
             if self.likelihood == "student_t":
                 noise = rng.standard_t(self.draws("nu")[:, None], size=log_loss.shape)
@@ -233,18 +305,24 @@ class ScalingFit:
         *,
         prob: float | tuple[float, ...] = intervals.PROBS,
         kind: str = "mean",
+        group: str | Sequence[str] | None = None,
         seed: int | None = None,
         **inputs: Any,
     ) -> pd.DataFrame:
         """Posterior predictive loss at new runs (a table) or at inputs given as keywords (``N=..., D=...``).
 
         Returns one row per point: the inputs, the median loss and the bounds of each equal-tailed
-        interval in ``prob`` (columns ``eti50_lower``, ``eti50_upper``, ...).
+        interval in ``prob`` (columns ``eti50_lower``, ``eti50_upper``, ...). A grouped fit needs
+        ``group``: a known group's label, or any other label to predict for a new group from the
+        population distribution (a wider band). ``seed`` fixes the draws of noise and new-group effects.
         """
         probs = intervals.check_probs(prob)
-        values = self._prediction_inputs(runs, inputs)
-        draws = self.loss_draws(values, kind=kind, seed=seed)
-        table = pd.DataFrame({**values, **intervals.bounds(draws, probs)})
+        values, labels, codes = self._prediction_inputs(runs, inputs, group)
+        draws = self.loss_draws(values, codes, kind=kind, seed=seed)
+        table = pd.DataFrame(values)
+        if codes is not None:
+            table["group"], table["new_group"] = labels, codes < 0
+        table = table.assign(**intervals.bounds(draws, probs))
         table.attrs.update(kind=kind, interval="equal-tailed")
         return table
 

@@ -122,6 +122,7 @@ def test_pymc_sampler():
         warnings.simplefilter("ignore", bs.SamplingWarning)
         result = bs.fit(runs, sampler="pymc", draws=300, tune=300, chains=2, seed=5, progressbar=False)
     assert result.settings["sampler"] == "pymc" and result.tree["posterior"]["E"].shape == (2, 300)
+    assert result.tree["posterior"].attrs["inference_library"] == "pymc"
     assert_recovers(result, {"alpha": 0.34, "beta": 0.28})
 
 

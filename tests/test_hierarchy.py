@@ -1,0 +1,75 @@
+"""Pooling across groups: a hierarchical recovery test and predictions for known and new groups."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+from conftest import CHINCHILLA_TRUTH, simulate
+
+
+@pytest.fixture(scope="module")
+def grouped_runs() -> tuple[pd.DataFrame, dict]:
+    """8 groups sharing the exponents, each with its own E and A (as datasets differ in entropy)."""
+    rng = np.random.default_rng(8)
+    frames, truth = [], {}
+    for g in range(8):
+        params = {**CHINCHILLA_TRUTH, "E": 1.69 * np.exp(rng.normal(0, 0.08)), "A": 406.4 * np.exp(rng.normal(0, 0.15))}
+        truth[f"g{g}"] = params
+        frame = simulate("chinchilla", params, seed=100 + g).iloc[::4]  # 16 runs a group
+        frames.append(frame.assign(dataset=f"g{g}"))
+    return pd.concat(frames, ignore_index=True), truth
+
+
+@pytest.fixture(scope="module")
+def grouped_fit(grouped_runs) -> bs.ScalingFit:
+    runs, _ = grouped_runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)  # checked in the test
+        return bs.fit(runs, group="dataset", pooling={"alpha": "shared", "beta": "shared", "b": "shared"},
+                      seed=5, progressbar=False)
+
+
+def test_hierarchical_recovery(grouped_fit, grouped_runs):
+    _, truth = grouped_runs
+    d = grouped_fit.diagnostics
+    assert d["divergences"] == 0 and d["max_r_hat"] <= 1.01, d
+    table = grouped_fit.summary(prob=0.9)
+    for g, params in truth.items():
+        for name in ("E", "A"):
+            lo, hi = table.loc[f"{name}[{g}]", ["eti90_lower", "eti90_upper"]]
+            assert lo <= params[name] <= hi, f"{name}[{g}] = {params[name]:.3f} outside [{lo:.3f}, {hi:.3f}]"
+    for name in ("alpha", "beta"):
+        lo, hi = table.loc[name, ["eti90_lower", "eti90_upper"]]
+        assert lo <= CHINCHILLA_TRUTH[name] <= hi
+    assert {"E_sd", "a_sd", "E", "A", "B"} <= set(table.index) and "alpha_sd" not in table.index
+
+
+def test_new_group_band_is_wider_than_every_known_group(grouped_fit):
+    at = {"N": 7e10, "D": 1.4e12}
+    known = grouped_fit.predict(group=[f"g{g}" for g in range(8)], N=np.full(8, at["N"]), D=np.full(8, at["D"]))
+    new = grouped_fit.predict(group="a new dataset", seed=0, **at)
+    assert not known["new_group"].any() and new["new_group"].all()
+    width = lambda t: (t["eti90_upper"] - t["eti90_lower"]).to_numpy()  # noqa: E731
+    assert (width(new)[0] > width(known)).all()
+
+
+def test_grouped_predict_needs_group_and_saves(grouped_fit, tmp_path):
+    with pytest.raises(ValueError, match="pass group= one of"):
+        grouped_fit.predict(N=1e9, D=2e10)
+    path = grouped_fit.save(tmp_path / "grouped.nc")
+    loaded = bs.ScalingFit.load(path)
+    pd.testing.assert_frame_equal(loaded.predict(N=1e9, D=2e10, group="g3"), grouped_fit.predict(N=1e9, D=2e10, group="g3"))
+    assert loaded.pooling == grouped_fit.pooling and loaded.runs.groups == grouped_fit.runs.groups
+
+
+def test_pooling_errors(chinchilla_runs):
+    with pytest.raises(ValueError, match="needs a group column"):
+        bs.fit(chinchilla_runs, pooling="partial")
+    runs = chinchilla_runs.assign(dataset="x")
+    with pytest.raises(ValueError, match=r"pooling given for unknown parameter\(s\) \['A'\]"):
+        bs.fit(runs, group="dataset", pooling={"A": "partial"})
+    with pytest.raises(ValueError, match="must be one of shared, partial, none"):
+        bs.fit(runs, group="dataset", pooling="complete")

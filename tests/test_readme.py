@@ -1,0 +1,11 @@
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_readme_test_command():
+    readme = (ROOT / "README.md").read_text().splitlines()
+    test_command = next(line for line in readme if "pytest" in line and line.startswith("("))
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert readme.index(test_command) < 12, "README must open with the set-up commands"
+    assert any(line.startswith("python3 -m venv .venv") and line.endswith("bayes-scaling demo") for line in readme[:12])
