@@ -97,6 +97,10 @@ def load_runs(
             raise DataError(f"column {col!r} is mapped twice: to {seen[col]!r} and to {key!r}")
         seen[col] = key
     missing = [f"{col!r} (for {key})" for key, col in mapping_with_group.items() if col not in runs.columns]
+    no_default = [k for k in inputs if k not in DEFAULT_COLUMNS and k not in columns]
+    if no_default:
+        raise DataError(f"law input(s) {no_default} have no default column; map them, e.g. "
+                        f"columns={{{no_default[0]!r}: 'compute_flops'}} (CLI: --column {no_default[0]}=compute_flops)")
     if missing:
         raise DataError(
             f"missing column(s) {', '.join(missing)}; the table has {', '.join(map(repr, runs.columns))}. "

@@ -121,6 +121,7 @@ def fit(
     resolved = resolve_priors(law.priors, priors, noise=noise)
     if not isinstance(runs, RunTable):
         runs = load_runs(runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(resolved))
+    law = law.with_scales(runs.inputs)
     pooling = resolve_pooling(law, runs, pooling)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])

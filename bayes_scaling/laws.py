@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,17 +32,19 @@ def laws_dir() -> Path:
 
 
 _REQUIRED = ("name", "formula", "inputs", "scales", "model", "natural", "citation")
-_OPTIONAL = ("title", "compute")
+_OPTIONAL = ("title", "compute", "define")
 
 
 @dataclass(frozen=True, eq=False)
 class Law:
     """A scaling law: its published formula, the form that is sampled, default priors and provenance.
 
-    ``formula`` is written in the published (natural) parameters and raw inputs. ``model_formula`` is
-    the well-conditioned form NUTS samples: its inputs are divided by the reference ``scales`` and its
-    parameters are the keys of ``priors``. ``natural`` maps each published parameter to an expression
-    of the sampled ones (and of ``<input>_ref``).
+    ``formula`` is written in the published (natural) parameters and raw inputs, with optional helper
+    quantities ``define`` (evaluated in order). ``model_formula`` is the well-conditioned form NUTS
+    samples: its inputs are divided by the reference ``scales`` and its parameters are the keys of
+    ``priors``; without one, the model evaluates ``formula`` at the published parameters. ``natural``
+    maps each published parameter to an expression of the sampled ones (and of ``<input>_ref``). A scale given as ``"data"`` in the file (None here)
+    is set at fit time to the geometric mean of that input over the runs (:meth:`with_scales`).
     """
 
     name: str
@@ -50,9 +52,10 @@ class Law:
     citation: str
     formula: Expression
     inputs: tuple[str, ...]
-    scales: Mapping[str, float]
-    compute: Expression
-    model_formula: Expression
+    scales: Mapping[str, float | None]
+    compute: Expression | None
+    define: Mapping[str, Expression]
+    model_formula: Expression | None
     priors: Mapping[str, Prior]
     natural: Mapping[str, Expression]
     source: str
@@ -76,11 +79,13 @@ class Law:
         if not inputs or len(set(inputs)) != len(inputs) or not all(isinstance(i, str) for i in inputs):
             raise LawError(f"law {name!r}: 'inputs' must be a list of distinct names, got {raw['inputs']!r}")
         scales = raw["scales"]
-        if set(scales) != set(inputs) or not all(isinstance(v, int | float) and v > 0 for v in scales.values()):
-            raise LawError(f"law {name!r}: [scales] must give one positive number per input {list(inputs)}")
+        if set(scales) != set(inputs) or not all(
+            (isinstance(v, int | float) and v > 0) or v == "data" for v in scales.values()
+        ):
+            raise LawError(f"law {name!r}: [scales] must give one positive number (or \"data\") per input {list(inputs)}")
         model = raw["model"]
-        if set(model) != {"formula", "priors"}:
-            raise LawError(f"law {name!r}: [model] must have exactly 'formula' and 'priors'")
+        if "priors" not in model or not set(model) <= {"formula", "priors"}:
+            raise LawError(f"law {name!r}: [model] must have 'priors' and may have 'formula', nothing else")
         try:
             priors = {p: Prior.from_spec(p, spec) for p, spec in model["priors"].items()}
         except PriorError as err:
@@ -90,20 +95,29 @@ class Law:
             raise LawError(f"law {name!r}: {sorted(clash)} named both as input and parameter")
         refs = [f"{i}_ref" for i in inputs]
         try:
-            model_formula = Expression.parse(model["formula"], [*inputs, *priors], what=f"law {name!r} model formula")
+            model_formula = model.get("formula") and Expression.parse(
+                model["formula"], [*inputs, *priors], what=f"law {name!r} model formula")
             natural = {
                 p: Expression.parse(e, [*priors, *refs], what=f"law {name!r} natural parameter {p!r}")
                 for p, e in raw["natural"].items()
             }
-            formula = Expression.parse(raw["formula"], [*inputs, *natural], what=f"law {name!r} formula")
-            compute = Expression.parse(raw.get("compute", "6 * N * D"), inputs, what=f"law {name!r} compute")
+            define: dict[str, Expression] = {}
+            for key, text_ in raw.get("define", {}).items():
+                define[key] = Expression.parse(text_, [*inputs, *natural, *define], what=f"law {name!r} define {key!r}")
+            formula = Expression.parse(raw["formula"], [*inputs, *natural, *define], what=f"law {name!r} formula")
+            compute_text = raw.get("compute", "6 * N * D" if {"N", "D"} <= set(inputs) else None)
+            compute = compute_text and Expression.parse(compute_text, inputs, what=f"law {name!r} compute")
         except ExpressionError as err:
             raise LawError(str(err)) from None
         renamed = [p for p in set(natural) & set(priors) if natural[p].text != p]
         if renamed:
             raise LawError(f"law {name!r}: natural parameter(s) {renamed} share a sampled name but are not equal to it")
-        for label, expr, declared in (("model formula", model_formula, priors), ("formula", formula, natural)):
-            unused = set(declared) - expr.names
+        published_names = formula.names.union(*(d.names for d in define.values()))
+        checks = [("formula", published_names, natural)]
+        if model_formula:
+            checks.append(("model formula", model_formula.names, priors))
+        for label, used, declared in checks:
+            unused = set(declared) - used
             if unused:
                 raise LawError(f"law {name!r}: {label} does not use parameter(s) {', '.join(sorted(unused))}")
         return cls(
@@ -112,8 +126,9 @@ class Law:
             citation=raw["citation"],
             formula=formula,
             inputs=inputs,
-            scales={k: float(scales[k]) for k in inputs},
+            scales={k: None if scales[k] == "data" else float(scales[k]) for k in inputs},
             compute=compute,
+            define=define,
             model_formula=model_formula,
             priors=priors,
             natural=natural,
@@ -132,7 +147,22 @@ class Law:
 
     @cached_property
     def digest(self) -> str:
-        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+        """Identifies the law's text and its reference scales."""
+        return hashlib.sha256(f"{self.source}{sorted(self.scales.items())}".encode()).hexdigest()[:16]
+
+    def with_scales(self, inputs: Mapping[str, Any]) -> Law:
+        """The law with every ``"data"`` scale set from ``inputs`` (given scales or raw input arrays:
+        a scalar is taken as the scale, an array by its geometric mean)."""
+        scales = {
+            k: v if v is not None else float(np.exp(np.mean(np.log(np.asarray(inputs[k], dtype=float)))))
+            for k, v in self.scales.items()
+        }
+        return replace(self, scales=scales)
+
+    def _check_scales(self) -> None:
+        unset = [k for k, v in self.scales.items() if v is None]
+        if unset:
+            raise LawError(f"law {self.name!r}: the reference scale of {unset} comes from data; use law.with_scales(...)")
 
     def _inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         missing = [i for i in self.inputs if i not in inputs]
@@ -147,21 +177,41 @@ class Law:
         if missing:
             raise LawError(f"law {self.name!r}: no value for parameter(s) {', '.join(missing)}")
         env = {p: np.asarray(params[p], dtype=float) for p in self.params}
-        return self.formula.evaluate({**env, **self._inputs(inputs)})
+        return self._published(env, self._inputs(inputs), "numpy")
 
     def evaluate_sampled(self, sampled: Mapping[str, Any], **inputs: Any) -> np.ndarray:
         """Loss from the sampled form, with sampled parameters and raw (unscaled) inputs."""
+        self._check_scales()
         scaled = {k: v / self.scales[k] for k, v in self._inputs(inputs).items()}
-        env = {p: np.asarray(sampled[p], dtype=float) for p in self.sampled_params}
-        return self.model_formula.evaluate({**env, **scaled})
+        return self.sampled_loss({p: np.asarray(sampled[p], dtype=float) for p in self.sampled_params}, scaled)
+
+    def sampled_loss(self, sampled: Mapping[str, Any], scaled: Mapping[str, Any], backend: str = "numpy") -> Any:
+        """The law at sampled parameters and inputs divided by their reference scales (numpy or pytensor)."""
+        if self.model_formula is not None:
+            return self.model_formula.evaluate({**sampled, **scaled}, backend)
+        raw = {k: v * self.scales[k] for k, v in scaled.items()}
+        return self._published(self.to_natural(sampled, backend), raw, backend)
+
+    def _published(self, params: Mapping[str, Any], inputs: Mapping[str, Any], backend: str) -> Any:
+        env = {**params, **inputs}
+        for key, expr in self.define.items():
+            env[key] = expr.evaluate(env, backend)
+        return self.formula.evaluate(env, backend)
 
     def to_natural(self, sampled: Mapping[str, Any], backend: str = "numpy") -> dict[str, Any]:
         """Published parameters from sampled ones."""
+        self._check_scales()
         env = {**sampled, **{f"{k}_ref": v for k, v in self.scales.items()}}
         return {p: expr.evaluate(env, backend) for p, expr in self.natural.items()}
 
     def compute_flops(self, **inputs: Any) -> np.ndarray:
-        return self.compute.evaluate(self._inputs(inputs))
+        """Training compute from the law's compute formula (default 6 N D)."""
+        if self.compute is None:
+            raise LawError(f"law {self.name!r} has no compute formula (its inputs are {list(self.inputs)})")
+        missing = sorted(self.compute.names - set(inputs))
+        if missing:
+            raise LawError(f"law {self.name!r}: compute formula {self.compute} needs {missing}")
+        return self.compute.evaluate({k: np.asarray(inputs[k], dtype=float) for k in self.compute.names})
 
     def __repr__(self) -> str:
         return f"Law({self.name!r}: {self.formula})"

@@ -89,7 +89,7 @@ def build_model(
                 per_group[p] = priors[p].to_pymc(f"{p}_group", dims="group")
         _natural_deterministics(law, population, per_group)
         at_obs = {p: per_group[p][data["group_idx"]] if p in per_group else population[p] for p in law.sampled_params}
-        mu = pt.log(law.model_formula.evaluate({**at_obs, **data}, backend="pytensor"))
+        mu = pt.log(law.sampled_loss(at_obs, {k: data[k] for k in law.inputs}, backend="pytensor"))
         sigma = priors["sigma"].to_pymc("sigma")
         observed = data[f"{OBSERVED}_data"]
         if likelihood == "student_t":

@@ -89,6 +89,12 @@ class Prior:
 
         return getattr(pm, self.dist)(name, **self.kwargs, **dist_kwargs)
 
+    def sample(self, size: int, seed: int | None = None) -> Any:
+        """``size`` draws from the prior (numpy), for prior predictive checks."""
+        import pymc as pm
+
+        return pm.draw(getattr(pm, self.dist).dist(**self.kwargs), draws=size, random_seed=seed)
+
     def to_dict(self) -> dict[str, Any]:
         return {"dist": self.dist, "kwargs": dict(self.kwargs)}
 

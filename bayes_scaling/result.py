@@ -124,6 +124,7 @@ def assemble_tree(
     attrs = {
         "law": law.source,
         "law_name": law.name,
+        "scales": json.dumps(dict(law.scales)),
         "priors": json.dumps({k: v.to_dict() for k, v in priors.items()}),
         "likelihood": likelihood,
         "pooling": json.dumps(dict(pooling)),
@@ -153,7 +154,8 @@ class ScalingFit:
     def __init__(self, tree: xr.DataTree) -> None:
         self.tree = tree
         attrs = tree.attrs
-        self.law = Law.from_toml(attrs["law"], origin=f"saved fit of {attrs['law_name']!r}")
+        law = Law.from_toml(attrs["law"], origin=f"saved fit of {attrs['law_name']!r}")
+        self.law = law.with_scales(json.loads(attrs["scales"]))
         self.priors = {k: Prior.from_spec(k, v) for k, v in json.loads(attrs["priors"]).items()}
         self.likelihood: str = attrs["likelihood"]
         self.pooling: dict[str, str] = json.loads(attrs["pooling"])

@@ -18,13 +18,24 @@ CHINCHILLA_TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.
 
 
 def simulate(law: str, params: dict, *, sigma: float = 0.01, seed: int = 0) -> pd.DataFrame:
-    """Runs on an 8 x 8 grid of model sizes (10M-3B) and tokens per parameter (5-640), noise on log-loss."""
+    """Runs on an 8 x 8 grid of model sizes (10M-3B) and tokens per parameter (5-640), noise on log-loss.
+
+    A law in one input sees N, D or C = 6ND; ``x`` (power_irreducible, broken_power) is C. Unique
+    tokens U repeat the data 1 to 64 times (D / U), cycling over the runs.
+    """
     rng = np.random.default_rng(seed)
     sizes, tpp = np.meshgrid(np.geomspace(1e7, 3e9, 8), np.geomspace(5, 640, 8))
     n = sizes.ravel()
     d = n * tpp.ravel()
-    loss = bs.load_law(law).evaluate(params, N=n, D=d) * np.exp(rng.normal(0, sigma, n.size))
-    return pd.DataFrame({"n_params": n, "n_tokens": d, "compute_flops": 6 * n * d, "loss": loss})
+    u = d / np.resize([1, 2, 4, 8, 16, 32, 64], n.size)
+    inputs = {"N": n, "D": d, "C": 6 * n * d, "x": 6 * n * d, "U": u}
+    law_ = bs.load_law(law)
+    loss = law_.evaluate(params, **{k: inputs[k] for k in law_.inputs}) * np.exp(rng.normal(0, sigma, n.size))
+    return pd.DataFrame({"n_params": n, "n_tokens": d, "compute_flops": 6 * n * d, "unique_tokens": u, "loss": loss})
+
+
+#: Column of each input in ``simulate``'s runs, for laws whose input has no default column.
+SIM_COLUMNS = {"x": "compute_flops"}
 
 
 def shared_csv(folder: str, name: str) -> Path:
