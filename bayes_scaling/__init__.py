@@ -6,6 +6,7 @@ from .expr import ExpressionError
 from .fit import fit
 from .laws import Law, LawError, list_laws, load_law
 from .priors import Prior, PriorError
+from .references import Reference, list_references, load_reference
 from .result import SamplingWarning, ScalingFit
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "Law",
     "LawError",
     "Prior",
+    "Reference",
     "PriorError",
     "RunTable",
     "SamplingWarning",
@@ -21,7 +23,9 @@ __all__ = [
     "fit",
     "list_datasets",
     "list_laws",
+    "list_references",
     "load_dataset",
     "load_law",
+    "load_reference",
     "load_runs",
 ]
