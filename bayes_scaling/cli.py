@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import tomllib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +18,7 @@ from .data import DataError
 from .datasets import load_dataset
 from .expr import ExpressionError
 from .fit import LIKELIHOODS, SAMPLERS, fit
-from .laws import LawError, list_laws, load_law
+from .laws import Law, LawError, list_laws, load_law
 from .priors import PriorError, parse_prior
 from .result import SamplingWarning, ScalingFit
 
@@ -96,19 +98,39 @@ def cmd_laws(args: argparse.Namespace) -> None:
         _emit(table.drop(columns="citation"), args)
 
 
-def cmd_fit(args: argparse.Namespace) -> None:
-    priors = {}
+def _priors(args: argparse.Namespace) -> dict:
+    """Priors from --priors FILE.toml, overridden by each --prior NAME=Dist(...)."""
+    priors: dict = {}
+    if args.priors:
+        path = Path(args.priors)
+        if not path.is_file():
+            raise FileNotFoundError(f"no priors file at {args.priors!r}")
+        try:
+            priors.update(tomllib.loads(path.read_text()))
+        except tomllib.TOMLDecodeError as err:
+            raise CLIError(f"--priors {args.priors!r}: invalid TOML: {err}") from None
     for text in args.prior:
         name, sep, spec = text.partition("=")
         if not sep:
             raise CLIError(f"--prior: expected NAME=Dist(...), got {text!r}")
         priors[name.strip()] = parse_prior(name.strip(), spec)
+    return priors
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    priors = _priors(args)
+    law = args.law
+    if args.formula:
+        names = re.findall(r"[A-Za-z_]\w*", args.formula)
+        inputs = args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]
+        law, priors = Law.from_formula(args.formula, inputs=inputs, priors=priors), {}
     columns = {}
     for text in args.column:
         columns.update(_pairs(text, "--column"))
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise CLIError(f"{args.out!r} exists; pass --overwrite to replace it")
-    result = fit(args.data, law=args.law, priors=priors or None, group=args.group, columns=columns or None,
+    result = fit(args.data, law=law, priors=priors or None, group=args.group, columns=columns or None,
+                 pooling=args.pooling, noise_by_group=args.noise_by_group,
                  **_fit_kwargs(args))
     meta = _diagnostics_meta(result)
     if args.out:
@@ -134,14 +156,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     runs = load_dataset("gadre2024")
-    c4 = runs[runs["dataset"] == "c4_original"]
-    small, large = c4[c4["n_params"] < 5e8], c4[c4["n_params"] >= 5e8]
+    small, large = runs[runs["n_params"] < 5e8], runs[runs["n_params"] >= 5e8]
     if not args.json:
-        print(f"Gadre et al. 2024, C4: fitting chinchilla on {len(small)} runs up to "
-              f"{small['n_params'].max() / 1e6:.0f}M parameters; {len(large)} larger runs held out.\n")
-    result = fit(small, law="chinchilla", **_fit_kwargs(args))
+        print(f"Gadre et al. 2024: fitting chinchilla, partially pooled across 3 pretraining datasets, on "
+              f"{len(small)} runs up to {small['n_params'].max() / 1e6:.0f}M parameters; "
+              f"{len(large)} larger runs (1.4B, 6.9B) held out.\n")
+    result = fit(small, law="chinchilla", group="dataset", **_fit_kwargs(args))
     summary = result.summary(prob=0.9)
-    pred = result.predict(large, prob=(0.5, 0.9), kind="observation")
+    pred = result.predict(large, prob=(0.5, 0.9), kind="observation", seed=0).drop(columns="new_group")
     pred.insert(0, "model", large["model_config"].to_numpy())
     pred["observed"] = large["loss"].to_numpy()
     pred["inside_90"] = (pred["observed"] >= pred["eti90_lower"]) & (pred["observed"] <= pred["eti90_upper"])
@@ -150,10 +172,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
                           "predictions": pred.to_dict(orient="records"), **_diagnostics_meta(result)},
                          indent=2, default=float))
         return
-    _emit(summary, argparse.Namespace(json=False), title="Posterior (90% equal-tailed intervals)")
+    plain = argparse.Namespace(json=False)
+    _emit(summary, plain, title="Posterior: population and per-dataset values (90% equal-tailed intervals)")
     print()
-    _emit(pred, argparse.Namespace(json=False),
-          title="Held-out runs: predicted loss of a new run (median, 50% and 90% equal-tailed) vs observed")
+    _emit(pred, plain,
+          title="Held-out runs: predicted C4 loss of a new run (median, 50% and 90% equal-tailed) vs observed")
     print(f"\n{int(pred['inside_90'].sum())} of {len(pred)} held-out runs inside their 90% interval; "
           f"diagnostics: {_diagnostics_meta(result)['diagnostics']}")
 
@@ -166,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_laws)
 
-    p = sub.add_parser("demo", help="fit the bundled Gadre 2024 C4 runs and predict the held-out 1.4B / 6.9B runs")
+    p = sub.add_parser("demo", help="fit the bundled Gadre 2024 runs (3 datasets as groups) and predict the held-out 1.4B / 6.9B runs")
     _sampler_args(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
@@ -174,11 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit a law to a CSV of runs")
     p.add_argument("data", help="CSV with one row per run")
     p.add_argument("--law", default="chinchilla", help="law name (see `laws`) or path to a law TOML file")
-    p.add_argument("--group", default=None, help="group column")
+    p.add_argument("--group", default=None, help="group column (parameters are partially pooled across groups)")
+    p.add_argument("--pooling", default=None, choices=("shared", "partial", "none"),
+                   help="pooling of every parameter across groups (default partial)")
+    p.add_argument("--noise-by-group", action="store_true", help="one observation noise scale per group")
     p.add_argument("--column", action="append", default=[], metavar="KEY=COL",
                    help="map an input or 'loss' to a column, e.g. N=params,loss=val_loss")
+    p.add_argument("--formula", default=None,
+                   help="a law of your own instead of --law, e.g. 'E + A * N**-alpha' (every parameter needs a prior)")
+    p.add_argument("--inputs", default=None, help="inputs of --formula, e.g. N,D (default: N, D, C, U found in it)")
     p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
                    help="override a prior, e.g. 'alpha=LogNormal(mu=-1, sigma=0.3)'")
+    p.add_argument("--priors", default=None, metavar="FILE.toml",
+                   help="priors as TOML: alpha = \"Beta(2, 5)\" or alpha = {dist = \"Beta\", kwargs = {alpha = 2, beta = 5}}")
     p.add_argument("--out", default=None, help="save the fit to this netCDF file")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--prob", type=float, default=intervals.PROB)

@@ -32,6 +32,7 @@ def _noise_params(likelihood: str) -> tuple[str, ...]:
 def compiled_model(
     law: Law, runs: RunTable, priors: Mapping[str, Prior], likelihood: str, sampler: str,
     pooling: Mapping[str, str] | None = None,
+    noise_by_group: bool = False,
 ) -> tuple[pm.Model, Any, float]:
     """The PyMC model (and, for nutpie, its compiled form) with ``runs`` as data; compiles once per key.
 
@@ -40,11 +41,11 @@ def compiled_model(
     """
     pooling = pooling or resolve_pooling(law, runs, None)
     key = (law.digest, tuple((k, str(v)) for k, v in priors.items()), likelihood, sampler,
-           tuple(pooling.items()), runs.groups)
+           tuple(pooling.items()), runs.groups, noise_by_group)
     values = data_values(law, runs)
     start = time.perf_counter()
     if key not in _CACHE:
-        model = build_model(law, runs, priors, likelihood=likelihood, pooling=pooling)
+        model = build_model(law, runs, priors, likelihood=likelihood, pooling=pooling, noise_by_group=noise_by_group)
         compiled = None
         if sampler == "nutpie":
             import nutpie
@@ -75,6 +76,7 @@ def fit(
     columns: Mapping[str, str] | None = None,
     group: str | None = None,
     pooling: str | Mapping[str, str] | None = None,
+    noise_by_group: bool = False,
 ) -> ScalingFit:
     """Fit a scaling law to training runs with NUTS.
 
@@ -100,6 +102,8 @@ def fit(
     pooling
         Across groups, per sampled parameter: ``"shared"``, ``"partial"`` (non-centred hierarchy) or
         ``"none"``; one string for all, or a dict for some. Default: ``"partial"`` with a group column.
+    noise_by_group
+        One observation noise scale ``sigma`` per group instead of one for all runs.
 
     Returns
     -------
@@ -126,7 +130,7 @@ def fit(
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 
-    model, compiled, compile_s = compiled_model(law, runs, resolved, likelihood, sampler, pooling)
+    model, compiled, compile_s = compiled_model(law, runs, resolved, likelihood, sampler, pooling, noise_by_group)
     start = time.perf_counter()
     if sampler == "nutpie":
         import nutpie

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .expr import Expression, ExpressionError
+from .expr import FUNCTIONS, Expression, ExpressionError
 from .priors import Prior, PriorError
 
 __all__ = ["Law", "LawError", "load_law", "list_laws", "laws_dir"]
@@ -134,6 +136,48 @@ class Law:
             natural=natural,
             source=text,
         )
+
+    @classmethod
+    def from_formula(
+        cls,
+        formula: str,
+        *,
+        inputs: Sequence[str],
+        priors: Mapping[str, Any],
+        name: str = "custom",
+        citation: str = "user-written formula",
+    ) -> Law:
+        """A law from a formula of your own, e.g. ``Law.from_formula("E + A * N**-alpha", inputs=["N"],
+        priors={"E": "LogNormal(0.5, 0.4)", "A": "LogNormal(6, 2)", "alpha": "LogNormal(-1.2, 0.5)"})``.
+
+        Every name in the formula that is not an input is a parameter and needs a prior. The model
+        samples these parameters as written (no reparametrisation).
+        """
+        inputs = list(inputs)
+        try:
+            tree = ast.parse(formula.strip(), mode="eval") if isinstance(formula, str) else None
+        except SyntaxError:
+            tree = None  # Expression.parse below reports it, pointing at the column
+        found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} if tree else set()
+        params = sorted(found - set(inputs) - set(FUNCTIONS))
+        try:
+            Expression.parse(formula, [*inputs, *params], what="formula")
+        except ExpressionError as err:
+            raise LawError(str(err)) from None
+        missing = [p for p in params if p not in priors]
+        unknown = [p for p in priors if p not in params]
+        if missing or unknown:
+            raise LawError(f"formula {formula!r} has parameters {params}; priors missing for {missing}, "
+                           f"given for unknown {unknown}")
+        specs = {p: Prior.from_spec(p, priors[p]).to_dict() for p in params}
+        q = json.dumps
+        lines = [f"name = {q(name)}", f"citation = {q(citation)}", f"formula = {q(formula)}",
+                 f"inputs = {q(inputs)}", "", "[scales]", *(f"{i} = \"data\"" for i in inputs), "", "[model.priors]"]
+        for p, spec in specs.items():
+            kwargs = ", ".join(f"{k} = {v!r}" for k, v in spec["kwargs"].items())
+            lines.append(f"{p} = {{ dist = {q(spec['dist'])}, kwargs = {{ {kwargs} }} }}")
+        lines += ["", "[natural]", *(f"{p} = {q(p)}" for p in params)]
+        return cls.from_toml("\n".join(lines) + "\n", origin=f"formula {formula!r}")
 
     # ----------------------------------------------------------------------------------- evaluation
     @property

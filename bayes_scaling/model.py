@@ -57,6 +57,7 @@ def build_model(
     *,
     likelihood: str = "student_t",
     pooling: Mapping[str, str] | None = None,
+    noise_by_group: bool = False,
 ) -> pm.Model:
     """The law as a PyMC model on log-loss.
 
@@ -65,8 +66,11 @@ def build_model(
     population value ``p`` (the law's prior), a spread ``p_sd`` and non-centred offsets ``p_z``; its
     group values are ``p_group``. All laws share the observation model
     ``log(loss) ~ StudentT(nu, log(law), sigma)`` (or Normal), so their LOO scores compare. The data
-    sit in ``pm.Data`` containers so a compiled model can be refitted on other runs.
+    sit in ``pm.Data`` containers so a compiled model can be refitted on other runs. With
+    ``noise_by_group`` each group has its own ``sigma``.
     """
+    if noise_by_group and runs.group is None:
+        raise ValueError("noise_by_group=True needs a group column (group=...)")
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
     pooling = pooling or dict.fromkeys(law.sampled_params, "shared")
@@ -90,7 +94,9 @@ def build_model(
         _natural_deterministics(law, population, per_group)
         at_obs = {p: per_group[p][data["group_idx"]] if p in per_group else population[p] for p in law.sampled_params}
         mu = pt.log(law.sampled_loss(at_obs, {k: data[k] for k in law.inputs}, backend="pytensor"))
-        sigma = priors["sigma"].to_pymc("sigma")
+        sigma = priors["sigma"].to_pymc("sigma", **({"dims": "group"} if noise_by_group else {}))
+        if noise_by_group:
+            sigma = sigma[data["group_idx"]]
         observed = data[f"{OBSERVED}_data"]
         if likelihood == "student_t":
             nu = priors["nu"].to_pymc("nu")

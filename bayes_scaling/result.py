@@ -86,12 +86,26 @@ def sampled_draws(
     return out
 
 
+def sigma_draws(posterior: xr.Dataset, codes: np.ndarray | None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Observation noise at each point, (chain * draw, points) or (chain * draw, 1) when shared. With
+    noise per group, a point of a new group (code -1) takes, draw by draw, a random known group's sigma."""
+    sigma = _stack(posterior["sigma"].values)
+    if sigma.ndim == 1:
+        return sigma[:, None]
+    at = sigma[:, np.maximum(codes, 0)]
+    new = codes < 0
+    if new.any():
+        pick = rng.integers(sigma.shape[1], size=sigma.shape[0])
+        at[:, new] = sigma[np.arange(sigma.shape[0]), pick][:, None]
+    return at
+
+
 def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling, likelihood: str) -> np.ndarray:
     """Pointwise log density of the observed log-loss, shape (chain, draw, obs)."""
     shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
     sampled = sampled_draws(law, posterior, priors, pooling, runs.group)
     mu = np.log(law.evaluate_sampled(sampled, **runs.inputs))
-    sigma = posterior["sigma"].values.reshape(-1, 1)
+    sigma = sigma_draws(posterior, runs.group)
     y = np.log(runs.loss)
     if likelihood == "student_t":
         loglik = stats.t.logpdf(y, df=posterior["nu"].values.reshape(-1, 1), loc=mu, scale=sigma)
@@ -293,7 +307,7 @@ class ScalingFit:
         sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng)
         log_loss = np.log(self.law.evaluate_sampled(sampled, **inputs))
         if kind == "observation":
-            sigma = self.draws("sigma")[:, None]
+            sigma = sigma_draws(self.posterior, codes, rng)
             if self.likelihood == "student_t":
                 noise = rng.standard_t(self.draws("nu")[:, None], size=log_loss.shape)
             else:

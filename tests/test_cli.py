@@ -20,6 +20,9 @@ def run(*args, check=True):
 def test_laws_json():
     rows = json.loads(run("laws", "--json").stdout)["rows"]
     by_name = {row["name"]: row for row in rows}
+    assert set(by_name) == {"kaplan_n", "kaplan_d", "kaplan_c", "kaplan_nd", "chinchilla", "chinchilla_tied",
+                            "power_irreducible", "broken_power", "data_constrained"}
+    assert by_name["data_constrained"]["inputs"] == ["N", "D", "U"] and "Muennighoff" in by_name["data_constrained"]["citation"]
     assert by_name["chinchilla"]["inputs"] == ["N", "D"]
     assert "Hoffmann" in by_name["chinchilla"]["citation"] and "Kaplan" in by_name["kaplan_nd"]["citation"]
     assert "chinchilla" in run("laws").stdout
@@ -74,7 +77,22 @@ def test_errors_are_one_clear_line(tmp_path, args, message):
 def test_demo_json():
     result = json.loads(run("demo", "--json", "--seed", 1, "--draws", 500, "--tune", 500).stdout)
     preds = result["predictions"]
-    assert [p["model"] for p in preds] == ["open_lm_1b", "open_lm_1b", "open_lm_7b"]
+    assert [p["model"] for p in preds] == ["open_lm_1b", "open_lm_1b", "open_lm_7b"] * 3
+    assert [p["group"] for p in preds] == ["c4_original"] * 3 + ["rpj"] * 3 + ["rw_original"] * 3
     for p in preds:
         assert p["eti90_lower"] < p["median"] < p["eti90_upper"] and p["observed"] > 2
-    assert {r["parameter"] for r in result["summary"]} >= {"E", "A", "B", "alpha", "beta"}
+    assert {r["parameter"] for r in result["summary"]} >= {"E", "A", "B", "alpha", "beta", "E[rpj]", "E_sd"}
+    assert result["diagnostics"]["divergences"] == 0
+
+
+def test_fit_custom_formula_with_priors_file(tmp_path):
+    csv = tmp_path / "runs.csv"
+    simulate("chinchilla", CHINCHILLA_TRUTH, seed=2).to_csv(csv, index=False)
+    priors = tmp_path / "priors.toml"
+    priors.write_text('E = "LogNormal(0.5, 0.4)"\nA = { dist = "LogNormal", kwargs = { mu = 6, sigma = 2 } }\n')
+    out = json.loads(run("fit", csv, "--formula", "E + A * N**-alpha", "--priors", priors,
+                         "--prior", "alpha=LogNormal(-1.2, 0.5)", "--draws", 200, "--tune", 200, "--chains", 2,
+                         "--seed", 1, "--json").stdout)
+    assert [r["parameter"] for r in out["rows"]] == ["A", "E", "alpha", "sigma", "nu"]
+    bad = run("fit", csv, "--formula", "E + N.__class__", check=False)
+    assert bad.returncode == 2 and "attribute access is not allowed at column 4: `N.__class__`" in bad.stderr

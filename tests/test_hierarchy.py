@@ -1,5 +1,6 @@
 """Pooling across groups: a hierarchical recovery test and predictions for known and new groups."""
 
+import os
 import warnings
 
 import numpy as np
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bayes_scaling as bs
-from conftest import CHINCHILLA_TRUTH, simulate
+from conftest import CHINCHILLA_TRUTH, shared_csv, simulate
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +74,38 @@ def test_pooling_errors(chinchilla_runs):
         bs.fit(runs, group="dataset", pooling={"A": "partial"})
     with pytest.raises(ValueError, match="must be one of shared, partial, none"):
         bs.fit(runs, group="dataset", pooling="complete")
+
+
+def test_noise_by_group(grouped_runs):
+    runs, _ = grouped_runs
+    runs = runs[runs["dataset"].isin(["g0", "g1", "g2"])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        result = bs.fit(runs, group="dataset", pooling="shared", noise_by_group=True, likelihood="normal",
+                        draws=300, tune=300, chains=2, seed=1, progressbar=False)
+    assert result.posterior["sigma"].dims == ("chain", "draw", "group")
+    assert {"sigma[g0]", "sigma[g2]"} <= set(result.summary().index)
+    known = result.predict(N=1e9, D=2e10, group="g1", kind="observation", seed=0)
+    new = result.predict(N=1e9, D=2e10, group="elsewhere", kind="observation", seed=0)
+    assert np.isfinite(known["median"]).all() and np.isfinite(new["median"]).all()
+    assert result.tree["log_likelihood"]["log_loss"].shape == (2, 300, len(runs))
+    with pytest.raises(ValueError, match="noise_by_group=True needs a group column"):
+        bs.fit(runs, noise_by_group=True)
+
+
+@pytest.mark.parametrize(
+    ("folder", "name", "group", "slow"),
+    [
+        ("gadre", "gadre2024", "dataset", False),
+        ("porian2024_isoflops", "porian2024_isoflop_points.csv", "config_id", True),
+    ],
+)
+def test_real_grouped_runs_have_no_divergences(folder, name, group, slow):
+    """Gadre 2024 grouped by pretraining dataset (104 runs); Porian 2024 IsoFLOP points grouped by their
+    15 configurations (1,745 points, ~3 minutes): default priors, partial pooling, zero divergences."""
+    if slow and os.environ.get("BAYES_SCALING_FAST"):
+        pytest.skip("BAYES_SCALING_FAST is set")
+    runs = bs.load_dataset(name) if folder == "gadre" else shared_csv(folder, name)
+    result = bs.fit(runs, group=group, seed=1, progressbar=False)
+    d = result.diagnostics
+    assert d["divergences"] == 0 and d["max_r_hat"] <= 1.01, d

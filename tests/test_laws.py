@@ -146,3 +146,28 @@ def test_malformed_law_files(old, new, message):
     with pytest.raises(LawError) as info:
         Law.from_toml(BASE.replace(old, new, 1))
     assert message in str(info.value)
+
+
+def test_custom_formula_law():
+    law = Law.from_formula("E + A * N**-alpha", inputs=["N"],
+                           priors={"E": "LogNormal(0.5, 0.4)", "A": "LogNormal(6, 2)", "alpha": "LogNormal(-1.2, 0.5)"})
+    assert law.params == ("A", "E", "alpha") and law.inputs == ("N",)
+    assert law.evaluate({"E": 1.7, "A": 400.0, "alpha": 0.34}, N=1e9) == pytest.approx(1.7 + 400 * 1e9**-0.34)
+    assert Law.from_toml(law.source).source == law.source  # saved fits rebuild it from its text
+
+
+@pytest.mark.parametrize(
+    ("formula", "priors", "message"),
+    [
+        ("E + __import__('os').system('x')", {}, "call of \"__import__('os').system\" is not allowed"),
+        ("E + A * N.real", {}, "attribute access is not allowed at column 8: `N.real`"),
+        ("E + A * N**-alpha", {"E": "Normal(1, 1)"}, "priors missing for ['A', 'alpha']"),
+        ("E + N", {"E": "Normal(1, 1)", "F": "Normal(0, 1)"}, "given for unknown ['F']"),
+        ("E + N", {"E": "Wishart(1)"}, "unknown distribution 'Wishart'"),
+        ("E + (N", {}, "syntax error"),
+    ],
+)
+def test_custom_formula_errors(formula, priors, message):
+    with pytest.raises((LawError, bs.PriorError)) as info:
+        Law.from_formula(formula, inputs=["N"], priors=priors)
+    assert message in str(info.value)
