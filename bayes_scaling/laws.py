@@ -191,8 +191,8 @@ class Law:
 
     @cached_property
     def digest(self) -> str:
-        """Identifies the law's text and its reference scales."""
-        return hashlib.sha256(f"{self.source}{sorted(self.scales.items())}".encode()).hexdigest()[:16]
+        """Identifies the law's text (a compiled model takes the reference scales as data)."""
+        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
 
     def with_scales(self, inputs: Mapping[str, Any]) -> Law:
         """The law with every ``"data"`` scale set from ``inputs`` (given scales or raw input arrays:
@@ -229,12 +229,18 @@ class Law:
         scaled = {k: v / self.scales[k] for k, v in self._inputs(inputs).items()}
         return self.sampled_loss({p: np.asarray(sampled[p], dtype=float) for p in self.sampled_params}, scaled)
 
-    def sampled_loss(self, sampled: Mapping[str, Any], scaled: Mapping[str, Any], backend: str = "numpy") -> Any:
-        """The law at sampled parameters and inputs divided by their reference scales (numpy or pytensor)."""
+    def sampled_loss(
+        self, sampled: Mapping[str, Any], scaled: Mapping[str, Any], backend: str = "numpy",
+        scales: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The law at sampled parameters and inputs divided by their reference scales (numpy or pytensor).
+
+        ``scales`` overrides the law's reference scales (the model passes them as data)."""
         if self.model_formula is not None:
             return self.model_formula.evaluate({**sampled, **scaled}, backend)
-        raw = {k: v * self.scales[k] for k, v in scaled.items()}
-        return self._published(self.to_natural(sampled, backend), raw, backend)
+        scales = scales or self.scales
+        raw = {k: v * scales[k] for k, v in scaled.items()}
+        return self._published(self.to_natural(sampled, backend, scales), raw, backend)
 
     def _published(self, params: Mapping[str, Any], inputs: Mapping[str, Any], backend: str) -> Any:
         env = {**params, **inputs}
@@ -242,10 +248,13 @@ class Law:
             env[key] = expr.evaluate(env, backend)
         return self.formula.evaluate(env, backend)
 
-    def to_natural(self, sampled: Mapping[str, Any], backend: str = "numpy") -> dict[str, Any]:
-        """Published parameters from sampled ones."""
-        self._check_scales()
-        env = {**sampled, **{f"{k}_ref": v for k, v in self.scales.items()}}
+    def to_natural(
+        self, sampled: Mapping[str, Any], backend: str = "numpy", scales: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Published parameters from sampled ones (``scales`` overrides the reference scales)."""
+        if scales is None:
+            self._check_scales()
+        env = {**sampled, **{f"{k}_ref": v for k, v in (scales or self.scales).items()}}
         return {p: expr.evaluate(env, backend) for p, expr in self.natural.items()}
 
     def compute_flops(self, **inputs: Any) -> np.ndarray:

@@ -42,8 +42,10 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
 
 
 def data_values(law: Law, runs: RunTable) -> dict[str, np.ndarray]:
-    """The model's data containers for ``runs``: scaled inputs, group codes and the observed log-loss."""
-    values = {k: runs.inputs[k] / law.scales[k] for k in law.inputs}
+    """The model's data containers for ``runs``: reference scales, scaled inputs, group codes and the
+    observed log-loss. The scales are data too, so a law whose scale comes from the runs compiles once."""
+    values: dict[str, np.ndarray] = {f"{k}_ref": np.asarray(law.scales[k]) for k in law.inputs}
+    values.update({k: runs.inputs[k] / law.scales[k] for k in law.inputs})
     if runs.group is not None:
         values["group_idx"] = runs.group
     values[f"{OBSERVED}_data"] = np.log(runs.loss)
@@ -78,7 +80,8 @@ def build_model(
     if runs.group is not None:
         coords["group"] = list(runs.groups)
     with pm.Model(coords=coords) as model:
-        data = {k: pm.Data(k, v, dims="obs") for k, v in data_values(law, runs).items()}
+        data = {k: pm.Data(k, v, dims=None if k.endswith("_ref") else "obs") for k, v in data_values(law, runs).items()}
+        scales = {k: data[f"{k}_ref"] for k in law.inputs}
         population, per_group = {}, {}
         for p in law.sampled_params:
             mode = pooling[p]
@@ -91,9 +94,9 @@ def build_model(
                 per_group[p] = pm.Deterministic(f"{p}_group", inverse(forward(population[p]) + sd * z), dims="group")
             elif mode == "none":
                 per_group[p] = priors[p].to_pymc(f"{p}_group", dims="group")
-        _natural_deterministics(law, population, per_group)
+        _natural_deterministics(law, population, per_group, scales)
         at_obs = {p: per_group[p][data["group_idx"]] if p in per_group else population[p] for p in law.sampled_params}
-        mu = pt.log(law.sampled_loss(at_obs, {k: data[k] for k in law.inputs}, backend="pytensor"))
+        mu = pt.log(law.sampled_loss(at_obs, {k: data[k] for k in law.inputs}, backend="pytensor", scales=scales))
         sigma = priors["sigma"].to_pymc("sigma", **({"dims": "group"} if noise_by_group else {}))
         if noise_by_group:
             sigma = sigma[data["group_idx"]]
@@ -106,15 +109,15 @@ def build_model(
     return model
 
 
-def _natural_deterministics(law: Law, population: dict, per_group: dict) -> None:
+def _natural_deterministics(law: Law, population: dict, per_group: dict, scales: dict) -> None:
     """Published parameters: for the population where every sampled parameter has one, and per group."""
     if len(population) == len(law.sampled_params):
-        for name, value in law.to_natural(population, backend="pytensor").items():
+        for name, value in law.to_natural(population, backend="pytensor", scales=scales).items():
             if name not in population:
                 pm.Deterministic(name, value)
     if per_group:
         values = {p: per_group.get(p, population.get(p)) for p in law.sampled_params}
-        for name, value in law.to_natural(values, backend="pytensor").items():
+        for name, value in law.to_natural(values, backend="pytensor", scales=scales).items():
             # E = "E" is already there as E_group; a shared parameter has no per-group value
             if name not in per_group and law.natural[name].names & set(per_group):
                 pm.Deterministic(f"{name}_group", value, dims="group")

@@ -53,6 +53,16 @@ def _stack(values: np.ndarray) -> np.ndarray:
     return values.reshape(-1, *values.shape[2:])
 
 
+def _at_points(per_group: np.ndarray, codes: np.ndarray, new_group: Any) -> np.ndarray:
+    """Per-group draws (S, groups) at each point's group (S, points); ``new_group()`` gives the (S, 1)
+    draws for points of a group not in the data (code -1)."""
+    at = per_group[:, np.maximum(codes, 0)]
+    new = codes < 0
+    if new.any():
+        at[:, new] = new_group()
+    return at
+
+
 def sampled_draws(
     law: Law,
     posterior: xr.Dataset,
@@ -66,23 +76,20 @@ def sampled_draws(
     ``codes`` gives each point's group index; -1 marks a group not in the data, whose values are drawn
     from the population (partial pooling only; needs ``rng``).
     """
-    def flat(name: str) -> np.ndarray:
-        return _stack(posterior[name].values)
-
     out = {}
     for p in law.sampled_params:
         if pooling[p] == "shared":
-            out[p] = flat(p)[:, None]
+            out[p] = _stack(posterior[p].values)[:, None]
             continue
-        known = flat(f"{p}_group")[:, np.maximum(codes, 0)]
-        new = codes < 0
-        if new.any():
+
+        def new_group(p: str = p) -> np.ndarray:
             if pooling[p] == "none":
                 raise ValueError(f"cannot predict for a new group: {p!r} has pooling 'none' (no population)")
             forward, inverse = link_functions(p, priors[p], np)
-            z = rng.standard_normal((known.shape[0], 1))
-            known[:, new] = inverse(forward(flat(p)[:, None]) + flat(f"{p}_sd")[:, None] * z)
-        out[p] = known
+            population, sd = _stack(posterior[p].values)[:, None], _stack(posterior[f"{p}_sd"].values)[:, None]
+            return inverse(forward(population) + sd * rng.standard_normal(population.shape))
+
+        out[p] = _at_points(_stack(posterior[f"{p}_group"].values), codes, new_group)
     return out
 
 
@@ -92,12 +99,8 @@ def sigma_draws(posterior: xr.Dataset, codes: np.ndarray | None, rng: np.random.
     sigma = _stack(posterior["sigma"].values)
     if sigma.ndim == 1:
         return sigma[:, None]
-    at = sigma[:, np.maximum(codes, 0)]
-    new = codes < 0
-    if new.any():
-        pick = rng.integers(sigma.shape[1], size=sigma.shape[0])
-        at[:, new] = sigma[np.arange(sigma.shape[0]), pick][:, None]
-    return at
+    rows = np.arange(sigma.shape[0])
+    return _at_points(sigma, codes, lambda: sigma[rows, rng.integers(sigma.shape[1], size=rows.size)][:, None])
 
 
 def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling, likelihood: str) -> np.ndarray:

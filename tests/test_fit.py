@@ -138,6 +138,23 @@ def test_refit_reuses_compiled_model(chinchilla_runs):
     assert second.tree["log_likelihood"]["log_loss"].shape == (2, 100, 44)
 
 
+def test_refit_with_data_derived_scale_reuses_compiled_model():
+    """power_irreducible takes its reference scale from the runs; the scale is data, so no recompile."""
+    runs = simulate("power_irreducible", TRUTHS["power_irreducible"], seed=1)
+    fits = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        for part in (runs.iloc[:40], runs.iloc[24:]):
+            fits.append(bs.fit(part, law="power_irreducible", columns={"x": "compute_flops"}, draws=200, tune=200,
+                               chains=2, seed=1, progressbar=False))
+    assert fits[0].law.scales["x"] != fits[1].law.scales["x"]
+    assert fits[1].settings["compile_seconds"] < 0.5
+    # the natural parameters use each fit's own scale: A is the same quantity in both
+    a0, a1 = (f.summary().loc["A", "median"] for f in fits)
+    assert a0 / a1 == pytest.approx(1, abs=0.5)
+    np.testing.assert_allclose(fits[1].draws("A"), np.exp(fits[1].draws("a")) * fits[1].law.scales["x"] ** fits[1].draws("alpha"))
+
+
 def test_convergence_warning_names_the_problem(chinchilla_runs):
     with pytest.warns(bs.SamplingWarning, match="bulk ESS .* < 400"):
         bs.fit(chinchilla_runs, draws=30, tune=100, chains=2, seed=2, progressbar=False)

@@ -1,6 +1,5 @@
 """Pooling across groups: a hierarchical recovery test and predictions for known and new groups."""
 
-import os
 import warnings
 
 import numpy as np
@@ -94,17 +93,15 @@ def test_noise_by_group(grouped_runs):
 
 
 @pytest.mark.parametrize(
-    ("folder", "name", "group", "slow"),
+    ("folder", "name", "group"),
     [
-        ("gadre", "gadre2024", "dataset", False),
-        ("porian2024_isoflops", "porian2024_isoflop_points.csv", "config_id", True),
+        ("gadre", "gadre2024", "dataset"),
+        pytest.param("porian2024_isoflops", "porian2024_isoflop_points.csv", "config_id", marks=pytest.mark.slow),
     ],
 )
-def test_real_grouped_runs_have_no_divergences(folder, name, group, slow):
+def test_real_grouped_runs_have_no_divergences(folder, name, group):
     """Gadre 2024 grouped by pretraining dataset (104 runs); Porian 2024 IsoFLOP points grouped by their
-    15 configurations (1,745 points, ~3 minutes): default priors, partial pooling, zero divergences."""
-    if slow and os.environ.get("BAYES_SCALING_FAST"):
-        pytest.skip("BAYES_SCALING_FAST is set")
+    15 configurations (1,745 points, ~3.5 minutes): default priors, partial pooling, zero divergences."""
     runs = bs.load_dataset(name) if folder == "gadre" else shared_csv(folder, name)
     result = bs.fit(runs, group=group, seed=1, progressbar=False)
     d = result.diagnostics
