@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 import tomllib
 import warnings
@@ -68,13 +69,15 @@ def _sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--adaptation", choices=("diag", "low_rank"), default="diag",
+                   help="nutpie's mass matrix adaptation (low_rank: faster on many runs, less robust on few)")
     p.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
 
 
 def _fit_kwargs(args: argparse.Namespace) -> dict:
     return dict(
         likelihood=args.likelihood, sampler=args.sampler, chains=args.chains, draws=args.draws, tune=args.tune,
-        seed=args.seed, progressbar=not args.no_progress and sys.stderr.isatty(),
+        seed=args.seed, adaptation=args.adaptation, progressbar=not args.no_progress and sys.stderr.isatty(),
     )
 
 
@@ -117,6 +120,13 @@ def _priors(args: argparse.Namespace) -> dict:
     return priors
 
 
+def _columns(args: argparse.Namespace) -> dict[str, str] | None:
+    columns: dict[str, str] = {}
+    for text in args.column:
+        columns.update(_pairs(text, "--column"))
+    return columns or None
+
+
 def cmd_fit(args: argparse.Namespace) -> None:
     priors = _priors(args)
     law = args.law
@@ -124,12 +134,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
         names = re.findall(r"[A-Za-z_]\w*", args.formula)
         inputs = args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]
         law, priors = Law.from_formula(args.formula, inputs=inputs, priors=priors), {}
-    columns = {}
-    for text in args.column:
-        columns.update(_pairs(text, "--column"))
+    columns = _columns(args)
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise CLIError(f"{args.out!r} exists; pass --overwrite to replace it")
-    result = fit(args.data, law=law, priors=priors or None, group=args.group, columns=columns or None,
+    result = fit(args.data, law=law, priors=priors or None, group=args.group, columns=columns,
                  pooling=args.pooling, noise_by_group=args.noise_by_group,
                  **_fit_kwargs(args))
     meta = _diagnostics_meta(result)
@@ -152,6 +160,35 @@ def cmd_predict(args: argparse.Namespace) -> None:
     table = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, **p) for p in points], ignore_index=True)
     _emit(table, args, title=f"predicted {args.kind} loss ({table.attrs['interval']})",
           interval="equal-tailed", kind=args.kind)
+
+
+def _budgets(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise CLIError(f"--compute: expected numbers like 1e21,1e23, got {text!r} ({err})") from None
+
+
+def cmd_optimal(args: argparse.Namespace) -> None:
+    result = ScalingFit.load(args.fit)
+    table = result.compute_optimal(_budgets(args.compute), prob=tuple(args.prob), flops=args.flops)
+    _emit(table, args, title=f"compute-optimal allocation ({table.attrs['interval']}; FLOPs = {table.attrs['flops']})",
+          interval="equal-tailed")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise CLIError(f"{args.out!r} exists; pass --overwrite to replace it")
+    if args.data.endswith(".nc"):
+        result = ScalingFit.load(args.data)
+    else:
+        result = fit(args.data, law=args.law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
+    points = [_floats(_pairs(text, "--at"), "--at") for text in args.at]
+    path = write_report(result, args.out, at=points, compute=_budgets(args.compute) if args.compute else (),
+                        command="bayes-scaling " + shlex.join(sys.argv[1:]), overwrite=args.overwrite)
+    print(json.dumps({"report": str(path)}) if args.json else f"wrote {path}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -230,6 +267,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("mean", "observation"), default="mean")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("report", help="fit a CSV of runs (or load FIT.nc) and write an HTML report")
+    p.add_argument("data", help="CSV with one row per run, or a saved fit (.nc)")
+    p.add_argument("--law", default="chinchilla")
+    p.add_argument("--group", default=None)
+    p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
+    p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="extrapolation targets; repeatable")
+    p.add_argument("--compute", default=None, metavar="C1,C2,...", help="budgets for the compute-optimal table")
+    p.add_argument("--out", required=True, help="folder to write index.html and figures into")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--json", action="store_true")
+    _sampler_args(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("optimal", help="compute-optimal N, D and loss at given budgets, from a saved fit")
+    p.add_argument("fit")
+    p.add_argument("--compute", required=True, metavar="C1,C2,...", help="budgets in FLOPs, e.g. 1e21,1e23,5.76e23")
+    p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
+    p.add_argument("--flops", default=None, help="FLOPs formula in N and D (default: the law's, 6 * N * D)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_optimal)
     return parser
 
 

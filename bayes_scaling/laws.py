@@ -34,7 +34,7 @@ def laws_dir() -> Path:
 
 
 _REQUIRED = ("name", "formula", "inputs", "scales", "model", "natural", "citation")
-_OPTIONAL = ("title", "compute", "define")
+_OPTIONAL = ("title", "compute", "define", "optimal")
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +58,7 @@ class Law:
     compute: Expression | None
     define: Mapping[str, Expression]
     model_formula: Expression | None
+    optimal: Mapping[str, Expression]
     priors: Mapping[str, Prior]
     natural: Mapping[str, Expression]
     source: str
@@ -107,10 +108,14 @@ class Law:
             for key, text_ in raw.get("define", {}).items():
                 define[key] = Expression.parse(text_, [*inputs, *natural, *define], what=f"law {name!r} define {key!r}")
             formula = Expression.parse(raw["formula"], [*inputs, *natural, *define], what=f"law {name!r} formula")
+            optimal = {k: Expression.parse(v, [*natural, "C"], what=f"law {name!r} optimal {k}")
+                       for k, v in raw.get("optimal", {}).items()}
             compute_text = raw.get("compute", "6 * N * D" if {"N", "D"} <= set(inputs) else None)
             compute = compute_text and Expression.parse(compute_text, inputs, what=f"law {name!r} compute")
         except ExpressionError as err:
             raise LawError(str(err)) from None
+        if optimal and set(optimal) != {"N", "D"}:
+            raise LawError(f"law {name!r}: [optimal] must give N and D as functions of the parameters and C")
         renamed = [p for p in set(natural) & set(priors) if natural[p].text != p]
         if renamed:
             raise LawError(f"law {name!r}: natural parameter(s) {renamed} share a sampled name but are not equal to it")
@@ -132,6 +137,7 @@ class Law:
             compute=compute,
             define=define,
             model_formula=model_formula,
+            optimal=optimal,
             priors=priors,
             natural=natural,
             source=text,

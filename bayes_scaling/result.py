@@ -345,6 +345,108 @@ class ScalingFit:
         table.attrs.update(kind=kind, interval="equal-tailed")
         return table
 
+    # ------------------------------------------------------------------------------ compute-optimal
+    def _group_draws(self, group: str | Sequence[str] | None, seed: int | None) -> list[tuple[str | None, dict]]:
+        """(label, sampled draws of shape (S, 1)) for each group asked for: every known one by default."""
+        rng = np.random.default_rng(seed)
+        if self.runs.group is None:
+            if group is not None:
+                raise ValueError("this fit has no groups; call without group=")
+            return [(None, sampled_draws(self.law, self.posterior, self.priors, self.pooling, None))]
+        labels = self.runs.groups if group is None else np.atleast_1d(np.asarray(group, dtype=str))
+        index = {g: i for i, g in enumerate(self.runs.groups)}
+        return [(g, sampled_draws(self.law, self.posterior, self.priors, self.pooling, np.array([index.get(g, -1)]), rng))
+                for g in labels]
+
+    def compute_optimal(
+        self,
+        C: float | Sequence[float],
+        *,
+        prob: float | tuple[float, ...] = intervals.PROBS,
+        flops: str | None = None,
+        group: str | Sequence[str] | None = None,
+        method: str = "auto",
+        seed: int | None = None,
+        **fixed: float,
+    ) -> pd.DataFrame:
+        """The compute-optimal allocation at each budget ``C`` (FLOPs), as a posterior.
+
+        For every draw the law is minimised along flops(N, D) = C: in closed form where the law declares
+        one (Chinchilla: N_opt = G (C/6)^a, a = beta / (alpha + beta)), numerically otherwise. Returns a
+        row per budget (and group) with the median and equal-tailed bounds of ``N_opt``, ``D_opt``, the
+        ``loss`` there, ``tokens_per_param`` and the scaling exponents ``a`` (N_opt ~ C^a) and ``b``
+        (D_opt ~ C^b), as log-slopes over the decade around C (exact for power-law frontiers). ``flops`` replaces the law's FLOPs formula (one proportional to D, e.g.
+        ``"6 * N * D + 6 * 4096 * 24 * D"``); ``fixed`` sets other inputs (``U=`` unique tokens).
+        """
+        from .optimal import optimum
+
+        probs = intervals.check_probs(prob)
+        budgets = np.atleast_1d(np.asarray(C, dtype=float))
+        if budgets.ndim != 1 or not np.all(np.isfinite(budgets) & (budgets > 0)):
+            raise ValueError(f"compute budgets must be positive numbers, got {C!r}")
+        step = 10**0.5  # local exponents: log-slope over the decade C / step .. C * step
+        rows = []
+        for label, sampled in self._group_draws(group, seed):
+            opt = optimum(self.law, sampled, budgets[None, :], flops=flops, fixed=fixed, method=method)
+            up = optimum(self.law, sampled, budgets[None, :] * step, flops=flops, fixed=fixed, method=method)
+            down = optimum(self.law, sampled, budgets[None, :] / step, flops=flops, fixed=fixed, method=method)
+            draws = {
+                "N_opt": opt["N"], "D_opt": opt["D"], "loss": opt["loss"], "tokens_per_param": opt["D"] / opt["N"],
+                "a": np.log(up["N"] / down["N"]) / (2 * np.log(step)),
+                "b": np.log(up["D"] / down["D"]) / (2 * np.log(step)),
+            }
+            for k, budget in enumerate(budgets):
+                row: dict[str, Any] = {"C": budget} if label is None else {"C": budget, "group": label}
+                for name, values in draws.items():
+                    row.update({f"{name}_{key}": float(v) for key, v in intervals.bounds(values[:, k], probs).items()})
+                rows.append(row)
+        table = pd.DataFrame(rows)
+        table.attrs.update(interval="equal-tailed", method=method, flops=flops or str(self.law.compute))
+        return table
+
+    def compute_for_loss(
+        self,
+        target: float,
+        *,
+        prob: float | tuple[float, ...] = intervals.PROBS,
+        flops: str | None = None,
+        group: str | Sequence[str] | None = None,
+        method: str = "auto",
+        seed: int | None = None,
+        **fixed: float,
+    ) -> pd.DataFrame:
+        """The smallest budget (and its N, D) whose compute-optimal run reaches loss ``target``.
+
+        Where the target lies below what part of the posterior can reach at any budget (e.g. below its
+        irreducible loss), ``reachable_fraction`` says which fraction can, the intervals describe those
+        draws alone, and a warning says so.
+        """
+        from .optimal import budget_for_loss
+
+        probs = intervals.check_probs(prob)
+        if not (isinstance(target, int | float) and target > 0):
+            raise ValueError(f"target loss must be a positive number, got {target!r}")
+        rows = []
+        for label, sampled in self._group_draws(group, seed):
+            found = budget_for_loss(self.law, sampled, float(target), flops=flops, fixed=fixed, method=method)
+            share = float(found["reachable"].mean())
+            name = "" if label is None else f" for group {label!r}"
+            if share == 0:
+                raise ValueError(f"loss {target:g} is out of reach{name}: no posterior draw gets there at any budget "
+                                 "up to 1e40 FLOPs (the target is below the loss the law can reach)")
+            if share < 1:
+                warnings.warn(f"loss {target:g}{name} is out of reach for {1 - share:.1%} of the posterior "
+                              "(below the loss the law can reach); intervals describe the other draws", stacklevel=2)
+            row: dict[str, Any] = {"target": float(target)} | ({} if label is None else {"group": label})
+            row["reachable_fraction"] = share
+            for key in ("C", "N", "D"):
+                ok = found[key][found["reachable"]]
+                row.update({f"{key}_{k}": float(v) for k, v in intervals.bounds(ok, probs).items()})
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        table.attrs.update(interval="equal-tailed")
+        return table
+
     # ------------------------------------------------------------------------------ persistence
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the fit to one netCDF file, atomically; refuses an existing file unless ``overwrite``."""

@@ -1,4 +1,5 @@
-"""Time ``bs.fit`` on the 245 digitised Chinchilla runs: nutpie against PyMC's own NUTS, in one run.
+"""Time ``bs.fit`` on the 245 digitised Chinchilla runs: nutpie (default diag and low-rank mass matrix)
+against PyMC's own NUTS, in one run.
 
     .venv/bin/python benchmarks/bench_fit.py [--reps 3] [--data PATH]
 
@@ -27,6 +28,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "epoch_chinchil
 
 
 def worker(sampler: str, data: str, reps: int) -> dict:
+    sampler, _, adaptation = sampler.partition(":")
     import bayes_scaling as bs
 
     rows = []
@@ -34,7 +36,8 @@ def worker(sampler: str, data: str, reps: int) -> dict:
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = bs.fit(data, law="chinchilla", sampler=sampler, seed=100 + rep, progressbar=False)
+            fit = bs.fit(data, law="chinchilla", sampler=sampler, seed=100 + rep, progressbar=False,
+                         adaptation=adaptation or "diag")
         wall = time.perf_counter() - start
         sampling = fit.settings["sample_seconds"]
         if sampler == "pymc":  # pm.sample compiles inside; its own record of the sampling loop
@@ -62,7 +65,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.data, args.reps)))
         return
     results = {}
-    for sampler in ("nutpie", "pymc"):
+    for sampler in ("nutpie", "nutpie:low_rank", "pymc"):
         with tempfile.TemporaryDirectory() as cache:
             cold = run_worker(sampler, args.data, args.reps, cache)
             warm = run_worker(sampler, args.data, 0, cache)
@@ -80,14 +83,17 @@ def main() -> None:
         }
     print(f"bs.fit, chinchilla, {args.data}: 4 chains x (1000 tune + 1000 draws); medians of {args.reps} refits")
     header = ("compile_cold", "compile_warm", "refit_setup", "sampling", "ess_per_s", "divergences", "max_r_hat", "peak_rss_mb")
-    print(f"{'sampler':8s}" + "".join(f"{h:>14s}" for h in header))
+    print(f"{'sampler':16s}" + "".join(f"{h:>14s}" for h in header))
     for sampler, r in results.items():
-        print(f"{sampler:8s}" + "".join(f"{r[h]:14.3f}" if isinstance(r[h], float) else f"{r[h]:14d}" for h in header))
+        print(f"{sampler:16s}" + "".join(f"{r[h]:14.3f}" if isinstance(r[h], float) else f"{r[h]:14d}" for h in header))
     nut, pymc = results["nutpie"], results["pymc"]
     print(f"sampling speed-up nutpie vs PyMC NUTS: {pymc['sampling'] / nut['sampling']:.1f}x; "
           f"ESS/s ratio: {nut['ess_per_s'] / pymc['ess_per_s']:.1f}x; "
           f"compile cold / warm / refit: nutpie {nut['compile_cold']:.1f} / {nut['compile_warm']:.1f} / "
           f"{nut['refit_setup']:.2f} s, PyMC {pymc['compile_cold']:.1f} / {pymc['compile_warm']:.1f} / {pymc['refit_setup']:.2f} s")
+    low = results["nutpie:low_rank"]
+    print(f"nutpie low_rank vs PyMC NUTS: sampling {pymc['sampling'] / low['sampling']:.1f}x, "
+          f"ESS/s {low['ess_per_s'] / pymc['ess_per_s']:.1f}x")
 
 
 if __name__ == "__main__":

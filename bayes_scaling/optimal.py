@@ -1,0 +1,147 @@
+"""Compute-optimal allocation per posterior draw: closed form where the law declares one, numeric otherwise.
+
+For a budget C, the allocation minimises the law along the FLOPs constraint flops(N, D) = C. FLOPs
+formulas must be proportional to D (flops = D * f(N), as 6ND is), so D = C / f(N) and the search is over
+log N alone: a golden-section search vectorised over draws and budgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .expr import Expression, ExpressionError
+from .laws import Law, LawError
+
+__all__ = ["flops_per_token", "optimum", "budget_for_loss"]
+
+_GOLDEN = (np.sqrt(5) - 1) / 2
+#: Golden-section iterations: the bracket shrinks by 0.618 a step, 90 steps take 60 e-folds to ~1e-17.
+_STEPS = 90
+#: Fewest tokens an allocation may have (keeps the bracket of log N finite).
+_MIN_TOKENS = 1e3
+
+
+def flops_per_token(law: Law, flops: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """f(N) with flops(N, D) = D * f(N): from the law's compute formula, or ``flops`` (a formula in N and D)."""
+    if not {"N", "D"} <= set(law.inputs):
+        raise LawError(f"law {law.name!r} has inputs {list(law.inputs)}: a compute-optimal allocation needs N and D")
+    if flops is None:
+        if law.compute is None:
+            raise LawError(f"law {law.name!r} has no compute formula; pass flops='6 * N * D' or another")
+        expr = law.compute
+    else:
+        try:
+            expr = Expression.parse(flops, ["N", "D"], what="flops formula")
+        except ExpressionError as err:
+            raise LawError(str(err)) from None
+    n = np.geomspace(1e6, 1e12, 7)
+    per_token = expr.evaluate({"N": n, "D": 1.0})
+    if not np.allclose(expr.evaluate({"N": n, "D": 1e9}), 1e9 * per_token, rtol=1e-9) or np.any(per_token <= 0):
+        raise LawError(f"flops formula {expr} must be positive and proportional to D (like 6 * N * D)")
+    return lambda N: expr.evaluate({"N": N, "D": np.ones_like(N)})
+
+
+def _closed_form(law: Law, natural: Mapping[str, np.ndarray], C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    env = {**natural, "C": C}
+    return law.optimal["N"].evaluate(env), law.optimal["D"].evaluate(env)
+
+
+def optimum(
+    law: Law,
+    sampled: Mapping[str, np.ndarray],
+    C: np.ndarray,
+    *,
+    flops: str | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    method: str = "auto",
+) -> dict[str, np.ndarray]:
+    """N, D and loss at the optimum for each draw (rows of ``sampled``) and budget ``C`` (columns).
+
+    ``method``: ``"closed"`` (the law's ``[optimal]`` formulas, valid for its own compute formula),
+    ``"numeric"``, or ``"auto"`` (closed where it applies). ``fixed`` gives values of inputs other than
+    N and D (e.g. unique tokens ``U``); without one, ``U`` is taken equal to D (no repetition).
+    """
+    C = np.asarray(C, dtype=float)
+    if method not in ("auto", "closed", "numeric"):
+        raise ValueError(f"method must be 'auto', 'closed' or 'numeric', got {method!r}")
+    use_closed = method == "closed" or (method == "auto" and bool(law.optimal) and flops is None)
+    if use_closed and not law.optimal:
+        raise LawError(f"law {law.name!r} declares no closed-form optimum")
+    if use_closed and flops is not None:
+        raise LawError("the closed form holds for the law's own compute formula only; use method='numeric'")
+    f = flops_per_token(law, flops)
+
+    def loss(N: np.ndarray, D: np.ndarray) -> np.ndarray:
+        inputs = {"N": N, "D": D}
+        for k in law.inputs:
+            if k not in inputs:
+                if fixed and k in fixed:
+                    inputs[k] = np.broadcast_to(np.asarray(fixed[k], dtype=float), N.shape)
+                elif k == "U":
+                    inputs[k] = D
+                else:
+                    raise LawError(f"law {law.name!r} needs a value for input {k!r} (pass {k}=...)")
+        return law.evaluate_sampled(sampled, **inputs)
+
+    shape = np.broadcast_shapes(next(iter(sampled.values())).shape, C.shape)
+    C = np.broadcast_to(C, shape)
+    if use_closed:
+        N, D = _closed_form(law, law.to_natural(sampled), C)
+        N, D = np.broadcast_to(N, shape), np.broadcast_to(D, shape)
+    else:
+        def along(x: np.ndarray) -> np.ndarray:  # loss at N = exp(x) on the constraint
+            return loss(np.exp(x), C / f(np.exp(x)))
+
+        lo, hi = np.zeros(shape), np.log(_largest_n(f, C))
+        a, b = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
+        fa, fb = along(a), along(b)
+        for _ in range(_STEPS):
+            left = fa < fb  # the minimum lies in [lo, b]: b becomes the new upper end
+            lo, hi = np.where(left, lo, a), np.where(left, b, hi)
+            x = np.where(left, hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo))
+            fx = along(x)
+            a, fa, b, fb = (np.where(left, x, b), np.where(left, fx, fb),
+                            np.where(left, a, x), np.where(left, fa, fx))
+        N = np.exp((lo + hi) / 2)
+        D = C / f(N)
+    return {"N": N, "D": D, "loss": loss(N, D)}
+
+
+def _largest_n(f: Callable[[np.ndarray], np.ndarray], C: np.ndarray) -> np.ndarray:
+    """The N at which D falls to _MIN_TOKENS (f increases with N), by bisection in log N."""
+    lo, hi = np.zeros_like(C), np.log(C)
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        ok = C / f(np.exp(mid)) >= _MIN_TOKENS
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    return np.exp(lo)
+
+
+def budget_for_loss(
+    law: Law,
+    sampled: Mapping[str, np.ndarray],
+    target: float,
+    *,
+    flops: str | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    method: str = "auto",
+    bounds: tuple[float, float] = (1e10, 1e40),
+) -> dict[str, np.ndarray]:
+    """The smallest budget whose optimal allocation reaches ``target`` loss, per draw (bisection in log C).
+
+    Draws that do not reach the target even at ``bounds[1]`` (the target lies below their reachable
+    loss, e.g. their irreducible loss) get NaN and ``reachable`` False.
+    """
+    size = next(iter(sampled.values())).shape[0]
+    lo, hi = np.full((size, 1), np.log(bounds[0])), np.full((size, 1), np.log(bounds[1]))
+    reachable = optimum(law, sampled, np.exp(hi), flops=flops, fixed=fixed, method=method)["loss"] <= target
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        ok = optimum(law, sampled, np.exp(mid), flops=flops, fixed=fixed, method=method)["loss"] <= target
+        lo, hi = np.where(ok, lo, mid), np.where(ok, mid, hi)
+    out = optimum(law, sampled, np.exp(hi), flops=flops, fixed=fixed, method=method)
+    out["C"] = np.exp(hi)
+    return {k: np.where(reachable, v, np.nan)[:, 0] for k, v in out.items()} | {"reachable": reachable[:, 0]}

@@ -1,0 +1,135 @@
+"""One self-contained HTML report of a fit: figures, tables, diagnostics, provenance."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import intervals, plots
+from .result import MAX_RHAT, MIN_ESS, ScalingFit
+
+__all__ = ["write_report"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; }
+.bad { background: #fde2e2; }
+figure { display: inline-block; margin: 0.5em; }
+img { max-width: 520px; border: 1px solid #eee; }
+code, pre { background: #f6f6f6; padding: 0.1em 0.3em; }
+"""
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(float_format=lambda v: f"{v:.4g}", border=0)
+
+
+def _figures(fit: ScalingFit, folder: Path, compute: Sequence[float]) -> list[tuple[str, str]]:
+    """Draw the figures into ``folder``; returns (file name, caption) pairs."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    inputs = set(fit.law.inputs)
+    drawings = [(plots.plot_loss, {"x": x}, f"Loss against {x}, with the extrapolated region shaded")
+                for x in (["N", "C"] if {"N", "D"} <= inputs else list(fit.law.inputs))]
+    if {"N", "D"} <= inputs and fit.law.compute is not None:
+        drawings.append((plots.plot_frontier, {}, "Compute-optimal N and D against compute, published allocations"))
+        drawings.append((plots.plot_isoflop, {"C": list(compute)[:3] or [1e21, 1e23]}, "IsoFLOP profiles"))
+    drawings.append((plots.plot_exponents, {}, "Joint posterior of the exponents"))
+    out = []
+    for i, (draw, kwargs, caption) in enumerate(drawings):
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        try:
+            draw(fit, ax=ax, **kwargs)
+        except ValueError:
+            plt.close(fig)  # not drawable for this law (e.g. exponents that vary by group)
+            continue
+        name = f"figure{i + 1}.png"
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+        out.append((name, caption))
+    return out
+
+
+def write_report(
+    fit: ScalingFit,
+    out: str | Path,
+    *,
+    at: Sequence[Mapping[str, float]] = (),
+    compute: Sequence[float] = (),
+    command: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``out/index.html`` (and its figures): parameter table, extrapolations at ``at``,
+    compute-optimal allocations at ``compute``, diagnostics, the command and package versions.
+
+    The folder is built aside and moved into place at the end; an existing ``out`` is replaced only
+    with ``overwrite=True``.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{str(out)!r} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a report is for reading
+    try:
+        figures = _figures(fit, tmp, compute)
+        d = fit.diagnostics
+        bad = (d["divergences"] > 0, d["max_r_hat"] > MAX_RHAT, d["min_ess_bulk"] < MIN_ESS, d["min_ess_tail"] < MIN_ESS)
+        diag = "".join(
+            f"<tr{' class=\"bad\"' if b else ''}><th>{html.escape(k)}</th><td>{v:.4g}</td></tr>"
+            for (k, v), b in zip(d.items(), bad, strict=True)
+        )
+        grouped = fit.runs.group is not None
+        sections = [
+            f"<h1>{html.escape(fit.law.title)}</h1>",
+            f"<p><code>{html.escape(str(fit.law.formula))}</code> &mdash; {html.escape(fit.law.citation)}</p>",
+            f"<p>{len(fit.runs)} runs" + (f", grouped by <code>{html.escape(fit.runs.group_column)}</code> "
+                                          f"({', '.join(map(html.escape, fit.runs.groups))})" if grouped else "")
+            + f"; likelihood {fit.likelihood}; sampler {fit.settings['sampler']}, {fit.settings['chains']} chains x "
+              f"{fit.settings['draws']} draws. All intervals are equal-tailed.</p>",
+            "<h2>Diagnostics</h2>",
+            f"<table>{diag}</table><p>Red: divergences, R-hat &gt; {MAX_RHAT} or ESS &lt; {MIN_ESS}.</p>",
+            "<h2>Parameters (90% intervals)</h2>", _table(fit.summary(prob=intervals.PROB)),
+        ]
+        if at:
+            groups = list(fit.runs.groups) if grouped else [None]
+            rows = [fit.predict(kind=kind, prob=intervals.PROBS, **point, **({} if g is None else {"group": g}))
+                    .assign(kind=kind) for point in at for g in groups for kind in ("mean", "observation")]
+            sections += ["<h2>Extrapolation</h2><p><i>mean</i>: the law's curve; <i>observation</i>: a new run's "
+                         "loss (adds the noise).</p>", _table(pd.concat(rows, ignore_index=True))]
+        if compute:
+            sections += ["<h2>Compute-optimal allocation (90% intervals)</h2>",
+                         _table(fit.compute_optimal(list(compute), prob=intervals.PROB))]
+        sections.append("<h2>Figures</h2>" + "".join(
+            f'<figure><img src="{name}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption>'
+            "</figure>" for name, caption in figures))
+        versions = json.loads(fit.tree.attrs["versions"])
+        sections += [
+            "<h2>Provenance</h2>",
+            f"<pre>{html.escape(command or '(made from Python)')}</pre>",
+            "<p>" + ", ".join(f"{html.escape(k)} {html.escape(v)}" for k, v in versions.items())
+            + f"; fitted {html.escape(fit.tree.attrs['created_at'])}; seed {fit.settings['seed']}.</p>",
+        ]
+        page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(fit.law.name)} "
+                f"report</title><style>{_STYLE}</style></head><body>{''.join(sections)}</body></html>")
+        (tmp / "index.html").write_text(page)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out / "index.html"

@@ -1,0 +1,96 @@
+"""Compute-optimal allocations: closed form against numeric, coverage of the truth, budgets for a loss."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.optimal import optimum
+from conftest import CHINCHILLA_TRUTH, simulate
+
+
+def test_closed_form_and_numeric_agree(chinchilla_fit):
+    budgets = [1e19, 1e21, 5.76e23, 1e26]
+    closed = chinchilla_fit.compute_optimal(budgets, method="closed")
+    numeric = chinchilla_fit.compute_optimal(budgets, method="numeric")
+    for column in ("N_opt_median", "D_opt_eti90_lower", "loss_eti50_upper", "a_median", "b_eti90_upper"):
+        np.testing.assert_allclose(numeric[column], closed[column], rtol=1e-6)
+    # per draw, not only the summaries
+    sampled = {p: chinchilla_fit.draws(p)[:, None] for p in chinchilla_fit.law.sampled_params}
+    c, n = (optimum(chinchilla_fit.law, sampled, np.array([[1e22]]), method=m) for m in ("closed", "numeric"))
+    np.testing.assert_allclose(n["N"], c["N"], rtol=1e-6)
+    np.testing.assert_allclose(n["D"], c["D"], rtol=1e-6)
+    # Chinchilla: N_opt ~ C^a with a = beta / (alpha + beta) exactly
+    a = chinchilla_fit.draws("beta") / (chinchilla_fit.draws("alpha") + chinchilla_fit.draws("beta"))
+    assert closed["a_median"][0] == pytest.approx(np.median(a), rel=1e-6)
+
+
+def test_tied_law_closed_form_matches_numeric():
+    law = bs.load_law("chinchilla_tied")
+    sampled = {p: prior.sample(50, seed=i)[:, None] for i, (p, prior) in enumerate(law.priors.items())}
+    C = np.array([[1e20, 1e24]])
+    c, n = optimum(law, sampled, C, method="closed"), optimum(law, sampled, C, method="numeric")
+    np.testing.assert_allclose(n["N"], c["N"], rtol=1e-6)
+    np.testing.assert_allclose(n["D"], c["D"], rtol=1e-6)
+
+
+def test_n_opt_interval_covers_truth_100x_beyond_the_data(chinchilla_fit, chinchilla_runs):
+    budget = 100 * chinchilla_runs["compute_flops"].max()
+    truth = bs.load_law("chinchilla").optimal["N"].evaluate({**CHINCHILLA_TRUTH, "C": budget})
+    row = chinchilla_fit.compute_optimal(budget, prob=0.9)
+    assert row["N_opt_eti90_lower"][0] <= truth <= row["N_opt_eti90_upper"][0]
+    assert list(row.columns[:4]) == ["C", "N_opt_median", "N_opt_eti90_lower", "N_opt_eti90_upper"]
+
+
+def test_flops_formula_can_be_replaced(chinchilla_fit):
+    # 18ND is 6ND with every budget a third as large
+    triple = chinchilla_fit.compute_optimal(3e22, flops="18 * N * D", prob=0.9)
+    single = chinchilla_fit.compute_optimal(1e22, prob=0.9)
+    np.testing.assert_allclose(triple["N_opt_median"], single["N_opt_median"], rtol=1e-6)
+    with pytest.raises(bs.LawError, match="proportional to D"):
+        chinchilla_fit.compute_optimal(1e22, flops="6 * N * D + N")
+    with pytest.raises(bs.LawError, match="only"):
+        chinchilla_fit.compute_optimal(1e22, flops="18 * N * D", method="closed")
+
+
+def test_compute_for_loss(chinchilla_fit):
+    row = chinchilla_fit.compute_for_loss(2.0, prob=0.9)
+    assert row["reachable_fraction"][0] == 1.0
+    # the optimum at the budget found reaches the target
+    check = chinchilla_fit.compute_optimal(row["C_median"][0], prob=0.9)
+    assert check["loss_median"][0] == pytest.approx(2.0, abs=0.01)
+    with pytest.warns(UserWarning, match=r"out of reach for \d+\.\d% of the posterior"):
+        partial = chinchilla_fit.compute_for_loss(1.72)
+    assert 0 < partial["reachable_fraction"][0] < 1
+    with pytest.raises(ValueError, match="loss 1 is out of reach: no posterior draw"):
+        chinchilla_fit.compute_for_loss(1.0)
+
+
+def test_numeric_path_for_laws_without_closed_form():
+    runs = simulate("kaplan_nd", {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        result = bs.fit(runs, law="kaplan_nd", likelihood="normal", draws=200, tune=300, chains=2, seed=1,
+                        progressbar=False)
+    table = result.compute_optimal([1e20, 1e22], prob=0.9)
+    assert list(6 * table["N_opt_median"] * table["D_opt_median"]) == pytest.approx([1e20, 1e22], rel=1e-3)
+    # along the constraint, the optimum beats its neighbours for the median draw's allocation
+    grid = table["N_opt_median"][0] * np.array([0.5, 1, 2])
+    loss = result.predict(N=grid, D=1e20 / (6 * grid))["median"]
+    assert loss[1] <= loss[0] and loss[1] <= loss[2]
+    with pytest.raises(bs.LawError, match="needs N and D"):
+        optimum(bs.load_law("kaplan_n"), {"l": np.ones((1, 1)), "alpha_N": np.ones((1, 1))}, np.array(1e20))
+
+
+def test_grouped_compute_optimal(chinchilla_runs):
+    runs = chinchilla_runs.assign(dataset=np.where(np.arange(len(chinchilla_runs)) % 2, "a", "b"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        result = bs.fit(runs, group="dataset", draws=300, tune=300, chains=2, seed=1, progressbar=False)
+    table = result.compute_optimal([1e21, 1e23])
+    assert list(table["group"]) == ["a", "a", "b", "b"]
+    new = result.compute_optimal(1e23, group="unseen", seed=0, prob=0.9)
+    known = result.compute_optimal(1e23, group=["a", "b"], prob=0.9)
+    width = lambda t: (t["N_opt_eti90_upper"] / t["N_opt_eti90_lower"]).to_numpy()  # noqa: E731
+    assert new["group"][0] == "unseen" and (width(new)[0] > width(known)).all()

@@ -1,0 +1,110 @@
+"""Plots, the HTML report, and the report seen in a real browser."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+import bayes_scaling as bs  # noqa: E402
+from bayes_scaling import plots  # noqa: E402
+from bayes_scaling.report import write_report  # noqa: E402
+
+
+@pytest.mark.parametrize("x", ["N", "D", "C"])
+def test_plot_loss(chinchilla_fit, x):
+    fig, ax = plt.subplots()
+    assert plots.plot_loss(chinchilla_fit, x, ax=ax) is ax
+    assert ax.get_xscale() == "log" and len(ax.collections) >= 3  # two bands and the runs
+    assert "extrapolation" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+
+
+def test_other_plots(chinchilla_fit):
+    ax = plots.plot_frontier(chinchilla_fit)
+    labels = [t.get_text() for t in ax.texts]
+    assert "Chinchilla 70B / 1.4T" in labels and len(ax.lines) >= 2
+    ax = plots.plot_isoflop(chinchilla_fit, [1e19, 1e21])
+    assert len(ax.lines) == 4  # two medians, two optima
+    ax = plots.plot_exponents(chinchilla_fit)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("alpha", "beta")
+    with pytest.raises(ValueError, match="cannot plot against 'U'"):
+        plots.plot_loss(chinchilla_fit, "U")
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def report(chinchilla_fit, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "site"
+    path = write_report(chinchilla_fit, out, at=[{"N": 70e9, "D": 1.4e12}], compute=[1e21, 5.76e23], command="test")
+    return path
+
+
+def test_report_contents(report, chinchilla_fit):
+    page = report.read_text()
+    for heading in ("Diagnostics", "Parameters (90% intervals)", "Extrapolation", "Compute-optimal allocation",
+                    "Figures", "Provenance"):
+        assert f"<h2>{heading}" in page
+    images = sorted(p.name for p in report.parent.glob("*.png"))
+    assert len(images) == 5 and all(f'src="{name}"' in page for name in images)
+    assert "pymc 6." in page and "5.76e+23" in page
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_report(chinchilla_fit, report.parent)
+    assert not [p for p in report.parent.parent.iterdir() if p.name.startswith(".report-")]
+
+
+def _chromium():
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("headless Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+    return exe, sync_playwright
+
+
+def test_report_in_headless_chromium(report, tmp_path):
+    """The page loads with no errors, every image has a non-zero size, and a screenshot is taken."""
+    exe, sync_playwright = _chromium()
+    shot = tmp_path / "report.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("requestfailed", lambda r: errors.append(f"failed to load {r.url}"))
+        page.goto(report.as_uri(), wait_until="load")
+        sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
+        page.screenshot(path=shot, full_page=True)
+        browser.close()
+    assert not errors
+    assert len(sizes) == 5 and all(w > 0 and h > 0 for w, h in sizes)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_cli_optimal_and_report(chinchilla_fit, tmp_path):
+    fit_path = chinchilla_fit.save(tmp_path / "fit.nc")
+    run = [sys.executable, "-m", "bayes_scaling.cli"]
+    out = subprocess.run([*run, "optimal", fit_path, "--compute", "1e21,5.76e23", "--prob", "0.9", "--json"],
+                         capture_output=True, text=True, check=True)
+    rows = json.loads(out.stdout)["rows"]
+    assert [r["C"] for r in rows] == [1e21, 5.76e23] and rows[1]["N_opt_eti90_lower"] < rows[1]["N_opt_median"]
+    site = tmp_path / "site"
+    subprocess.run([*run, "report", fit_path, "--at", "N=7e10,D=1.4e12", "--compute", "1e23", "--out", site],
+                   capture_output=True, text=True, check=True)
+    page = (site / "index.html").read_text()
+    assert "bayes-scaling report" in page and "N=7e10,D=1.4e12" in page
+    again = subprocess.run([*run, "report", fit_path, "--out", site], capture_output=True, text=True)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    bad = subprocess.run([*run, "optimal", fit_path, "--compute", "1e21,lots"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "expected numbers" in bad.stderr
