@@ -1,5 +1,6 @@
 """Bayesian scaling laws: fit neural scaling laws with NUTS and extrapolate with credible bands."""
 
+from .compare import Average, average, backtest, compare
 from .data import DataError, RunTable, load_runs
 from .datasets import list_datasets, load_dataset
 from .expr import ExpressionError
@@ -10,6 +11,7 @@ from .references import Reference, list_references, load_reference
 from .result import SamplingWarning, ScalingFit
 
 __all__ = [
+    "Average",
     "DataError",
     "ExpressionError",
     "Law",
@@ -20,6 +22,9 @@ __all__ = [
     "RunTable",
     "SamplingWarning",
     "ScalingFit",
+    "average",
+    "backtest",
+    "compare",
     "fit",
     "list_datasets",
     "list_laws",

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import intervals
+from .compare import backtest, compare
 from .data import DataError
 from .datasets import load_dataset
 from .expr import ExpressionError
@@ -191,6 +192,30 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(json.dumps({"report": str(path)}) if args.json else f"wrote {path}")
 
 
+def _laws(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if len(names) < 2:
+        raise CLIError(f"--laws: name at least two laws separated by commas, got {text!r}")
+    return names
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    fits = {law: fit(args.data, law=law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
+            for law in _laws(args.laws)}
+    table = compare(fits)
+    _emit(table, args, title="PSIS-LOO comparison (elpd of the log-loss; weight: stacking)")
+
+
+def cmd_backtest(args: argparse.Namespace) -> None:
+    holdout = [float(h) for h in args.holdout.split(",")]
+    kwargs = _fit_kwargs(args)
+    progress = kwargs.pop("progressbar")
+    table = backtest(args.data, laws=_laws(args.laws), holdout=holdout, by=args.by, group=args.group,
+                     columns=_columns(args), progressbar=progress, **kwargs)
+    _emit(table, args, title=f"Leave-future-out backtest: fit the runs up to `cut` ({args.by}), score the rest "
+          "(coverage of the predictive intervals of a new run)", interval="equal-tailed")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     runs = load_dataset("gadre2024")
     small, large = runs[runs["n_params"] < 5e8], runs[runs["n_params"] >= 5e8]
@@ -279,6 +304,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _sampler_args(p)
     p.set_defaults(func=cmd_report)
+
+    for name, helptext in (("compare", "fit several laws to a CSV and compare them by PSIS-LOO"),
+                           ("backtest", "fit several laws on the smaller runs and score them on the larger")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("data", help="CSV with one row per run")
+        p.add_argument("--laws", required=True, metavar="A,B,...", help="law names, e.g. chinchilla,kaplan_nd")
+        p.add_argument("--group", default=None)
+        p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
+        if name == "backtest":
+            p.add_argument("--holdout", default="0.2", metavar="H[,H...]",
+                           help="fraction of runs with the most compute to hold out, or a FLOPs threshold; "
+                                "several for a rolling origin")
+            p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
+        p.add_argument("--json", action="store_true")
+        _sampler_args(p)
+        p.set_defaults(func=cmd_compare if name == "compare" else cmd_backtest)
 
     p = sub.add_parser("optimal", help="compute-optimal N, D and loss at given budgets, from a saved fit")
     p.add_argument("fit")

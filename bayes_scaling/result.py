@@ -103,17 +103,31 @@ def sigma_draws(posterior: xr.Dataset, codes: np.ndarray | None, rng: np.random.
     return _at_points(sigma, codes, lambda: sigma[rows, rng.integers(sigma.shape[1], size=rows.size)][:, None])
 
 
+def log_density(
+    law: Law,
+    posterior: xr.Dataset,
+    priors: Mapping[str, Prior],
+    pooling: Mapping[str, str],
+    likelihood: str,
+    inputs: Mapping[str, np.ndarray],
+    codes: np.ndarray | None,
+    loss: np.ndarray,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Pointwise log density of observed log-loss under each draw, shape (chain * draw, points)."""
+    sampled = sampled_draws(law, posterior, priors, pooling, codes, rng)
+    mu = np.log(law.evaluate_sampled(sampled, **inputs))
+    sigma = sigma_draws(posterior, codes, rng)
+    y = np.log(loss)
+    if likelihood == "student_t":
+        return stats.t.logpdf(y, df=_stack(posterior["nu"].values)[:, None], loc=mu, scale=sigma)
+    return stats.norm.logpdf(y, loc=mu, scale=sigma)
+
+
 def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling, likelihood: str) -> np.ndarray:
     """Pointwise log density of the observed log-loss, shape (chain, draw, obs)."""
     shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
-    sampled = sampled_draws(law, posterior, priors, pooling, runs.group)
-    mu = np.log(law.evaluate_sampled(sampled, **runs.inputs))
-    sigma = sigma_draws(posterior, runs.group)
-    y = np.log(runs.loss)
-    if likelihood == "student_t":
-        loglik = stats.t.logpdf(y, df=posterior["nu"].values.reshape(-1, 1), loc=mu, scale=sigma)
-    else:
-        loglik = stats.norm.logpdf(y, loc=mu, scale=sigma)
+    loglik = log_density(law, posterior, priors, pooling, likelihood, runs.inputs, runs.group, runs.loss)
     return loglik.reshape(shape)
 
 

@@ -96,3 +96,16 @@ def test_fit_custom_formula_with_priors_file(tmp_path):
     assert [r["parameter"] for r in out["rows"]] == ["A", "E", "alpha", "sigma", "nu"]
     bad = run("fit", csv, "--formula", "E + N.__class__", check=False)
     assert bad.returncode == 2 and "attribute access is not allowed at column 4: `N.__class__`" in bad.stderr
+
+
+def test_compare_and_backtest(tmp_path):
+    csv = tmp_path / "runs.csv"
+    simulate("chinchilla", CHINCHILLA_TRUTH, seed=3).to_csv(csv, index=False)
+    common = ["--laws", "chinchilla,kaplan_nd", "--draws", 300, "--tune", 300, "--chains", 2, "--seed", 1, "--json"]
+    table = json.loads(run("compare", csv, *common).stdout)["rows"]
+    assert [r["law"] for r in table] == ["chinchilla", "kaplan_nd"] and "n_pareto_k_high" in table[0]
+    rows = json.loads(run("backtest", csv, "--holdout", "0.3,0.2", *common).stdout)["rows"]
+    assert [r["law"] for r in rows] == ["chinchilla", "kaplan_nd"] * 2
+    assert {"lpd", "coverage_50", "coverage_90", "mdape"} <= set(rows[0])
+    bad = run("compare", csv, "--laws", "chinchilla", check=False)
+    assert bad.returncode == 2 and "at least two laws" in bad.stderr

@@ -18,6 +18,12 @@ DATASETS: dict[str, tuple[str, str, str]] = {
         "Gadre et al. (2024), 104 open_lm runs (10.6M-6.9B parameters, 5-640 tokens/parameter) on three "
         "pretraining datasets (column 'dataset': c4_original, rpj, rw_original); loss is C4 validation loss. MIT.",
     ),
+    "muennighoff2023": (
+        "muennighoff2023.csv",
+        "LICENSE-muennighoff2023.txt",
+        "Muennighoff et al. (2023), 182 C4 runs with repeated data (column unique_tokens; up to thousands of "
+        "epochs), the set behind the paper's data-constrained fit; loss is C4 validation loss. Apache-2.0.",
+    ),
 }
 
 
@@ -32,6 +38,9 @@ def load_dataset(name: str) -> pd.DataFrame:
     ``gadre2024``: columns ``dataset``, ``model_config``, ``n_params``, ``n_params_no_embed``,
     ``n_tokens``, ``compute_flops`` (6ND), ``loss`` (C4 validation loss, nats/token) and
     ``tokens_per_param_nominal``. The 1.4B and 6.9B runs are the paper's extrapolation targets.
+
+    ``muennighoff2023``: columns ``run_name``, ``n_params``, ``n_tokens``, ``unique_tokens``, ``epochs``,
+    ``compute_flops`` (6ND) and ``loss`` (C4 validation loss); fit it with ``law="data_constrained"``.
     """
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; bundled datasets: {', '.join(DATASETS)}")
