@@ -330,7 +330,8 @@ class ScalingFit:
             else:
                 noise = rng.standard_normal(log_loss.shape)
             log_loss = log_loss + sigma * noise
-        return np.exp(log_loss)
+        with np.errstate(over="ignore"):  # heavy-tailed noise can put a draw beyond float range: inf is right
+            return np.exp(log_loss)
 
     def predict(
         self,
