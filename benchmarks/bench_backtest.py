@@ -20,8 +20,11 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "epoch_chinchil
 
 
 def worker(data: str, reuse: bool) -> dict:
+    import importlib
+
     import bayes_scaling as bs
-    import bayes_scaling.fit as fit_module
+
+    fit_module = importlib.import_module("bayes_scaling.fit")  # the module (bs.fit is the function)
 
     if not reuse:  # forget compiled models before every fit (backtest looks fit up at call time)
         original = fit_module.fit

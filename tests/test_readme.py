@@ -9,3 +9,17 @@ def test_ci_runs_readme_test_command():
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
     assert readme.index(test_command) < 12, "README must open with the set-up commands"
     assert any(line.startswith("python3 -m venv .venv") and line.endswith("bayes-scaling demo") for line in readme[:12])
+
+
+def test_readme_python_runs(tmp_path, monkeypatch):
+    """The README's Python example runs as written (in a scratch folder: it saves a file)."""
+    import re
+    import warnings
+
+    readme = (ROOT / "README.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(code.replace("seed=1)", "seed=1, progressbar=False)"), "README.md", "exec"), {})
+    assert (tmp_path / "c4.nc").is_file()
