@@ -88,18 +88,14 @@ def _diagnostics_meta(result: ScalingFit) -> dict:
 
 
 def cmd_laws(args: argparse.Namespace) -> None:
-    rows = []
-    for name in list_laws():
-        law = load_law(name)
-        rows.append({"name": name, "inputs": ",".join(law.inputs), "formula": str(law.formula),
-                     "params": ",".join(law.params), "citation": law.citation})
-    table = pd.DataFrame(rows)
+    laws = [load_law(name) for name in list_laws()]
+    rows = [{"name": law.name, "inputs": list(law.inputs), "formula": str(law.formula), "params": list(law.params),
+             "citation": law.citation} for law in laws]
     if args.json:
-        for row in rows:
-            row["inputs"], row["params"] = row["inputs"].split(","), row["params"].split(",")
         print(json.dumps({"rows": rows}, indent=2))
     else:
-        _emit(table.drop(columns="citation"), args)
+        table = pd.DataFrame(rows).drop(columns="citation")
+        _emit(table.assign(inputs=table["inputs"].str.join(","), params=table["params"].str.join(",")), args)
 
 
 def _priors(args: argparse.Namespace) -> dict:
@@ -145,8 +141,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
     if args.out:
         result.save(args.out, overwrite=args.overwrite)
         meta["saved"] = args.out
-    _emit(result.summary(prob=args.prob), args, title=f"{result.law.title} on {len(result.runs)} runs "
-          f"({result.summary(prob=args.prob).attrs['interval']} intervals)", **meta)
+    table = result.summary(prob=args.prob)
+    _emit(table, args, title=f"{result.law.title} on {len(result.runs)} runs ({table.attrs['interval']} intervals)",
+          **meta)
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -158,7 +155,8 @@ def cmd_summary(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
     points = [_floats(_pairs(text, "--at"), "--at") for text in args.at]
-    table = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, **p) for p in points], ignore_index=True)
+    table = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, **p) for p in points],
+                      ignore_index=True)
     _emit(table, args, title=f"predicted {args.kind} loss ({table.attrs['interval']})",
           interval="equal-tailed", kind=args.kind)
 
@@ -172,7 +170,7 @@ def _budgets(text: str) -> list[float]:
 
 def cmd_optimal(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
-    table = result.compute_optimal(_budgets(args.compute), prob=tuple(args.prob), flops=args.flops)
+    table = result.compute_optimal(_budgets(args.compute), prob=tuple(args.prob), flops=args.flops, group=args.group)
     _emit(table, args, title=f"compute-optimal allocation ({table.attrs['interval']}; FLOPs = {table.attrs['flops']})",
           interval="equal-tailed")
 
@@ -290,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", action="append", required=True, metavar="N=..,D=..", help="inputs; repeat for more points")
     p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
     p.add_argument("--kind", choices=("mean", "observation"), default="mean")
+    p.add_argument("--group", default=None, help="for a grouped fit: a group's label (any other label: a new group)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("report", help="fit a CSV of runs (or load FIT.nc) and write an HTML report")
@@ -326,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compute", required=True, metavar="C1,C2,...", help="budgets in FLOPs, e.g. 1e21,1e23,5.76e23")
     p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
     p.add_argument("--flops", default=None, help="FLOPs formula in N and D (default: the law's, 6 * N * D)")
+    p.add_argument("--group", default=None, help="for a grouped fit: one group (default: every group)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_optimal)
     return parser
