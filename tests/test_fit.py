@@ -189,3 +189,14 @@ def test_real_chinchilla_runs_converge():
     # Besiroglu et al. (2024) refit these runs: E = 1.82, alpha = 0.35, beta = 0.37
     assert table.loc["E", "eti90_lower"] < 1.82 < table.loc["E", "eti90_upper"] + 0.02
     assert 0.3 < table.loc["alpha", "median"] < 0.4 and 0.3 < table.loc["beta", "median"] < 0.42
+
+
+def test_numpyro_sampler():
+    """The JAX path (optional extra: pip install -e '.[jax]')."""
+    pytest.importorskip("numpyro", reason="numpyro not installed (optional extra 'jax')")
+    runs = simulate("chinchilla", CHINCHILLA_TRUTH, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = bs.fit(runs, sampler="numpyro", draws=300, tune=300, chains=2, seed=5, progressbar=False)
+    assert result.tree["posterior"].attrs["inference_library"] == "numpyro"
+    assert_recovers(result, {"alpha": 0.34, "beta": 0.28})
