@@ -24,7 +24,7 @@ from .laws import Law, LawError, list_laws, load_law
 from .priors import PriorError, parse_prior
 from .result import SamplingWarning, ScalingFit
 
-USER_ERRORS = (DataError, LawError, PriorError, ExpressionError, FileExistsError, FileNotFoundError, ValueError, KeyError)
+USER_ERRORS = (DataError, LawError, PriorError, ExpressionError, OSError, ValueError, KeyError)
 
 
 class CLIError(ValueError):
@@ -130,18 +130,22 @@ def cmd_fit(args: argparse.Namespace) -> None:
     if args.formula:
         names = re.findall(r"[A-Za-z_]\w*", args.formula)
         inputs = args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]
-        law, priors = Law.from_formula(args.formula, inputs=inputs, priors=priors), {}
+        noise = {k: priors.pop(k) for k in ("sigma", "nu") if k in priors}  # the observation model's, not the law's
+        law, priors = Law.from_formula(args.formula, inputs=inputs, priors=priors), noise
     columns = _columns(args)
+    intervals.check_probs(args.prob)  # before sampling, not after
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise CLIError(f"{args.out!r} exists; pass --overwrite to replace it")
+    if args.out and not Path(args.out).resolve().parent.is_dir():
+        raise CLIError(f"--out {args.out!r}: folder {str(Path(args.out).parent)!r} does not exist")
     result = fit(args.data, law=law, priors=priors or None, group=args.group, columns=columns,
                  pooling=args.pooling, noise_by_group=args.noise_by_group,
                  **_fit_kwargs(args))
     meta = _diagnostics_meta(result)
+    table = result.summary(prob=args.prob)
     if args.out:
         result.save(args.out, overwrite=args.overwrite)
         meta["saved"] = args.out
-    table = result.summary(prob=args.prob)
     _emit(table, args, title=f"{result.law.title} on {len(result.runs)} runs ({table.attrs['interval']} intervals)",
           **meta)
 

@@ -114,9 +114,11 @@ def score(fit: ScalingFit, runs: pd.DataFrame, *, prob: Sequence[float] = interv
     new run, and the median absolute percentage error of the median prediction."""
     from .result import log_density
 
+    from .data import load_runs
+
     rng = np.random.default_rng(seed)
     values, _, codes = fit._prediction_inputs(runs, {}, None)
-    loss = pd.to_numeric(runs[fit.runs.columns["loss"]], errors="coerce").to_numpy(float)
+    loss = load_runs(runs, inputs=(), columns={"loss": fit.runs.columns["loss"]}).loss  # checked like any loss
     logp = log_density(fit.law, fit.posterior, fit.priors, fit.pooling, fit.likelihood, values, codes, loss, rng)
     lpd = logsumexp(logp, axis=0) - np.log(logp.shape[0])
     draws = fit.loss_draws(values, codes, kind="observation", seed=seed)
@@ -158,6 +160,9 @@ def backtest(
 
     frame = _frame(runs)
     compute = _ordering(frame, columns, by)
+    bad = np.flatnonzero(~(np.isfinite(compute) & (compute > 0)))
+    if bad.size:
+        raise DataError(f"runs are ordered by {by}, which is missing, non-numeric or not positive in row {bad[0]}")
     cuts = _cuts(compute, holdout)
     probs = intervals.check_probs(prob)
     rows = []

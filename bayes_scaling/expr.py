@@ -74,13 +74,17 @@ class Expression:
         if not isinstance(text, str) or not text.strip():
             raise ExpressionError(f"{what} must be a non-empty string, got {text!r}")
         allowed = frozenset(names)
+        if len(text) > 2000:
+            raise ExpressionError(f"{what} is {len(text)} characters long; the limit is 2000")
         try:
             tree = ast.parse(text.strip(), mode="eval").body
+            used: set[str] = set()
+            _check(tree, text.strip(), allowed, used, what)
         except SyntaxError as err:
             col = (err.offset or 1) - 1
             raise ExpressionError(f"{what} {text!r}: syntax error at column {col}: {err.msg}") from None
-        used: set[str] = set()
-        _check(tree, text.strip(), allowed, used, what)
+        except (RecursionError, MemoryError):
+            raise ExpressionError(f"{what} is nested too deeply") from None
         return cls(text.strip(), tree, frozenset(used))
 
     def evaluate(self, env: Mapping[str, Any], backend: str = "numpy") -> Any:
@@ -105,6 +109,8 @@ def _check(node: ast.AST, text: str, allowed: frozenset[str], used: set[str], wh
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise _fail(node, text, what, f"only numbers are allowed as constants, not {type(node.value).__name__}")
+        if isinstance(node.value, int) and abs(node.value) > 2**53:
+            raise _fail(node, text, what, "integer constant too large (write it as a float, e.g. 1e30)")
     elif isinstance(node, ast.Name):
         if node.id not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
@@ -138,7 +144,7 @@ def _check(node: ast.AST, text: str, allowed: frozenset[str], used: set[str], wh
 
 def _eval(node: ast.AST, env: Mapping[str, Any], funcs: dict[str, Callable[..., Any]]) -> Any:
     if isinstance(node, ast.Constant):
-        return float(node.value)
+        return np.float64(node.value)  # numpy arithmetic: 1/0 is inf, 10.0**400 is inf, neither raises
     if isinstance(node, ast.Name):
         return env[node.id]
     if isinstance(node, ast.BinOp):

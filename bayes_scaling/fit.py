@@ -40,7 +40,7 @@ def compiled_model(
     building and compiling (0.0 when the cache already held it).
     """
     pooling = pooling or resolve_pooling(law, runs, None)
-    key = (law.digest, tuple((k, str(v)) for k, v in priors.items()), likelihood, sampler,
+    key = (law.digest, tuple((k, v.dist, tuple(sorted(v.kwargs.items()))) for k, v in priors.items()), likelihood, sampler,
            tuple(pooling.items()), runs.groups, noise_by_group)
     values = data_values(law, runs)
     start = time.perf_counter()

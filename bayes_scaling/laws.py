@@ -34,6 +34,8 @@ def laws_dir() -> Path:
 
 
 _REQUIRED = ("name", "formula", "inputs", "scales", "model", "natural", "citation")
+#: Names the model uses for itself (observation noise, data, dims); a law may not use them.
+RESERVED = frozenset({"sigma", "nu", "obs", "group", "group_idx", "log_loss", "log_loss_data", "C"})
 _OPTIONAL = ("title", "compute", "define", "optimal")
 
 
@@ -96,6 +98,14 @@ class Law:
         clash = set(priors) & set(inputs)
         if clash:
             raise LawError(f"law {name!r}: {sorted(clash)} named both as input and parameter")
+        named = {*priors, *raw["natural"], *raw.get("define", {})}
+        reserved = sorted(named & (RESERVED | {f"{i}_ref" for i in inputs})
+                          | {p for p in priors if p.endswith(("_sd", "_z", "_group"))})
+        if reserved:
+            raise LawError(f"law {name!r}: {reserved} are names the model uses itself; rename them")
+        shadow = sorted(set(inputs) & {*raw["natural"], *raw.get("define", {})})
+        if shadow:
+            raise LawError(f"law {name!r}: {shadow} are inputs; a parameter or definition cannot reuse the name")
         refs = [f"{i}_ref" for i in inputs]
         try:
             model_formula = model.get("formula") and Expression.parse(

@@ -18,7 +18,7 @@ from .laws import Law, LawError
 __all__ = ["flops_per_token", "optimum", "budget_for_loss"]
 
 _GOLDEN = (np.sqrt(5) - 1) / 2
-#: Golden-section iterations: the bracket shrinks by 0.618 a step, 90 steps take 60 e-folds to ~1e-17.
+#: Golden-section iterations: the bracket shrinks by 0.618 a step; 90 steps shrink it by ~1e-19.
 _STEPS = 90
 #: Fewest tokens an allocation may have (keeps the bracket of log N finite).
 _MIN_TOKENS = 1e3
@@ -73,6 +73,9 @@ def optimum(
     if use_closed and flops is not None:
         raise LawError("the closed form holds for the law's own compute formula only; use method='numeric'")
     f = flops_per_token(law, flops)
+    unknown = sorted(set(fixed or {}) - set(law.inputs) - {"N", "D"})
+    if unknown:
+        raise LawError(f"law {law.name!r} has no input(s) {unknown} (its inputs: {list(law.inputs)})")
 
     def loss(N: np.ndarray, D: np.ndarray) -> np.ndarray:
         inputs = {"N": N, "D": D}

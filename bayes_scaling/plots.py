@@ -93,8 +93,10 @@ def plot_loss(
                 at["D"] = tpp * grid
             if x == "D" and "N" in inputs:
                 at["N"] = grid / tpp
+            if "U" in inputs and "D" in at:
+                at["U"] = at["D"]  # unique tokens: no repetition
             for k in inputs:
-                at.setdefault(k, grid if k == "U" else None)
+                at.setdefault(k, None)
             if any(v is None for v in at.values()):
                 raise ValueError(f"cannot plot law {fit.law.name!r} (inputs {list(inputs)}) against {x!r}")
             table = fit.predict(prob=probs, **at, **kw)
@@ -153,12 +155,15 @@ def plot_isoflop(
     span: float = 30.0,
     group=None,
 ) -> Axes:
-    """IsoFLOP profiles: loss against N at each fixed budget C (D = C / f(N)), with bands and the optimum."""
+    """IsoFLOP profiles: loss against N at each fixed budget C (D = C / f(N)), with bands and the optimum.
+    A grouped fit shows ``group`` (default: its first group)."""
     from .optimal import flops_per_token
 
     ax = _axes(ax)
     probs = intervals.check_probs(prob)
     f = flops_per_token(fit.law)
+    if group is None and fit.runs.group is not None:
+        group = fit.runs.groups[0]
     kw = {} if group is None else {"group": group}
     for i, budget in enumerate(np.atleast_1d(C)):
         opt = fit.compute_optimal(budget, prob=probs, **kw)
@@ -168,7 +173,8 @@ def plot_isoflop(
         table = fit.predict(N=grid, D=budget / f(grid), prob=probs, **extra, **kw)
         _band(ax, grid, table, probs, f"C{i}", f"C = {budget:.2g}")
         ax.plot(n_opt, float(opt["loss_median"][0]), "k*", ms=9, zorder=4)
-    ax.set(xscale="log", xlabel="parameters N", ylabel="loss", title="IsoFLOP profiles (star: median optimum)")
+    ax.set(xscale="log", xlabel="parameters N", ylabel="loss",
+           title="IsoFLOP profiles (star: median optimum)" + ("" if group is None else f", {group}"))
     ax.legend(fontsize=8)
     return ax
 
@@ -180,6 +186,9 @@ def plot_exponents(fit: ScalingFit, params: Sequence[str] | None = None, *, ax: 
         params = [p for p in fit.law.params if p.startswith(("alpha", "beta", "c"))][:2]
     if len(params) != 2:
         raise ValueError(f"give two parameters to plot, e.g. params={list(fit.law.params[:2])}")
+    missing = [p for p in params if p not in fit.posterior]
+    if missing:
+        raise ValueError(f"{missing} have no population value in this fit (pooling 'none'); plot another pair")
     x, y = (fit.draws(p) for p in params)
     if x.ndim > 1 or y.ndim > 1:
         raise ValueError(f"{params} vary by group; plot their population values or pick a group")

@@ -28,6 +28,10 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "TruncatedNormal": ("mu", "sigma", "lower", "upper"),
 }
 
+#: Parameters that must be positive, and those that may be left out (PyMC's defaults, e.g. no truncation).
+_POSITIVE = frozenset({"sigma", "nu", "beta", "alpha", "lam"})
+_OPTIONAL = frozenset({"lower", "upper"})
+
 #: Support of each distribution: where partial pooling adds group offsets (log, logit or identity link).
 SUPPORT: dict[str, str] = {
     **dict.fromkeys(("Normal", "StudentT"), "real"),
@@ -79,8 +83,13 @@ class Prior:
         for key, value in kwargs.items():
             if key not in allowed:
                 raise PriorError(f"prior for {name!r}: {dist} has no parameter {key!r} (it takes {', '.join(allowed)})")
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
                 raise PriorError(f"prior for {name!r}: {dist} parameter {key!r} must be a number, got {value!r}")
+            if key in _POSITIVE and value <= 0:
+                raise PriorError(f"prior for {name!r}: {dist} parameter {key!r} must be positive, got {value!r}")
+        missing = [k for k in allowed if k not in kwargs and k not in _OPTIONAL]
+        if missing:
+            raise PriorError(f"prior for {name!r}: {dist} needs {', '.join(missing)}")
         return cls(dist, {k: float(v) for k, v in kwargs.items()})
 
     def to_pymc(self, name: str, **dist_kwargs: Any) -> Any:
@@ -115,8 +124,13 @@ def parse_prior(name: str, text: str) -> Prior:
         raise PriorError(f"prior for {name!r}: unknown distribution {dist!r} (known: {', '.join(DISTRIBUTIONS)})")
     kwargs: dict[str, float] = {}
     positional = list(DISTRIBUTIONS[dist])
+    seen_keyword = False
     for i, part in enumerate(p.strip() for p in body.split(",") if p.strip()):
         key, _, value = part.rpartition("=")
+        if key.strip():
+            seen_keyword = True
+        elif seen_keyword:
+            raise PriorError(f"prior for {name!r}: a positional value follows a keyword in {text!r}")
         key = key.strip() or (positional[i] if i < len(positional) else "")
         if not key:
             raise PriorError(f"prior for {name!r}: too many values in {text!r}")

@@ -17,6 +17,9 @@ from .result import MAX_RHAT, MIN_ESS, ScalingFit
 
 __all__ = ["write_report"]
 
+#: A file every report folder holds: overwrite=True replaces only folders that have it.
+_MARKER = ".bayes-scaling-report"
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
@@ -76,21 +79,26 @@ def write_report(
     compute-optimal allocations at ``compute``, diagnostics, the command and package versions.
 
     The folder is built aside and moved into place at the end; an existing ``out`` is replaced only
-    with ``overwrite=True``.
+    with ``overwrite=True``, and only if it is a report folder written here (it holds ``.bayes-scaling-report``).
     """
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{str(out)!r} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if out.exists() and not (out / _MARKER).is_file():
+        raise FileExistsError(f"{str(out)!r} exists and is not a report written here; not replacing it")
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise ValueError(f"the report folder {str(out)!r} contains the current directory; choose a new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a report is for reading
     try:
         figures = _figures(fit, tmp, compute)
         d = fit.diagnostics
-        bad = (d["divergences"] > 0, d["max_r_hat"] > MAX_RHAT, d["min_ess_bulk"] < MIN_ESS, d["min_ess_tail"] < MIN_ESS)
+        bad = {"divergences": d["divergences"] > 0, "max_r_hat": d["max_r_hat"] > MAX_RHAT,
+               "min_ess_bulk": d["min_ess_bulk"] < MIN_ESS, "min_ess_tail": d["min_ess_tail"] < MIN_ESS}
         diag = "".join(
-            f"<tr{' class=\"bad\"' if b else ''}><th>{html.escape(k)}</th><td>{v:.4g}</td></tr>"
-            for (k, v), b in zip(d.items(), bad, strict=True)
+            f"<tr{' class=\"bad\"' if bad[k] else ''}><th>{html.escape(k)}</th><td>{v:.4g}</td></tr>"
+            for k, v in d.items()
         )
         grouped = fit.runs.group is not None
         sections = [
@@ -126,6 +134,7 @@ def write_report(
         page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(fit.law.name)} "
                 f"report</title><style>{_STYLE}</style></head><body>{''.join(sections)}</body></html>")
         (tmp / "index.html").write_text(page)
+        (tmp / _MARKER).write_text("written by bayes_scaling.report.write_report; --overwrite may replace this folder\n")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
@@ -54,12 +55,11 @@ def _stack(values: np.ndarray) -> np.ndarray:
 
 
 def _at_points(per_group: np.ndarray, codes: np.ndarray, new_group: Any) -> np.ndarray:
-    """Per-group draws (S, groups) at each point's group (S, points); ``new_group()`` gives the (S, 1)
-    draws for points of a group not in the data (code -1)."""
+    """Per-group draws (S, groups) at each point's group (S, points); ``new_group()`` gives (S, 1) draws
+    for a group not in the data: one call for each distinct negative code, so new groups are independent."""
     at = per_group[:, np.maximum(codes, 0)]
-    new = codes < 0
-    if new.any():
-        at[:, new] = new_group()
+    for code in np.unique(codes[codes < 0]):
+        at[:, codes == code] = new_group()
     return at
 
 
@@ -73,8 +73,8 @@ def sampled_draws(
 ) -> dict[str, np.ndarray]:
     """Sampled parameters at each point, shape (chain * draw, points) or (chain * draw, 1) when shared.
 
-    ``codes`` gives each point's group index; -1 marks a group not in the data, whose values are drawn
-    from the population (partial pooling only; needs ``rng``).
+    ``codes`` gives each point's group index; a negative code marks a group not in the data, whose
+    values are drawn from the population (partial pooling only; needs ``rng``).
     """
     out = {}
     for p in law.sampled_params:
@@ -307,7 +307,9 @@ class ScalingFit:
                              f"{list(self.runs.groups)}, or any other label for a new group")
         labels = np.broadcast_to(np.asarray(group, dtype=str), next(iter(values.values())).shape)
         index = {g: i for i, g in enumerate(self.runs.groups)}
-        return values, labels, np.array([index.get(g, -1) for g in labels])
+        # each label not in the data is its own new group: codes -1, -2, ...
+        index.update({g: -1 - i for i, g in enumerate(dict.fromkeys(g for g in labels if g not in index))})
+        return values, labels, np.array([index[g] for g in labels])
 
     def loss_draws(
         self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
@@ -472,10 +474,19 @@ class ScalingFit:
         os.close(fd)
         try:
             self.tree.to_netcdf(tmp, engine="h5netcdf")
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a saved fit gets the usual mode
             if overwrite:
                 os.replace(tmp, path)
             else:
-                os.link(tmp, path)  # fails if the file appeared meanwhile: never clobbers
+                try:
+                    os.link(tmp, path)  # fails if the file appeared meanwhile: never clobbers
+                except FileExistsError:
+                    raise
+                except OSError:  # no hard links here: create exclusively, then copy
+                    with open(tmp, "rb") as src, open(path, "xb") as dst:
+                        shutil.copyfileobj(src, dst)
         except FileExistsError:
             raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it") from None
         finally:
@@ -489,8 +500,11 @@ class ScalingFit:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no saved fit at {str(path)!r}")
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            tree = tree.load()
+        try:
+            with xr.open_datatree(path, engine="h5netcdf") as tree:
+                tree = tree.load()
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{str(path)!r} is not a saved bayes_scaling fit (netCDF): {err}") from None
         if "law" not in tree.attrs:
             raise ValueError(f"{str(path)!r} is not a bayes_scaling fit (no law in its attributes)")
         return cls(tree)

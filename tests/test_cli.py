@@ -64,6 +64,9 @@ def test_fit_summary_predict(tmp_path):
         (["fit", "{csv}"], "missing column(s) 'loss'"),
         (["summary", "missing.nc"], "no saved fit at 'missing.nc'"),
         (["predict", "missing.nc", "--at", "N=1e9"], "no saved fit"),
+        (["summary", "{csv}"], "is not a saved bayes_scaling fit"),
+        (["fit", "{csv}", "--formula", "E + A * N**-alpha", "--prior", "E=Normal(sigma=1, 0)"], "positional value"),
+        (["fit", "{csv}", "--out", "nowhere/fit.nc"], "folder 'nowhere' does not exist"),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path, args, message):

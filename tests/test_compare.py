@@ -53,6 +53,9 @@ def test_rolling_origin_reuses_compiled_models(chinchilla_runs):
         bs.backtest(chinchilla_runs, laws=["chinchilla"], holdout=1e30)
     with pytest.raises(ValueError, match="holdout must be"):
         bs.backtest(chinchilla_runs, laws=["chinchilla"], holdout=-1)
+    holes = chinchilla_runs.assign(compute_flops=chinchilla_runs["compute_flops"].where(chinchilla_runs.index != 3))
+    with pytest.raises(bs.DataError, match="not positive in row 3"):
+        bs.backtest(holes, laws=["chinchilla"])
 
 
 def test_true_law_intervals_cover_held_out_runs():

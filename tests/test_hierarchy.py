@@ -56,6 +56,15 @@ def test_new_group_band_is_wider_than_every_known_group(grouped_fit):
     assert (width(new)[0] > width(known)).all()
 
 
+def test_two_new_groups_are_independent(grouped_fit):
+    table = grouped_fit.predict(N=[7e10, 7e10], D=[1.4e12, 1.4e12], group=["new-1", "new-2"], seed=0)
+    assert table["new_group"].all()
+    draws = grouped_fit.loss_draws({"N": np.full(2, 7e10), "D": np.full(2, 1.4e12)}, np.array([-1, -2]), seed=0)
+    assert not np.allclose(draws[:, 0], draws[:, 1])
+    same = grouped_fit.loss_draws({"N": np.full(2, 7e10), "D": np.full(2, 1.4e12)}, np.array([-1, -1]), seed=0)
+    np.testing.assert_array_equal(same[:, 0], same[:, 1])
+
+
 def test_grouped_predict_needs_group_and_saves(grouped_fit, tmp_path):
     with pytest.raises(ValueError, match="pass group= one of"):
         grouped_fit.predict(N=1e9, D=2e10)

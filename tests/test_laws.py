@@ -139,6 +139,8 @@ BASE = (bs.laws.laws_dir() / "chinchilla.toml").read_text()
         ('alpha = "alpha"', 'alpha = "2 * alpha"', "share a sampled name but are not equal to it"),
         ('citation = "', 'import_path = "x"\ncitation = "', "unknown key(s) import_path"),
         ("[scales]", "[scales", "invalid TOML"),
+        ('E = "E"', 'E = "E"\nsigma = "alpha"', "['sigma'] are names the model uses itself"),
+        ('E = "E"', 'E = "E"\nN = "alpha"', "['N'] are inputs; a parameter or definition cannot reuse the name"),
     ],
 )
 def test_malformed_law_files(old, new, message):

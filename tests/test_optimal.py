@@ -52,6 +52,8 @@ def test_flops_formula_can_be_replaced(chinchilla_fit):
         chinchilla_fit.compute_optimal(1e22, flops="6 * N * D + N")
     with pytest.raises(bs.LawError, match="only"):
         chinchilla_fit.compute_optimal(1e22, flops="18 * N * D", method="closed")
+    with pytest.raises(bs.LawError, match=r"has no input\(s\) \['U'\]"):
+        chinchilla_fit.compute_optimal(1e22, U=1e10)
 
 
 def test_compute_for_loss(chinchilla_fit):

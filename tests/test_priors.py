@@ -21,6 +21,9 @@ def test_parse_forms():
         ("Normal(0, 1, 2)", "too many values"),
         ("Normal(0, one)", "'one' in 'Normal(0, one)' is not a number"),
         ("normal 0 1", "cannot read 'normal 0 1'"),
+        ("Normal(sigma=1, 0)", "a positional value follows a keyword"),
+        ("HalfNormal(-1)", "parameter 'sigma' must be positive"),
+        ("Gamma(alpha=2)", "Gamma needs beta"),
     ],
 )
 def test_bad_priors(spec, message):

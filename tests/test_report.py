@@ -57,6 +57,22 @@ def test_report_contents(report, chinchilla_fit):
     with pytest.raises(FileExistsError, match="overwrite=True"):
         write_report(chinchilla_fit, report.parent)
     assert not [p for p in report.parent.parent.iterdir() if p.name.startswith(".report-")]
+    # the diagnostics rows are marked red by their own check: this fit passes every one
+    assert 'class="bad"' not in page
+
+
+def test_report_never_replaces_a_folder_it_did_not_write(chinchilla_fit, tmp_path):
+    mine = tmp_path / "results"
+    mine.mkdir()
+    (mine / "fit.nc").write_text("precious")
+    with pytest.raises(FileExistsError, match="not a report written here"):
+        write_report(chinchilla_fit, mine, overwrite=True)
+    assert (mine / "fit.nc").read_text() == "precious"
+    site = tmp_path / "site"
+    write_report(chinchilla_fit, site)
+    (site / "stale.png").write_text("old")
+    write_report(chinchilla_fit, site, overwrite=True)  # an earlier report is replaced whole
+    assert not (site / "stale.png").exists() and (site / "index.html").is_file()
 
 
 def _chromium():
