@@ -13,8 +13,8 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from . import intervals
-from .data import DataError
-from .result import ScalingFit
+from .data import DEFAULT_COLUMNS, DataError, load_runs
+from .result import ScalingFit, log_density
 
 __all__ = ["compare", "backtest", "average", "Average", "PARETO_K_MAX"]
 
@@ -75,8 +75,6 @@ def _frame(runs: pd.DataFrame | str | Path) -> pd.DataFrame:
 
 def _ordering(frame: pd.DataFrame, columns: Mapping[str, str] | None, by: str) -> np.ndarray:
     """Each run's position in the future: its compute (the C column, else 6 N D), or its N or D."""
-    from .data import DEFAULT_COLUMNS
-
     col = {**DEFAULT_COLUMNS, **(columns or {})}
     if by not in ("C", "N", "D"):
         raise ValueError(f"by must be 'C' (compute), 'N' or 'D', got {by!r}")
@@ -112,10 +110,6 @@ def score(fit: ScalingFit, runs: pd.DataFrame, *, prob: Sequence[float] = interv
     """How well ``fit`` predicts ``runs`` it was not fitted on (they need their loss): the log predictive
     density of their log-loss (sum and mean per run), the share inside each predictive interval of a
     new run, and the median absolute percentage error of the median prediction."""
-    from .result import log_density
-
-    from .data import load_runs
-
     rng = np.random.default_rng(seed)
     values, _, codes = fit._prediction_inputs(runs, {}, None)
     loss = load_runs(runs, inputs=(), columns={"loss": fit.runs.columns["loss"]}).loss  # checked like any loss
