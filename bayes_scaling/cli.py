@@ -42,11 +42,16 @@ def _pairs(text: str, what: str) -> dict[str, str]:
     return out
 
 
-def _floats(pairs: dict[str, str], what: str) -> dict[str, float]:
-    try:
-        return {k: float(v) for k, v in pairs.items()}
-    except ValueError as err:
-        raise CLIError(f"{what}: {err}") from None
+def _points(texts: Sequence[str]) -> list[dict[str, float]]:
+    """Each ``--at N=7e10,D=1.4e12`` as ``{"N": 7e10, "D": 1.4e12}``."""
+    points = []
+    for text in texts:
+        pairs = _pairs(text, "--at")
+        try:
+            points.append({k: float(v) for k, v in pairs.items()})
+        except ValueError as err:
+            raise CLIError(f"--at: {err}") from None
+    return points
 
 
 def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **meta: object) -> None:
@@ -158,7 +163,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
-    points = [_floats(_pairs(text, "--at"), "--at") for text in args.at]
+    points = _points(args.at)
     table = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, **p) for p in points],
                       ignore_index=True)
     _emit(table, args, title=f"predicted {args.kind} loss ({table.attrs['interval']})",
@@ -188,7 +193,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         result = ScalingFit.load(args.data)
     else:
         result = fit(args.data, law=args.law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
-    points = [_floats(_pairs(text, "--at"), "--at") for text in args.at]
+    points = _points(args.at)
     path = write_report(result, args.out, at=points, compute=_budgets(args.compute) if args.compute else (),
                         command="bayes-scaling " + shlex.join(sys.argv[1:]), overwrite=args.overwrite)
     print(json.dumps({"report": str(path)}) if args.json else f"wrote {path}")

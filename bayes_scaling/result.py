@@ -306,10 +306,13 @@ class ScalingFit:
             raise ValueError(f"this fit is grouped by {self.runs.group_column!r}: pass group= one of "
                              f"{list(self.runs.groups)}, or any other label for a new group")
         labels = np.broadcast_to(np.asarray(group, dtype=str), next(iter(values.values())).shape)
+        return values, labels, self._group_codes(labels)
+
+    def _group_codes(self, labels: Sequence[str]) -> np.ndarray:
+        """Each label's group index; each label not in the data is its own new group: codes -1, -2, ..."""
         index = {g: i for i, g in enumerate(self.runs.groups)}
-        # each label not in the data is its own new group: codes -1, -2, ...
         index.update({g: -1 - i for i, g in enumerate(dict.fromkeys(g for g in labels if g not in index))})
-        return values, labels, np.array([index[g] for g in labels])
+        return np.array([index[g] for g in labels])
 
     def loss_draws(
         self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
@@ -371,8 +374,7 @@ class ScalingFit:
                 raise ValueError("this fit has no groups; call without group=")
             return [(None, sampled_draws(self.law, self.posterior, self.priors, self.pooling, None))]
         labels = self.runs.groups if group is None else np.atleast_1d(np.asarray(group, dtype=str))
-        index = {g: i for i, g in enumerate(self.runs.groups)}
-        return [(g, sampled_draws(self.law, self.posterior, self.priors, self.pooling, np.array([index.get(g, -1)]), rng))
+        return [(g, sampled_draws(self.law, self.posterior, self.priors, self.pooling, self._group_codes([g]), rng))
                 for g in labels]
 
     def compute_optimal(
