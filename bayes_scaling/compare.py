@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 
 from . import intervals
 from .data import DEFAULT_COLUMNS, DataError, load_runs
-from .result import ScalingFit, log_density
+from .result import ScalingFit
 
 __all__ = ["compare", "backtest", "average", "Average", "PARETO_K_MAX"]
 
@@ -113,8 +113,7 @@ def score(fit: ScalingFit, runs: pd.DataFrame, *, prob: Sequence[float] = interv
     rng = np.random.default_rng(seed)
     values, _, codes = fit._prediction_inputs(runs, {}, None)
     loss = load_runs(runs, inputs=(), columns={"loss": fit.runs.columns["loss"]}).loss  # checked like any loss
-    logp = log_density(fit.law, fit.posterior, fit.priors, fit.pooling, fit.likelihood, values, codes, loss, rng)
-    lpd = logsumexp(logp, axis=0) - np.log(logp.shape[0])
+    lpd = logsumexp(fit.log_density(values, codes, loss, rng), axis=0) - np.log(len(fit.draws("sigma")))
     draws = fit.loss_draws(values, codes, kind="observation", seed=seed)
     bands = intervals.bounds(draws, prob)
     out = {"lpd": float(lpd.sum()), "lpd_per_run": float(lpd.mean())}

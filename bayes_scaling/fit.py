@@ -13,11 +13,12 @@ import pymc as pm
 
 from .data import RunTable, load_runs
 from .laws import Law, load_law
-from .model import LIKELIHOODS, build_model, data_values, resolve_pooling
+from .model import build_model, data_values, resolve_pooling
+from .observation import LIKELIHOODS, ObservationModel
 from .priors import Prior, resolve_priors
 from .result import ScalingFit, assemble_tree
 
-__all__ = ["fit", "SAMPLERS", "compiled_model"]
+__all__ = ["fit", "SAMPLERS", "LIKELIHOODS", "compiled_model"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
@@ -25,14 +26,9 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 _CACHE: dict[tuple, tuple[pm.Model, Any]] = {}
 
 
-def _noise_params(likelihood: str) -> tuple[str, ...]:
-    return ("sigma", "nu") if likelihood == "student_t" else ("sigma",)
-
-
 def compiled_model(
-    law: Law, runs: RunTable, priors: Mapping[str, Prior], likelihood: str, sampler: str,
+    law: Law, runs: RunTable, priors: Mapping[str, Prior], observation: ObservationModel, sampler: str,
     pooling: Mapping[str, str] | None = None,
-    noise_by_group: bool = False,
 ) -> tuple[pm.Model, Any, float]:
     """The PyMC model (and, for nutpie, its compiled form) with ``runs`` as data; compiles once per key.
 
@@ -40,12 +36,12 @@ def compiled_model(
     building and compiling (0.0 when the cache already held it).
     """
     pooling = pooling or resolve_pooling(law, runs, None)
-    key = (law.digest, tuple((k, v.dist, tuple(sorted(v.kwargs.items()))) for k, v in priors.items()), likelihood, sampler,
-           tuple(pooling.items()), runs.groups, noise_by_group)
+    key = (law.digest, tuple((k, v.dist, tuple(sorted(v.kwargs.items()))) for k, v in priors.items()), observation, sampler,
+           tuple(pooling.items()), runs.groups)
     values = data_values(law, runs)
     start = time.perf_counter()
     if key not in _CACHE:
-        model = build_model(law, runs, priors, likelihood=likelihood, pooling=pooling, noise_by_group=noise_by_group)
+        model = build_model(law, runs, priors, observation=observation, pooling=pooling)
         compiled = None
         if sampler == "nutpie":
             import nutpie
@@ -118,8 +114,7 @@ def fit(
         ESS < 400 or any divergence occurred.
     """
     law = load_law(law)
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
+    observation = ObservationModel(likelihood, noise_by_group)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
     for name, value in (("chains", chains), ("draws", draws)):
@@ -129,8 +124,7 @@ def fit(
         raise ValueError(f"adaptation must be 'diag', or 'low_rank' with sampler='nutpie'; got {adaptation!r}")
     if not isinstance(tune, int) or tune < 0:
         raise ValueError(f"tune must be a non-negative integer, got {tune!r}")
-    noise = _noise_params(likelihood)
-    resolved = resolve_priors(law.priors, priors, noise=noise)
+    resolved = resolve_priors(law.priors, priors, noise=observation.params)
     if not isinstance(runs, RunTable):
         runs = load_runs(runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(resolved))
     law = law.with_scales(runs.inputs)
@@ -138,7 +132,7 @@ def fit(
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 
-    model, compiled, compile_s = compiled_model(law, runs, resolved, likelihood, sampler, pooling, noise_by_group)
+    model, compiled, compile_s = compiled_model(law, runs, resolved, observation, sampler, pooling)
     start = time.perf_counter()
     if sampler == "nutpie":
         import nutpie
@@ -164,7 +158,7 @@ def fit(
         "adaptation": adaptation, "seed": seed, "compile_seconds": compile_s, "sample_seconds": sample_s,
     }
     result = ScalingFit(
-        assemble_tree(tree, law=law, runs=runs, priors=resolved, pooling=pooling, likelihood=likelihood,
+        assemble_tree(tree, law=law, runs=runs, priors=resolved, pooling=pooling, observation=observation,
                       settings=settings),
     )
     result.warn_if_unreliable()

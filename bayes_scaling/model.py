@@ -10,14 +10,12 @@ import pytensor.tensor as pt
 
 from .data import RunTable
 from .laws import Law
+from .observation import OBSERVED, ObservationModel
 from .priors import GROUP_SD, Prior, link_functions
 
-__all__ = ["build_model", "resolve_pooling", "LIKELIHOODS", "POOLING", "OBSERVED", "data_values"]
+__all__ = ["build_model", "resolve_pooling", "POOLING", "data_values"]
 
-LIKELIHOODS = ("student_t", "normal")
 POOLING = ("shared", "partial", "none")
-#: Name of the observed log-loss variable (and of its log-likelihood).
-OBSERVED = "log_loss"
 
 
 def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] | None) -> dict[str, str]:
@@ -57,24 +55,21 @@ def build_model(
     runs: RunTable,
     priors: Mapping[str, Prior],
     *,
-    likelihood: str = "student_t",
+    observation: ObservationModel | None = None,
     pooling: Mapping[str, str] | None = None,
-    noise_by_group: bool = False,
 ) -> pm.Model:
     """The law as a PyMC model on log-loss.
 
     The sampled parameters are the law's well-conditioned ones (inputs relative to the reference
     scales); the published parameters are deterministics. A partially pooled parameter ``p`` has a
     population value ``p`` (the law's prior), a spread ``p_sd`` and non-centred offsets ``p_z``; its
-    group values are ``p_group``. All laws share the observation model
-    ``log(loss) ~ StudentT(nu, log(law), sigma)`` (or Normal), so their LOO scores compare. The data
-    sit in ``pm.Data`` containers so a compiled model can be refitted on other runs. With
-    ``noise_by_group`` each group has its own ``sigma``.
+    group values are ``p_group``. All laws share one observation model (:mod:`bayes_scaling.observation`,
+    default ``log(loss) ~ StudentT(nu, log(law), sigma)``), so their LOO scores compare. The data sit in
+    ``pm.Data`` containers so a compiled model can be refitted on other runs.
     """
-    if noise_by_group and runs.group is None:
+    observation = observation or ObservationModel()
+    if observation.noise_by_group and runs.group is None:
         raise ValueError("noise_by_group=True needs a group column (group=...)")
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
     pooling = pooling or dict.fromkeys(law.sampled_params, "shared")
     coords = {"obs": np.arange(len(runs))}
     if runs.group is not None:
@@ -97,15 +92,7 @@ def build_model(
         _natural_deterministics(law, population, per_group, scales)
         at_obs = {p: per_group[p][data["group_idx"]] if p in per_group else population[p] for p in law.sampled_params}
         mu = pt.log(law.sampled_loss(at_obs, {k: data[k] for k in law.inputs}, backend="pytensor", scales=scales))
-        sigma = priors["sigma"].to_pymc("sigma", **({"dims": "group"} if noise_by_group else {}))
-        if noise_by_group:
-            sigma = sigma[data["group_idx"]]
-        observed = data[f"{OBSERVED}_data"]
-        if likelihood == "student_t":
-            nu = priors["nu"].to_pymc("nu")
-            pm.StudentT(OBSERVED, nu=nu, mu=mu, sigma=sigma, observed=observed, dims="obs")
-        else:
-            pm.Normal(OBSERVED, mu=mu, sigma=sigma, observed=observed, dims="obs")
+        observation.to_pymc(mu, data[f"{OBSERVED}_data"], priors, data.get("group_idx"))
     return model
 
 

@@ -22,7 +22,7 @@ from scipy import stats
 from . import intervals
 from .data import DataError, RunTable, load_runs
 from .laws import Law
-from .model import OBSERVED
+from .observation import OBSERVED, ObservationModel, flat_draws
 from .priors import Prior, link_functions
 
 __all__ = ["ScalingFit", "SamplingWarning", "assemble_tree", "versions"]
@@ -47,11 +47,6 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def _stack(values: np.ndarray) -> np.ndarray:
-    """(chain, draw, ...) -> (chain * draw, ...)."""
-    return values.reshape(-1, *values.shape[2:])
 
 
 def _at_points(per_group: np.ndarray, codes: np.ndarray, new_group: Any) -> np.ndarray:
@@ -79,56 +74,27 @@ def sampled_draws(
     out = {}
     for p in law.sampled_params:
         if pooling[p] == "shared":
-            out[p] = _stack(posterior[p].values)[:, None]
+            out[p] = flat_draws(posterior[p].values)[:, None]
             continue
 
         def new_group(p: str = p) -> np.ndarray:
             if pooling[p] == "none":
                 raise ValueError(f"cannot predict for a new group: {p!r} has pooling 'none' (no population)")
             forward, inverse = link_functions(p, priors[p], np)
-            population, sd = _stack(posterior[p].values)[:, None], _stack(posterior[f"{p}_sd"].values)[:, None]
+            population, sd = flat_draws(posterior[p].values)[:, None], flat_draws(posterior[f"{p}_sd"].values)[:, None]
             return inverse(forward(population) + sd * rng.standard_normal(population.shape))
 
-        out[p] = _at_points(_stack(posterior[f"{p}_group"].values), codes, new_group)
+        out[p] = _at_points(flat_draws(posterior[f"{p}_group"].values), codes, new_group)
     return out
 
 
-def sigma_draws(posterior: xr.Dataset, codes: np.ndarray | None, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Observation noise at each point, (chain * draw, points) or (chain * draw, 1) when shared. With
-    noise per group, a point of a new group (code -1) takes, draw by draw, a random known group's sigma."""
-    sigma = _stack(posterior["sigma"].values)
-    if sigma.ndim == 1:
-        return sigma[:, None]
-    rows = np.arange(sigma.shape[0])
-    return _at_points(sigma, codes, lambda: sigma[rows, rng.integers(sigma.shape[1], size=rows.size)][:, None])
-
-
-def log_density(
-    law: Law,
-    posterior: xr.Dataset,
-    priors: Mapping[str, Prior],
-    pooling: Mapping[str, str],
-    likelihood: str,
-    inputs: Mapping[str, np.ndarray],
-    codes: np.ndarray | None,
-    loss: np.ndarray,
-    rng: np.random.Generator | None = None,
-) -> np.ndarray:
-    """Pointwise log density of observed log-loss under each draw, shape (chain * draw, points)."""
-    sampled = sampled_draws(law, posterior, priors, pooling, codes, rng)
-    mu = np.log(law.evaluate_sampled(sampled, **inputs))
-    sigma = sigma_draws(posterior, codes, rng)
-    y = np.log(loss)
-    if likelihood == "student_t":
-        return stats.t.logpdf(y, df=_stack(posterior["nu"].values)[:, None], loc=mu, scale=sigma)
-    return stats.norm.logpdf(y, loc=mu, scale=sigma)
-
-
-def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling, likelihood: str) -> np.ndarray:
-    """Pointwise log density of the observed log-loss, shape (chain, draw, obs)."""
-    shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
-    loglik = log_density(law, posterior, priors, pooling, likelihood, runs.inputs, runs.group, runs.loss)
-    return loglik.reshape(shape)
+def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling,
+                    observation: ObservationModel) -> np.ndarray:
+    """Pointwise log density of the observed log-loss of the fitted runs, shape (chain, draw, obs)."""
+    sampled = sampled_draws(law, posterior, priors, pooling, runs.group)
+    mu = np.log(law.evaluate_sampled(sampled, **runs.inputs))
+    loglik = observation.logpdf(np.log(runs.loss), mu, observation.noise(posterior, runs.group))
+    return loglik.reshape(posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
 
 
 def assemble_tree(
@@ -138,7 +104,7 @@ def assemble_tree(
     runs: RunTable,
     priors: Mapping[str, Prior],
     pooling: Mapping[str, str],
-    likelihood: str,
+    observation: ObservationModel,
     settings: Mapping[str, Any],
 ) -> xr.DataTree:
     """One DataTree holding everything a fit is: posterior, sample stats, log-likelihood, runs, provenance."""
@@ -148,7 +114,7 @@ def assemble_tree(
     stats_ds = sampled["sample_stats"].to_dataset()
     stats_ds = stats_ds.drop_vars([k for k, v in stats_ds.data_vars.items() if v.dtype == object])
     obs = np.arange(len(runs))
-    loglik = _log_likelihood(law, posterior, runs, priors, pooling, likelihood)
+    loglik = _log_likelihood(law, posterior, runs, priors, pooling, observation)
     constant = {k: ("obs", v) for k, v in runs.inputs.items()}
     if runs.group is not None:
         constant["group"] = ("obs", runs.group)
@@ -157,7 +123,8 @@ def assemble_tree(
         "law_name": law.name,
         "scales": json.dumps(dict(law.scales)),
         "priors": json.dumps({k: v.to_dict() for k, v in priors.items()}),
-        "likelihood": likelihood,
+        "likelihood": observation.likelihood,
+        "noise_by_group": int(observation.noise_by_group),
         "pooling": json.dumps(dict(pooling)),
         "columns": json.dumps(dict(runs.columns)),
         "groups": json.dumps(list(runs.groups)),
@@ -188,7 +155,8 @@ class ScalingFit:
         law = Law.from_toml(attrs["law"], origin=f"saved fit of {attrs['law_name']!r}")
         self.law = law.with_scales(json.loads(attrs["scales"]))
         self.priors = {k: Prior.from_spec(k, v) for k, v in json.loads(attrs["priors"]).items()}
-        self.likelihood: str = attrs["likelihood"]
+        noise_by_group = bool(attrs.get("noise_by_group", tree["posterior"]["sigma"].ndim > 2))
+        self.observation = ObservationModel(attrs["likelihood"], noise_by_group)
         self.pooling: dict[str, str] = json.loads(attrs["pooling"])
         self.settings: dict[str, Any] = json.loads(attrs["settings"])
         constant = tree["constant_data"]
@@ -209,11 +177,11 @@ class ScalingFit:
 
     def draws(self, name: str) -> np.ndarray:
         """All posterior draws of one variable, chains stacked first: shape (chain * draw, ...)."""
-        return _stack(self.tree["posterior"][name].values)
+        return flat_draws(self.tree["posterior"][name].values)
 
     @property
-    def noise_params(self) -> tuple[str, ...]:
-        return tuple(p for p in ("sigma", "nu") if p in self.priors)
+    def likelihood(self) -> str:
+        return self.observation.likelihood
 
     # ------------------------------------------------------------------------------ diagnostics
     @property
@@ -256,7 +224,7 @@ class ScalingFit:
         (prob,) = intervals.check_probs(prob)
         post = self.posterior
         names = [v for p in self.law.params for v in (p, f"{p}_group") if v in post]
-        names += [f"{p}_sd" for p, mode in self.pooling.items() if mode == "partial"] + list(self.noise_params)
+        names += [f"{p}_sd" for p, mode in self.pooling.items() if mode == "partial"] + list(self.observation.params)
         post = post[names]
         rhat, bulk, tail = arviz_stats.rhat(post), arviz_stats.ess(post, method="bulk"), arviz_stats.ess(post, method="tail")
         rows = []
@@ -314,29 +282,44 @@ class ScalingFit:
         index.update({g: -1 - i for i, g in enumerate(dict.fromkeys(g for g in labels if g not in index))})
         return np.array([index[g] for g in labels])
 
-    def loss_draws(
-        self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
-        seed: int | None = None,
-    ) -> np.ndarray:
-        """Posterior draws of the loss at ``inputs``: shape (chain * draw, points).
+    def log_curve(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+        """Posterior draws of the law's log-loss at ``inputs``: shape (chain * draw, points).
 
-        ``codes`` are group indices (-1: a new group, drawn from the population). ``kind="mean"`` gives
-        the law's curve; ``"observation"`` adds the observation noise.
+        ``codes`` are group indices (-1: a new group, drawn from the population with ``rng``)."""
+        sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng)
+        return np.log(self.law.evaluate_sampled(sampled, **inputs))
+
+    def log_loss_draws(
+        self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
+        seed: int | np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Posterior draws of the log-loss at ``inputs``: shape (chain * draw, points).
+
+        ``kind="mean"`` gives the law's curve; ``"observation"`` adds the observation noise.
         """
         if kind not in ("mean", "observation"):
             raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
         rng = np.random.default_rng(seed)
-        sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng)
-        log_loss = np.log(self.law.evaluate_sampled(sampled, **inputs))
+        mu = self.log_curve(inputs, codes, rng)
         if kind == "observation":
-            sigma = sigma_draws(self.posterior, codes, rng)
-            if self.likelihood == "student_t":
-                noise = rng.standard_t(self.draws("nu")[:, None], size=log_loss.shape)
-            else:
-                noise = rng.standard_normal(log_loss.shape)
-            log_loss = log_loss + sigma * noise
+            mu = self.observation.sample(mu, self.observation.noise(self.posterior, codes, rng), rng)
+        return mu
+
+    def loss_draws(
+        self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
+        seed: int | np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Posterior draws of the loss at ``inputs`` (see :meth:`log_loss_draws`)."""
         with np.errstate(over="ignore"):  # heavy-tailed noise can put a draw beyond float range: inf is right
-            return np.exp(log_loss)
+            return np.exp(self.log_loss_draws(inputs, codes, kind=kind, seed=seed))
+
+    def log_density(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None, loss: np.ndarray,
+                    seed: int | np.random.Generator | None = None) -> np.ndarray:
+        """Log density of observed ``loss`` (as log-loss) at ``inputs`` under each draw: (chain * draw, points)."""
+        rng = np.random.default_rng(seed)
+        mu = self.log_curve(inputs, codes, rng)
+        return self.observation.logpdf(np.log(loss), mu, self.observation.noise(self.posterior, codes, rng))
 
     def predict(
         self,

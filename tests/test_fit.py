@@ -98,7 +98,7 @@ def test_predict_bands(chinchilla_fit, chinchilla_runs):
 def test_log_likelihood_matches_pymc(chinchilla_fit):
     """The numpy log-likelihood stored on the fit equals PyMC's own for the same draws."""
     model, _, _ = compiled_model(chinchilla_fit.law, chinchilla_fit.runs, chinchilla_fit.priors,
-                                 chinchilla_fit.likelihood, "nutpie")
+                                 chinchilla_fit.observation, "nutpie")
     sub = chinchilla_fit.tree["posterior"].isel(draw=slice(0, 20))
     ours = chinchilla_fit.tree["log_likelihood"]["log_loss"].isel(draw=slice(0, 20)).values
     tree = xr.DataTree.from_dict({"posterior": sub.to_dataset()})

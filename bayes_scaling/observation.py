@@ -1,0 +1,129 @@
+"""The observation model, defined once for the PyMC model, the predictive draws and the log density.
+
+A run's observed loss relates to the law's curve by
+
+    log(loss) = log(law(x)) + delta(x) + eps
+    eps      ~ StudentT(nu, 0, sigma)   (or Normal(0, sigma)); sigma shared or one per group
+    delta(x) = tau * z * distance(x),   z ~ Normal(0, 1), one z per posterior draw
+
+``eps`` is the scatter of runs around the curve. ``delta`` is the extrapolation discrepancy: how wrong
+the law's form itself may be beyond the runs it was fitted on. It is zero on the fitted runs (their
+distance is 0), so it does not enter the likelihood of the fit; it grows linearly with the distance,
+in decades of the law's inputs, from the nearest fitted run, at a rate ``tau`` (per decade) learned by
+leave-future-out inside the runs (see :mod:`bayes_scaling.extrapolation`). One ``z`` per draw makes
+``delta`` a random tilt of the whole curve: points further out move further, in the same direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from scipy import special, stats
+
+__all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "distance", "flat_draws"]
+
+LIKELIHOODS = ("student_t", "normal")
+#: Name of the observed log-loss variable (and of its log-likelihood).
+OBSERVED = "log_loss"
+
+
+def flat_draws(values: np.ndarray) -> np.ndarray:
+    """(chain, draw, ...) -> (chain * draw, ...)."""
+    return values.reshape(-1, *values.shape[2:])
+
+
+def distance(points: Mapping[str, np.ndarray], design: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Distance of each point from the nearest fitted run, in decades of the inputs (Euclidean in log10).
+
+    ``points`` and ``design`` map each input name to an array (points, and fitted runs); 0 at a fitted run.
+    """
+    names = list(design)
+    p = np.stack([np.log10(np.asarray(points[k], dtype=float)) for k in names], axis=-1)
+    d = np.stack([np.log10(np.asarray(design[k], dtype=float)) for k in names], axis=-1)
+    out = np.empty(p.shape[0])
+    for start in range(0, p.shape[0], 512):  # bounded memory for many points against many runs
+        diff = p[start:start + 512, None, :] - d[None, :, :]
+        out[start:start + 512] = np.sqrt((diff**2).sum(-1)).min(axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class ObservationModel:
+    """Likelihood of the observed log-loss around the law, its noise parameters and the discrepancy.
+
+    ``likelihood``: ``"student_t"`` (robust to outlying runs) or ``"normal"``; ``noise_by_group``: one
+    ``sigma`` per group.
+    """
+
+    likelihood: str = "student_t"
+    noise_by_group: bool = False
+
+    def __post_init__(self) -> None:
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """Names of the noise parameters (their priors live with the law's)."""
+        return ("sigma", "nu") if self.likelihood == "student_t" else ("sigma",)
+
+    # ---------------------------------------------------------------------------------------- PyMC
+    def to_pymc(self, mu, observed, priors: Mapping, group_idx=None) -> None:
+        """Add the noise parameters and the observed log-loss to the model in context."""
+        import pymc as pm
+
+        if self.noise_by_group:
+            sigma = priors["sigma"].to_pymc("sigma", dims="group")[group_idx]
+        else:
+            sigma = priors["sigma"].to_pymc("sigma")
+        if self.likelihood == "student_t":
+            pm.StudentT(OBSERVED, nu=priors["nu"].to_pymc("nu"), mu=mu, sigma=sigma, observed=observed, dims="obs")
+        else:
+            pm.Normal(OBSERVED, mu=mu, sigma=sigma, observed=observed, dims="obs")
+
+    # ---------------------------------------------------------------------------------------- numpy
+    def noise(self, posterior: xr.Dataset, codes: np.ndarray | None, rng: np.random.Generator | None = None
+              ) -> dict[str, np.ndarray]:
+        """Noise parameters at each point: ``sigma`` (S, points) or (S, 1), ``nu`` (S, 1) for Student-t.
+
+        With noise per group, a point of a group not in the data (negative code) takes, draw by draw,
+        the sigma of a random known group."""
+        sigma = flat_draws(posterior["sigma"].values)
+        if sigma.ndim == 1:
+            sigma = sigma[:, None]
+        else:
+            rows = np.arange(sigma.shape[0])
+            at = sigma[:, np.maximum(codes, 0)]
+            for code in np.unique(codes[codes < 0]):
+                at[:, codes == code] = sigma[rows, rng.integers(sigma.shape[1], size=rows.size)][:, None]
+            sigma = at
+        out = {"sigma": sigma}
+        if self.likelihood == "student_t":
+            out["nu"] = flat_draws(posterior["nu"].values)[:, None]
+        return out
+
+    def logpdf(self, y: np.ndarray, mu: np.ndarray, noise: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Log density of observed log-loss ``y`` given the curve ``mu`` (draws x points) and the noise."""
+        if self.likelihood == "student_t":
+            return stats.t.logpdf(y, df=noise["nu"], loc=mu, scale=noise["sigma"])
+        return stats.norm.logpdf(y, loc=mu, scale=noise["sigma"])
+
+    def sample(self, mu: np.ndarray, noise: Mapping[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """One observed log-loss per draw and point around ``mu``."""
+        if self.likelihood == "student_t":
+            eps = rng.standard_t(np.broadcast_to(noise["nu"], mu.shape))
+        else:
+            eps = rng.standard_normal(mu.shape)
+        return mu + noise["sigma"] * eps
+
+    @staticmethod
+    def discrepancy(tau: np.ndarray, z: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """delta = tau * z * distance: draws (S, 1) of tau and z, distances (points,) -> (S, points)."""
+        return tau * z * dist[None, :]
+
+    def predictive_logpdf(self, y: np.ndarray, mu: np.ndarray, noise: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Log of the posterior predictive density of ``y`` (points,): the mean over draws of the density."""
+        return special.logsumexp(self.logpdf(y, mu, noise), axis=0) - np.log(mu.shape[0])
