@@ -78,12 +78,16 @@ def _sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adaptation", choices=("diag", "low_rank"), default="diag",
                    help="nutpie's mass matrix adaptation (low_rank: faster on many runs, less robust on few)")
     p.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
+    p.add_argument("--no-discrepancy", action="store_true",
+                   help="bands of the fitted law alone, without its extrapolation discrepancy (overconfident "
+                        "beyond the runs)")
 
 
 def _fit_kwargs(args: argparse.Namespace) -> dict:
     return dict(
         likelihood=args.likelihood, sampler=args.sampler, chains=args.chains, draws=args.draws, tune=args.tune,
         seed=args.seed, adaptation=args.adaptation, progressbar=not args.no_progress and sys.stderr.isatty(),
+        discrepancy=not args.no_discrepancy,
     )
 
 
@@ -135,7 +139,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     if args.formula:
         names = re.findall(r"[A-Za-z_]\w*", args.formula)
         inputs = args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]
-        noise = {k: priors.pop(k) for k in ("sigma", "nu") if k in priors}  # the observation model's, not the law's
+        noise = {k: priors.pop(k) for k in ("sigma", "nu", "kappa") if k in priors}  # the observation model's
         law, priors = Law.from_formula(args.formula, inputs=inputs, priors=priors), noise
     columns = _columns(args)
     intervals.check_probs(args.prob)  # before sampling, not after

@@ -22,7 +22,8 @@ __all__ = ["fit", "SAMPLERS", "LIKELIHOODS", "compiled_model"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
-# One compiled model per (law, priors, likelihood, sampler) in a process; refits swap the data in.
+# One compiled model per (law, priors, observation model, sampler, pooling, groups) in a process; refits swap
+# the data in.
 _CACHE: dict[tuple, tuple[pm.Model, Any]] = {}
 
 
@@ -74,6 +75,7 @@ def fit(
     group: str | None = None,
     pooling: str | Mapping[str, str] | None = None,
     noise_by_group: bool = False,
+    discrepancy: bool = True,
 ) -> ScalingFit:
     """Fit a scaling law to training runs with NUTS.
 
@@ -106,6 +108,11 @@ def fit(
         ``"none"``; one string for all, or a dict for some. Default: ``"partial"`` with a group column.
     noise_by_group
         One observation noise scale ``sigma`` per group instead of one for all runs.
+    discrepancy
+        Add the extrapolation discrepancy to predictions (default): the law's own error beyond the runs,
+        ``kappa * sigma`` per decade of distance from the nearest fitted run (see
+        :mod:`bayes_scaling.observation`; override its prior with ``priors={"kappa": ...}``). False
+        gives bands of the fitted law alone, which are overconfident beyond the runs.
 
     Returns
     -------
@@ -114,7 +121,7 @@ def fit(
         ESS < 400 or any divergence occurred.
     """
     law = load_law(law)
-    observation = ObservationModel(likelihood, noise_by_group)
+    observation = ObservationModel(likelihood, noise_by_group, discrepancy)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
     for name, value in (("chains", chains), ("draws", draws)):
@@ -124,15 +131,16 @@ def fit(
         raise ValueError(f"adaptation must be 'diag', or 'low_rank' with sampler='nutpie'; got {adaptation!r}")
     if not isinstance(tune, int) or tune < 0:
         raise ValueError(f"tune must be a non-negative integer, got {tune!r}")
-    resolved = resolve_priors(law.priors, priors, noise=observation.params)
+    resolved = resolve_priors({**law.priors, **observation.default_priors()}, priors)
+    sampled = {k: v for k, v in resolved.items() if k != "kappa"}  # the parameters NUTS samples
     if not isinstance(runs, RunTable):
-        runs = load_runs(runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(resolved))
+        runs = load_runs(runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(sampled))
     law = law.with_scales(runs.inputs)
     pooling = resolve_pooling(law, runs, pooling)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 
-    model, compiled, compile_s = compiled_model(law, runs, resolved, observation, sampler, pooling)
+    model, compiled, compile_s = compiled_model(law, runs, sampled, observation, sampler, pooling)
     start = time.perf_counter()
     if sampler == "nutpie":
         import nutpie

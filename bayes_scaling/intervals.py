@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -33,3 +33,10 @@ def bounds(samples: np.ndarray, probs: Iterable[float], axis: int = 0) -> dict[s
         lo, hi = np.quantile(samples, [(1 - p) / 2, (1 + p) / 2], axis=axis)
         out[f"{label(p)}_lower"], out[f"{label(p)}_upper"] = lo, hi
     return out
+
+
+def inside(observed: np.ndarray, table: Mapping[str, np.ndarray], probs: Iterable[float]) -> dict[str, np.ndarray]:
+    """Whether each observed value lies in each interval of ``table`` (as made by :func:`bounds`):
+    ``{"inside_eti90": ...}``; False where the observation is missing (NaN)."""
+    return {f"inside_{label(p)}": (observed >= table[f"{label(p)}_lower"]) & (observed <= table[f"{label(p)}_upper"])
+            for p in probs}

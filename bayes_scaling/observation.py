@@ -4,30 +4,50 @@ A run's observed loss relates to the law's curve by
 
     log(loss) = log(law(x)) + delta(x) + eps
     eps      ~ StudentT(nu, 0, sigma)   (or Normal(0, sigma)); sigma shared or one per group
-    delta(x) = tau * z * distance(x),   z ~ Normal(0, 1), one z per posterior draw
+    delta(x) = kappa * sigma * z * distance(x),   z ~ Normal(0, 1), one z per posterior draw
 
-``eps`` is the scatter of runs around the curve. ``delta`` is the extrapolation discrepancy: how wrong
-the law's form itself may be beyond the runs it was fitted on. It is zero on the fitted runs (their
-distance is 0), so it does not enter the likelihood of the fit; it grows linearly with the distance,
-in decades of the law's inputs, from the nearest fitted run, at a rate ``tau`` (per decade) learned by
-leave-future-out inside the runs (see :mod:`bayes_scaling.extrapolation`). One ``z`` per draw makes
-``delta`` a random tilt of the whole curve: points further out move further, in the same direction.
+``eps`` is the scatter of runs around the curve. ``delta`` is the extrapolation discrepancy: how wrong the
+law's form itself may be beyond the runs it was fitted on. ``distance(x)`` is in decades of the law's
+inputs from the nearest fitted run, so ``delta`` is zero on the fitted runs and does not enter the
+likelihood of the fit. It grows linearly with the distance (a wrong exponent errs linearly in log scale),
+at ``kappa`` noise scales per decade: a law that describes its runs loosely is trusted less beyond them.
+``kappa`` is common to all laws and datasets; its prior (``models/observation.toml``) is an
+empirical-Bayes estimate from leave-future-out splits of real datasets (``benchmarks/calibration.py``).
+One ``z`` per draw makes ``delta`` a tilt of the whole curve: points further out move further, in the
+same direction, as the misses of a wrong law do.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 import numpy as np
 import xarray as xr
 from scipy import special, stats
 
-__all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "distance", "flat_draws"]
+__all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "distance", "flat_draws", "discrepancy_file"]
 
 LIKELIHOODS = ("student_t", "normal")
 #: Name of the observed log-loss variable (and of its log-likelihood).
 OBSERVED = "log_loss"
+
+#: Default priors of the noise parameters.
+NOISE_PRIORS: dict[str, dict[str, Any]] = {
+    "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 0.05}},
+    "nu": {"dist": "Gamma", "kwargs": {"alpha": 2.0, "beta": 0.1}},
+}
+
+
+@cache
+def discrepancy_file() -> dict[str, Any]:
+    """``models/observation.toml``: the shipped prior of ``kappa`` and its provenance."""
+    from .laws import laws_dir
+
+    return tomllib.loads((laws_dir().parent / "observation.toml").read_text())
 
 
 def flat_draws(values: np.ndarray) -> np.ndarray:
@@ -55,11 +75,12 @@ class ObservationModel:
     """Likelihood of the observed log-loss around the law, its noise parameters and the discrepancy.
 
     ``likelihood``: ``"student_t"`` (robust to outlying runs) or ``"normal"``; ``noise_by_group``: one
-    ``sigma`` per group.
+    ``sigma`` per group; ``discrepancy``: add the extrapolation discrepancy to predictions.
     """
 
     likelihood: str = "student_t"
     noise_by_group: bool = False
+    discrepancy: bool = True
 
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
@@ -67,8 +88,16 @@ class ObservationModel:
 
     @property
     def params(self) -> tuple[str, ...]:
-        """Names of the noise parameters (their priors live with the law's)."""
+        """Names of the noise parameters, which NUTS samples with the law's."""
         return ("sigma", "nu") if self.likelihood == "student_t" else ("sigma",)
+
+    def default_priors(self) -> dict[str, dict[str, Any]]:
+        """Default priors of the noise parameters and, with the discrepancy, of ``kappa``."""
+        out = {k: NOISE_PRIORS[k] for k in self.params}
+        if self.discrepancy:
+            kappa = discrepancy_file()["kappa"]
+            out["kappa"] = {"dist": kappa["dist"], "kwargs": dict(kappa["kwargs"])}
+        return out
 
     # ---------------------------------------------------------------------------------------- PyMC
     def to_pymc(self, mu, observed, priors: Mapping, group_idx=None) -> None:
@@ -120,9 +149,10 @@ class ObservationModel:
         return mu + noise["sigma"] * eps
 
     @staticmethod
-    def discrepancy(tau: np.ndarray, z: np.ndarray, dist: np.ndarray) -> np.ndarray:
-        """delta = tau * z * distance: draws (S, 1) of tau and z, distances (points,) -> (S, points)."""
-        return tau * z * dist[None, :]
+    def delta(kappa: np.ndarray, sigma: np.ndarray, z: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """The discrepancy kappa * sigma * z * distance: draws (S, 1) of kappa and z, sigma (S, 1) or
+        (S, points), distances (points,) or (S, points) -> (S, points)."""
+        return kappa * sigma * z * (dist if dist.ndim == 2 else dist[None, :])
 
     def predictive_logpdf(self, y: np.ndarray, mu: np.ndarray, noise: Mapping[str, np.ndarray]) -> np.ndarray:
         """Log of the posterior predictive density of ``y`` (points,): the mean over draws of the density."""

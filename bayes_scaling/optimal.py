@@ -2,7 +2,8 @@
 
 For a budget C, the allocation minimises the law along the FLOPs constraint flops(N, D) = C. FLOPs
 formulas must be proportional to D (flops = D * f(N), as 6ND is), so D = C / f(N) and the search is over
-log N alone: a golden-section search vectorised over draws and budgets.
+log N alone: a golden-section search vectorised over draws and budgets. The loss reported there may carry
+a log-offset per draw (the fit's extrapolation discrepancy), which does not move the allocation.
 """
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ def optimum(
     flops: str | None = None,
     fixed: Mapping[str, Any] | None = None,
     method: str = "auto",
+    offset: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """N, D and loss at the optimum for each draw (rows of ``sampled``) and budget ``C`` (columns).
 
     ``method``: ``"closed"`` (the law's ``[optimal]`` formulas, valid for its own compute formula),
     ``"numeric"``, or ``"auto"`` (closed where it applies). ``fixed`` gives values of inputs other than
     N and D (e.g. unique tokens ``U``); without one, ``U`` is taken equal to D (no repetition).
+    ``offset(inputs)`` adds a log-loss offset to the loss reported at the optimum (not to the search).
     """
     C = np.asarray(C, dtype=float)
     if method not in ("auto", "closed", "numeric"):
@@ -77,7 +80,7 @@ def optimum(
     if unknown:
         raise LawError(f"law {law.name!r} has no input(s) {unknown} (its inputs: {list(law.inputs)})")
 
-    def loss(N: np.ndarray, D: np.ndarray) -> np.ndarray:
+    def inputs_at(N: np.ndarray, D: np.ndarray) -> dict[str, np.ndarray]:
         inputs = {"N": N, "D": D}
         for k in law.inputs:
             if k not in inputs:
@@ -87,7 +90,10 @@ def optimum(
                     inputs[k] = D
                 else:
                     raise LawError(f"law {law.name!r} needs a value for input {k!r} (pass {k}=...)")
-        return law.evaluate_sampled(sampled, **inputs)
+        return inputs
+
+    def loss(N: np.ndarray, D: np.ndarray) -> np.ndarray:
+        return law.evaluate_sampled(sampled, **inputs_at(N, D))
 
     shape = np.broadcast_shapes(next(iter(sampled.values())).shape, C.shape)
     C = np.broadcast_to(C, shape)
@@ -110,7 +116,10 @@ def optimum(
                             np.where(left, a, x), np.where(left, fa, fx))
         N = np.exp((lo + hi) / 2)
         D = C / f(N)
-    return {"N": N, "D": D, "loss": loss(N, D)}
+    at = loss(N, D)
+    if offset is not None:
+        at = at * np.exp(offset(inputs_at(N, D)))
+    return {"N": N, "D": D, "loss": at}
 
 
 def _largest_n(f: Callable[[np.ndarray], np.ndarray], C: np.ndarray) -> np.ndarray:
@@ -131,20 +140,29 @@ def budget_for_loss(
     flops: str | None = None,
     fixed: Mapping[str, Any] | None = None,
     method: str = "auto",
+    offset: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None,
     bounds: tuple[float, float] = (1e10, 1e40),
 ) -> dict[str, np.ndarray]:
-    """The smallest budget whose optimal allocation reaches ``target`` loss, per draw (bisection in log C).
+    """The smallest budget whose optimal allocation reaches ``target`` loss, per draw: a scan of budgets
+    (8 per decade) for the first that reaches it, then bisection in log C between it and the one before.
 
-    Draws that do not reach the target even at ``bounds[1]`` (the target lies below their reachable
-    loss, e.g. their irreducible loss) get NaN and ``reachable`` False.
+    A draw reaches the target if its law does at ``bounds[1]`` (the offset cannot take the loss below the
+    law's own floor, e.g. its irreducible loss) and the offset loss does at some budget; other draws get
+    NaN and ``reachable`` False.
     """
-    size = next(iter(sampled.values())).shape[0]
-    lo, hi = np.full((size, 1), np.log(bounds[0])), np.full((size, 1), np.log(bounds[1]))
-    reachable = optimum(law, sampled, np.exp(hi), flops=flops, fixed=fixed, method=method)["loss"] <= target
-    for _ in range(60):
+    def at(C: np.ndarray, offset: Any = offset) -> dict[str, np.ndarray]:
+        return optimum(law, sampled, C, flops=flops, fixed=fixed, method=method, offset=offset)
+
+    grid = np.geomspace(*bounds, 8 * int(np.log10(bounds[1] / bounds[0])) + 1)
+    below = at(grid[None, :])["loss"] <= target
+    reachable = below.any(axis=1) & (at(np.full((1, 1), bounds[1]), None)["loss"][:, 0] <= target)
+    first = np.argmax(below, axis=1)
+    lo = np.log(grid[np.maximum(first - 1, 0)])[:, None]
+    hi = np.log(grid[first])[:, None]
+    for _ in range(40):
         mid = (lo + hi) / 2
-        ok = optimum(law, sampled, np.exp(mid), flops=flops, fixed=fixed, method=method)["loss"] <= target
+        ok = at(np.exp(mid))["loss"] <= target
         lo, hi = np.where(ok, lo, mid), np.where(ok, mid, hi)
-    out = optimum(law, sampled, np.exp(hi), flops=flops, fixed=fixed, method=method)
+    out = at(np.exp(hi))
     out["C"] = np.exp(hi)
-    return {k: np.where(reachable, v, np.nan)[:, 0] for k, v in out.items()} | {"reachable": reachable[:, 0]}
+    return {k: np.where(reachable, v[:, 0], np.nan) for k, v in out.items()} | {"reachable": reachable}

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Prior", "PriorError", "resolve_priors", "parse_prior", "NOISE_PRIORS"]
+__all__ = ["Prior", "PriorError", "resolve_priors", "parse_prior"]
 
 #: Distributions a prior may name, with the parameters each accepts.
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
@@ -43,13 +43,6 @@ SUPPORT: dict[str, str] = {
 
 #: Prior of the spread of a partially pooled parameter across groups, on its link scale.
 GROUP_SD = {"dist": "HalfNormal", "kwargs": {"sigma": 0.2}}
-
-#: Default priors of the shared observation model on log-loss.
-NOISE_PRIORS: dict[str, dict[str, Any]] = {
-    "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 0.05}},
-    "nu": {"dist": "Gamma", "kwargs": {"alpha": 2.0, "beta": 0.1}},
-}
-
 
 class PriorError(ValueError):
     """A prior that names an unknown distribution or parameter, or gives a bad value."""
@@ -159,11 +152,9 @@ def link_functions(name: str, prior: Prior, xp: Any) -> tuple[Any, Any]:
     )
 
 
-def resolve_priors(
-    defaults: Mapping[str, Any], user: Mapping[str, Any] | None, *, noise: tuple[str, ...] = ("sigma", "nu")
-) -> dict[str, Prior]:
-    """Law defaults and the ``noise`` defaults, overridden by the user's priors; unknown names are refused."""
-    merged: dict[str, Any] = {**defaults, **{k: NOISE_PRIORS[k] for k in noise}}
+def resolve_priors(defaults: Mapping[str, Any], user: Mapping[str, Any] | None) -> dict[str, Prior]:
+    """The ``defaults`` (law and observation model), overridden by the user's priors; unknown names are refused."""
+    merged: dict[str, Any] = dict(defaults)
     for name, spec in (user or {}).items():
         if name not in merged:
             raise PriorError(f"prior given for unknown parameter {name!r} (parameters: {', '.join(merged)})")

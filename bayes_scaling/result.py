@@ -22,7 +22,7 @@ from scipy import stats
 from . import intervals
 from .data import DataError, RunTable, load_runs
 from .laws import Law
-from .observation import OBSERVED, ObservationModel, flat_draws
+from .observation import OBSERVED, ObservationModel, distance, flat_draws
 from .priors import Prior, link_functions
 
 __all__ = ["ScalingFit", "SamplingWarning", "assemble_tree", "versions"]
@@ -97,6 +97,17 @@ def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, priors, poo
     return loglik.reshape(posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
 
 
+def discrepancy_draws(kappa: Prior, posterior: xr.Dataset, seed: int | None) -> dict[str, xr.DataArray]:
+    """Draws of the discrepancy's ``kappa`` (its prior: no fitted run informs it) and tilt ``z``, one per
+    posterior draw."""
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+    rng = np.random.default_rng([0 if seed is None else seed, 1])
+    dims = ("chain", "draw")
+    draws = np.asarray(kappa.sample(shape[0] * shape[1], seed=int(rng.integers(2**31))), dtype=float)
+    return {"kappa": xr.DataArray(draws.reshape(shape), dims=dims),
+            "z": xr.DataArray(rng.standard_normal(shape), dims=dims)}
+
+
 def assemble_tree(
     sampled: xr.DataTree,
     *,
@@ -111,6 +122,8 @@ def assemble_tree(
     posterior = sampled["posterior"].to_dataset()
     if runs.group is not None:
         posterior = posterior.assign_coords(group=list(runs.groups))
+    if "kappa" in priors:
+        posterior = posterior.assign(discrepancy_draws(priors["kappa"], posterior, settings["seed"]))
     stats_ds = sampled["sample_stats"].to_dataset()
     stats_ds = stats_ds.drop_vars([k for k, v in stats_ds.data_vars.items() if v.dtype == object])
     obs = np.arange(len(runs))
@@ -156,7 +169,7 @@ class ScalingFit:
         self.law = law.with_scales(json.loads(attrs["scales"]))
         self.priors = {k: Prior.from_spec(k, v) for k, v in json.loads(attrs["priors"]).items()}
         noise_by_group = bool(attrs.get("noise_by_group", tree["posterior"]["sigma"].ndim > 2))
-        self.observation = ObservationModel(attrs["likelihood"], noise_by_group)
+        self.observation = ObservationModel(attrs["likelihood"], noise_by_group, "kappa" in tree["posterior"])
         self.pooling: dict[str, str] = json.loads(attrs["pooling"])
         self.settings: dict[str, Any] = json.loads(attrs["settings"])
         constant = tree["constant_data"]
@@ -225,6 +238,7 @@ class ScalingFit:
         post = self.posterior
         names = [v for p in self.law.params for v in (p, f"{p}_group") if v in post]
         names += [f"{p}_sd" for p, mode in self.pooling.items() if mode == "partial"] + list(self.observation.params)
+        names += ["kappa"] if self.observation.discrepancy else []
         post = post[names]
         rhat, bulk, tail = arviz_stats.rhat(post), arviz_stats.ess(post, method="bulk"), arviz_stats.ess(post, method="tail")
         rows = []
@@ -284,11 +298,33 @@ class ScalingFit:
 
     def log_curve(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None,
                   rng: np.random.Generator | None = None) -> np.ndarray:
-        """Posterior draws of the law's log-loss at ``inputs``: shape (chain * draw, points).
+        """Posterior draws of the fitted law's log-loss at ``inputs`` (no discrepancy): (chain * draw, points).
 
         ``codes`` are group indices (-1: a new group, drawn from the population with ``rng``)."""
         sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng)
         return np.log(self.law.evaluate_sampled(sampled, **inputs))
+
+    def distance(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None) -> np.ndarray:
+        """Each point's distance from the nearest fitted run (of its own group; of any group for a new
+        one), in decades of the law's inputs: 0 on a fitted run, 1 a tenfold extrapolation."""
+        design = self.runs.inputs
+        if codes is None:
+            return distance(inputs, design)
+        out = np.empty(len(codes))
+        for code in np.unique(codes):
+            at, mine = codes == code, self.runs.group == code if code >= 0 else slice(None)
+            out[at] = distance({k: np.asarray(v)[at] for k, v in inputs.items()}, {k: v[mine] for k, v in design.items()})
+        return out
+
+    def _predictive(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Draws of the expected log-loss (the law plus the discrepancy) and of the noise at ``inputs``."""
+        mu = self.log_curve(inputs, codes, rng)
+        noise = self.observation.noise(self.posterior, codes, rng)
+        if self.observation.discrepancy:
+            kappa, z = self.draws("kappa")[:, None], self.draws("z")[:, None]
+            mu = mu + self.observation.delta(kappa, noise["sigma"], z, self.distance(inputs, codes))
+        return mu, noise
 
     def log_loss_draws(
         self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
@@ -296,15 +332,14 @@ class ScalingFit:
     ) -> np.ndarray:
         """Posterior draws of the log-loss at ``inputs``: shape (chain * draw, points).
 
-        ``kind="mean"`` gives the law's curve; ``"observation"`` adds the observation noise.
+        ``kind="mean"``: the expected loss of a run there (the law, and beyond the fitted runs its
+        discrepancy); ``"observation"``: a new run's observed loss (adds the noise).
         """
         if kind not in ("mean", "observation"):
             raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
         rng = np.random.default_rng(seed)
-        mu = self.log_curve(inputs, codes, rng)
-        if kind == "observation":
-            mu = self.observation.sample(mu, self.observation.noise(self.posterior, codes, rng), rng)
-        return mu
+        mu, noise = self._predictive(inputs, codes, rng)
+        return self.observation.sample(mu, noise, rng) if kind == "observation" else mu
 
     def loss_draws(
         self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
@@ -316,10 +351,23 @@ class ScalingFit:
 
     def log_density(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None, loss: np.ndarray,
                     seed: int | np.random.Generator | None = None) -> np.ndarray:
-        """Log density of observed ``loss`` (as log-loss) at ``inputs`` under each draw: (chain * draw, points)."""
-        rng = np.random.default_rng(seed)
-        mu = self.log_curve(inputs, codes, rng)
-        return self.observation.logpdf(np.log(loss), mu, self.observation.noise(self.posterior, codes, rng))
+        """Log density of an observed ``loss`` (as log-loss) at ``inputs`` under each draw: (chain * draw, points)."""
+        mu, noise = self._predictive(inputs, codes, np.random.default_rng(seed))
+        return self.observation.logpdf(np.log(loss), mu, noise)
+
+    def with_discrepancy(self, kappa: Any | None, *, seed: int | None = None) -> ScalingFit:
+        """The same fit with the discrepancy's ``kappa`` drawn from another prior (a spec as in ``priors``,
+        e.g. ``"LogNormal(1.5, 0.3)"``), or without the discrepancy (``None``). No refit: the discrepancy is
+        zero on the fitted runs, so the posterior of the law does not depend on it."""
+        tree = self.tree.copy()
+        posterior = self.posterior.drop_vars(["kappa", "z"], errors="ignore")
+        priors = {k: v for k, v in self.priors.items() if k != "kappa"}
+        if kappa is not None:
+            priors["kappa"] = Prior.from_spec("kappa", kappa)
+            posterior = posterior.assign(discrepancy_draws(priors["kappa"], posterior, seed))
+        tree["posterior"] = xr.DataTree(posterior)
+        tree.attrs = {**tree.attrs, "priors": json.dumps({k: v.to_dict() for k, v in priors.items()})}
+        return ScalingFit(tree)
 
     def predict(
         self,
@@ -333,10 +381,14 @@ class ScalingFit:
     ) -> pd.DataFrame:
         """Posterior predictive loss at new runs (a table) or at inputs given as keywords (``N=..., D=...``).
 
-        Returns one row per point: the inputs, the median loss and the bounds of each equal-tailed
-        interval in ``prob`` (columns ``eti50_lower``, ``eti50_upper``, ...). A grouped fit needs
-        ``group``: a known group's label, or any other label to predict for a new group from the
-        population distribution (a wider band). ``seed`` fixes the draws of noise and new-group effects.
+        Returns one row per point: the inputs, its ``distance`` from the nearest fitted run (decades of
+        the inputs; beyond the runs the discrepancy widens the band with it), the median loss and the
+        bounds of each equal-tailed interval in ``prob`` (columns ``eti50_lower``, ``eti50_upper``, ...).
+        ``kind="mean"``: the expected loss of a run there; ``"observation"``: a new run's observed loss.
+        A table of runs that has the fit's loss column gets ``observed`` and, per interval,
+        ``inside_eti50``...: to check runs you held out, use ``kind="observation"``. A grouped fit needs
+        ``group`` (or the group column in the table): a known group's label, or any other label to
+        predict for a new group from the population (a wider band). ``seed`` fixes the random draws.
         """
         probs = intervals.check_probs(prob)
         values, labels, codes = self._prediction_inputs(runs, inputs, group)
@@ -344,21 +396,58 @@ class ScalingFit:
         table = pd.DataFrame(values)
         if codes is not None:
             table["group"], table["new_group"] = labels, codes < 0
+        table["distance"] = self.distance(values, codes)
         table = table.assign(**intervals.bounds(draws, probs))
+        observed = self.observed_loss(runs)
+        if observed is not None:
+            table["observed"] = observed
+            table = table.assign(**intervals.inside(observed, table, probs))
         table.attrs.update(kind=kind, interval="equal-tailed")
         return table
 
+    def observed_loss(self, runs: pd.DataFrame | None) -> np.ndarray | None:
+        """The loss column of ``runs`` (named as in the fitted runs), checked; None if it has none.
+        Missing values (NaN) stay NaN: runs not trained yet."""
+        column = self.runs.columns["loss"]
+        if runs is None or column not in runs:
+            return None
+        values = pd.to_numeric(runs[column], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero((runs[column].notna().to_numpy() & np.isnan(values)) | (values <= 0) | np.isinf(values))
+        if bad.size:
+            raise DataError(f"column {column!r} must hold positive losses; row {bad[0]} has {runs[column].iloc[bad[0]]!r}")
+        return values
+
     # ------------------------------------------------------------------------------ compute-optimal
-    def _group_draws(self, group: str | Sequence[str] | None, seed: int | None) -> list[tuple[str | None, dict]]:
-        """(label, sampled draws of shape (S, 1)) for each group asked for: every known one by default."""
+    def _group_draws(self, group: str | Sequence[str] | None, seed: int | None) -> list[tuple[str | None, dict, Any]]:
+        """(label, sampled draws of shape (S, 1), discrepancy offset) for each group asked for: every known
+        one by default. The offset maps inputs of shape (S, budgets) to the discrepancy's log-offsets."""
         rng = np.random.default_rng(seed)
         if self.runs.group is None:
             if group is not None:
                 raise ValueError("this fit has no groups; call without group=")
-            return [(None, sampled_draws(self.law, self.posterior, self.priors, self.pooling, None))]
+            return [(None, sampled_draws(self.law, self.posterior, self.priors, self.pooling, None), self._offset(None))]
         labels = self.runs.groups if group is None else np.atleast_1d(np.asarray(group, dtype=str))
-        return [(g, sampled_draws(self.law, self.posterior, self.priors, self.pooling, self._group_codes([g]), rng))
-                for g in labels]
+        out = []
+        for g in labels:
+            codes = self._group_codes([g])
+            out.append((g, sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng),
+                        self._offset(codes, rng)))
+        return out
+
+    def _offset(self, codes: np.ndarray | None, rng: np.random.Generator | None = None) -> Any:
+        """The discrepancy as a function of inputs of shape (S, k), for one group (None without it)."""
+        if not self.observation.discrepancy:
+            return None
+        scale = self.draws("kappa")[:, None] * self.draws("z")[:, None]
+        sigma = self.observation.noise(self.posterior, codes, rng)["sigma"][:, :1]
+
+        def offset(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+            shape = np.broadcast_shapes(*(np.shape(v) for v in inputs.values()))
+            flat = {k: np.broadcast_to(v, shape).ravel() for k, v in inputs.items()}
+            dist = self.distance(flat, None if codes is None else np.repeat(codes, flat["N"].size)).reshape(shape)
+            return self.observation.delta(scale, sigma, 1.0, dist)
+
+        return offset
 
     def compute_optimal(
         self,
@@ -377,7 +466,9 @@ class ScalingFit:
         one (Chinchilla: N_opt = G (C/6)^a, a = beta / (alpha + beta)), numerically otherwise. Returns a
         row per budget (and group) with the median and equal-tailed bounds of ``N_opt``, ``D_opt``, the
         ``loss`` there, ``tokens_per_param`` and the scaling exponents ``a`` (N_opt ~ C^a) and ``b``
-        (D_opt ~ C^b), as log-slopes over the decade around C (exact for power-law frontiers). ``flops`` replaces the law's FLOPs formula (one proportional to D, e.g.
+        (D_opt ~ C^b), as log-slopes over the decade around C (exact for power-law frontiers). The loss
+        carries the extrapolation discrepancy at the allocation's distance from the runs; the allocation
+        is the law's. ``flops`` replaces the law's FLOPs formula (one proportional to D, e.g.
         ``"6 * N * D + 6 * 4096 * 24 * D"``); ``fixed`` sets other inputs (``U=`` unique tokens).
         """
         from .optimal import optimum
@@ -388,8 +479,8 @@ class ScalingFit:
             raise ValueError(f"compute budgets must be positive numbers, got {C!r}")
         step = 10**0.5  # local exponents: log-slope over the decade C / step .. C * step
         rows = []
-        for label, sampled in self._group_draws(group, seed):
-            opt = optimum(self.law, sampled, budgets[None, :], flops=flops, fixed=fixed, method=method)
+        for label, sampled, offset in self._group_draws(group, seed):
+            opt = optimum(self.law, sampled, budgets[None, :], flops=flops, fixed=fixed, method=method, offset=offset)
             up = optimum(self.law, sampled, budgets[None, :] * step, flops=flops, fixed=fixed, method=method)
             down = optimum(self.law, sampled, budgets[None, :] / step, flops=flops, fixed=fixed, method=method)
             draws = {
@@ -419,9 +510,10 @@ class ScalingFit:
     ) -> pd.DataFrame:
         """The smallest budget (and its N, D) whose compute-optimal run reaches loss ``target``.
 
-        Where the target lies below what part of the posterior can reach at any budget (e.g. below its
-        irreducible loss), ``reachable_fraction`` says which fraction can, the intervals describe those
-        draws alone, and a warning says so.
+        The loss at each budget carries the extrapolation discrepancy, so draws whose curve tilts upward
+        far beyond the runs may never reach the target, as may draws whose irreducible loss lies above
+        it: ``reachable_fraction`` says which fraction of the posterior reaches it at some budget up to
+        1e40 FLOPs, the intervals describe those draws alone, and a warning says so.
         """
         from .optimal import budget_for_loss
 
@@ -429,16 +521,18 @@ class ScalingFit:
         if not (isinstance(target, int | float) and target > 0):
             raise ValueError(f"target loss must be a positive number, got {target!r}")
         rows = []
-        for label, sampled in self._group_draws(group, seed):
-            found = budget_for_loss(self.law, sampled, float(target), flops=flops, fixed=fixed, method=method)
+        for label, sampled, offset in self._group_draws(group, seed):
+            found = budget_for_loss(self.law, sampled, float(target), flops=flops, fixed=fixed, method=method,
+                                    offset=offset)
             share = float(found["reachable"].mean())
             name = "" if label is None else f" for group {label!r}"
             if share == 0:
                 raise ValueError(f"loss {target:g} is out of reach{name}: no posterior draw gets there at any budget "
                                  "up to 1e40 FLOPs (the target is below the loss the law can reach)")
             if share < 1:
-                warnings.warn(f"loss {target:g}{name} is out of reach for {1 - share:.1%} of the posterior "
-                              "(below the loss the law can reach); intervals describe the other draws", stacklevel=2)
+                warnings.warn(f"loss {target:g}{name} is out of reach for {1 - share:.1%} of the posterior (below "
+                              "its irreducible loss, or its extrapolation discrepancy keeps it above); intervals "
+                              "describe the other draws", stacklevel=2)
             row: dict[str, Any] = {"target": float(target)} | ({} if label is None else {"group": label})
             row["reachable_fraction"] = share
             for key in ("C", "N", "D"):

@@ -36,7 +36,7 @@ def test_fit_summary_predict(tmp_path):
                             "--draws", 300, "--tune", 300, "--chains", 2, "--seed", 1,
                             "--prior", "alpha=LogNormal(mu=-1.1, sigma=0.3)", "--json").stdout)
     assert out.is_file() and fitted["saved"] == str(out)
-    assert [r["parameter"] for r in fitted["rows"]] == ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
+    assert [r["parameter"] for r in fitted["rows"]] == ["E", "A", "B", "alpha", "beta", "sigma", "nu", "kappa"]
     assert fitted["diagnostics"]["divergences"] == 0
 
     summary = json.loads(run("summary", out, "--json", "--prob", 0.8).stdout)
@@ -96,7 +96,7 @@ def test_fit_custom_formula_with_priors_file(tmp_path):
     out = json.loads(run("fit", csv, "--formula", "E + A * N**-alpha", "--priors", priors,
                          "--prior", "alpha=LogNormal(-1.2, 0.5)", "--draws", 200, "--tune", 200, "--chains", 2,
                          "--seed", 1, "--json").stdout)
-    assert [r["parameter"] for r in out["rows"]] == ["A", "E", "alpha", "sigma", "nu"]
+    assert [r["parameter"] for r in out["rows"]] == ["A", "E", "alpha", "sigma", "nu", "kappa"]
     bad = run("fit", csv, "--formula", "E + N.__class__", check=False)
     assert bad.returncode == 2 and "attribute access is not allowed at column 4: `N.__class__`" in bad.stderr
 

@@ -65,7 +65,7 @@ def test_recovery(name):
 
 def test_summary_columns(chinchilla_fit):
     table = chinchilla_fit.summary(prob=0.8)
-    assert list(table.index) == ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
+    assert list(table.index) == ["E", "A", "B", "alpha", "beta", "sigma", "nu", "kappa"]
     assert list(table.columns) == ["mean", "sd", "median", "eti80_lower", "eti80_upper", "r_hat", "ess_bulk", "ess_tail"]
     assert table.attrs["interval"] == "80% equal-tailed"
     assert (table["eti80_lower"] < table["median"]).all() and (table["median"] < table["eti80_upper"]).all()
@@ -77,7 +77,8 @@ def test_predict_bands(chinchilla_fit, chinchilla_runs):
     law = chinchilla_fit.law
     mean = chinchilla_fit.predict(N=[1e8, 70e9], D=[2e9, 1.4e12], prob=(0.5, 0.9))
     obs = chinchilla_fit.predict(N=[1e8, 70e9], D=[2e9, 1.4e12], prob=(0.5, 0.9), kind="observation", seed=0)
-    assert list(mean.columns) == ["N", "D", "median", "eti50_lower", "eti50_upper", "eti90_lower", "eti90_upper"]
+    assert list(mean.columns) == ["N", "D", "distance", "median", "eti50_lower", "eti50_upper", "eti90_lower",
+                                  "eti90_upper"]
     assert (mean["eti90_lower"] < mean["eti50_lower"]).all() and (mean["eti50_upper"] < mean["eti90_upper"]).all()
     # the observation band adds the noise, so it is wider than the band of the curve
     assert ((obs["eti90_upper"] - obs["eti90_lower"]) > (mean["eti90_upper"] - mean["eti90_lower"])).all()

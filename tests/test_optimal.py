@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.optimal import optimum
+from bayes_scaling.optimal import budget_for_loss, optimum
 from conftest import CHINCHILLA_TRUTH, simulate
 
 
@@ -57,16 +57,42 @@ def test_flops_formula_can_be_replaced(chinchilla_fit):
 
 
 def test_compute_for_loss(chinchilla_fit):
-    row = chinchilla_fit.compute_for_loss(2.0, prob=0.9)
+    law_only = chinchilla_fit.with_discrepancy(None)
+    row = law_only.compute_for_loss(2.0, prob=0.9)
     assert row["reachable_fraction"][0] == 1.0
     # the optimum at the budget found reaches the target
-    check = chinchilla_fit.compute_optimal(row["C_median"][0], prob=0.9)
+    check = law_only.compute_optimal(row["C_median"][0], prob=0.9)
     assert check["loss_median"][0] == pytest.approx(2.0, abs=0.01)
     with pytest.warns(UserWarning, match=r"out of reach for \d+\.\d% of the posterior"):
-        partial = chinchilla_fit.compute_for_loss(1.72)
+        partial = law_only.compute_for_loss(1.72)
     assert 0 < partial["reachable_fraction"][0] < 1
     with pytest.raises(ValueError, match="loss 1 is out of reach: no posterior draw"):
         chinchilla_fit.compute_for_loss(1.0)
+    # with the discrepancy the budget is less certain: a wider interval around a similar median
+    honest = chinchilla_fit.compute_for_loss(2.0, prob=0.9)
+    assert honest["C_eti90_upper"][0] / honest["C_eti90_lower"][0] > row["C_eti90_upper"][0] / row["C_eti90_lower"][0]
+
+
+def test_budget_for_loss_finds_the_first_crossing():
+    """With an offset that makes loss rise again at large budgets, the search returns the first budget that
+    reaches the target, and a draw whose offset keeps it above the target is unreachable."""
+    law = bs.load_law("chinchilla").with_scales({"N": 1e9, "D": 2e10})
+    sampled = {k: np.full((3, 1), v) for k, v in {"E": 1.69, "a": -1.04, "b": -0.62, "alpha": 0.34, "beta": 0.28}.items()}
+    tilt = np.array([[0.0], [0.02], [0.2]])
+
+    def offset(inputs, tilt=tilt):
+        return tilt * np.log10(inputs["N"] / 1e9).clip(0)
+
+    found = budget_for_loss(law, sampled, 2.0, offset=offset)
+    plain = budget_for_loss(law, sampled, 2.0)
+    assert found["reachable"].tolist() == [True, True, False] and plain["reachable"].all()
+    assert found["C"][0] == pytest.approx(plain["C"][0], rel=1e-6) and found["C"][1] > plain["C"][1]
+    at = optimum(law, {k: v[:2] for k, v in sampled.items()}, found["C"][:2, None],
+                 offset=lambda x: offset(x, tilt[:2]))
+    np.testing.assert_allclose(at["loss"][:, 0], 2.0, rtol=1e-6)
+    # a tilt downwards cannot take a draw below its irreducible loss
+    down = budget_for_loss(law, sampled, 1.6, offset=lambda x: -offset(x))
+    assert not down["reachable"].any()
 
 
 def test_numeric_path_for_laws_without_closed_form():

@@ -35,9 +35,9 @@ def test_bad_priors(spec, message):
 
 def test_user_overrides_law_default_and_unknown_name_is_refused():
     defaults = {"alpha": {"dist": "LogNormal", "kwargs": {"mu": -1.2, "sigma": 0.5}}}
-    resolved = resolve_priors(defaults, {"alpha": "Beta(2, 5)"}, noise=("sigma",))
+    resolved = resolve_priors({**defaults, "sigma": "HalfNormal(0.05)"}, {"alpha": "Beta(2, 5)"})
     assert resolved["alpha"].dist == "Beta" and set(resolved) == {"alpha", "sigma"}
     with pytest.raises(PriorError, match="unknown parameter 'gamma'"):
         resolve_priors(defaults, {"gamma": "Normal(0, 1)"})
     with pytest.raises(PriorError, match="unknown parameter 'nu'"):
-        resolve_priors(defaults, {"nu": "Gamma(2, 0.1)"}, noise=("sigma",))
+        resolve_priors({**defaults, "sigma": "HalfNormal(0.05)"}, {"nu": "Gamma(2, 0.1)"})
