@@ -1,6 +1,7 @@
 """Bayesian scaling laws: fit neural scaling laws with NUTS and extrapolate with credible bands."""
 
-from .compare import Average, average, backtest, compare
+from .calibration import Calibration, calibration
+from .compare import Average, average, backtest, compare, split_future, stack
 from .data import DataError, RunTable, load_runs
 from .datasets import list_datasets, load_dataset
 from .expr import ExpressionError
@@ -12,6 +13,7 @@ from .result import SamplingWarning, ScalingFit
 
 __all__ = [
     "Average",
+    "Calibration",
     "DataError",
     "ExpressionError",
     "Law",
@@ -24,6 +26,7 @@ __all__ = [
     "ScalingFit",
     "average",
     "backtest",
+    "calibration",
     "compare",
     "fit",
     "list_datasets",
@@ -33,4 +36,6 @@ __all__ = [
     "load_law",
     "load_reference",
     "load_runs",
+    "split_future",
+    "stack",
 ]

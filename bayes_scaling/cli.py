@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import intervals
-from .compare import backtest, compare
+from .calibration import calibration
+from .compare import _frame, backtest, compare, split_future, stack
 from .data import DataError
 from .datasets import load_dataset
 from .expr import ExpressionError
@@ -167,11 +168,74 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
-    points = _points(args.at)
-    table = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, **p) for p in points],
-                      ignore_index=True)
-    _emit(table, args, title=f"predicted {args.kind} loss ({table.attrs['interval']})",
-          interval="equal-tailed", kind=args.kind)
+    if bool(args.at) == bool(args.runs):
+        raise CLIError("give the points with --at N=..,D=.. (repeatable) or --runs FILE.csv, one of the two")
+    if args.runs:
+        table = result.predict(_frame(args.runs), prob=tuple(args.prob), kind=args.kind, group=args.group)
+    else:
+        table = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, **p)
+                           for p in _points(args.at)], ignore_index=True)
+    meta = {"interval": "equal-tailed", "kind": args.kind}
+    if "observed" in table:
+        meta["inside"] = {c.removeprefix("inside_"): int(table[c].sum()) for c in table if c.startswith("inside_")}
+        meta["runs"] = len(table)
+    _emit(table, args, title=f"predicted {args.kind} loss ({table.attrs['interval']})", **meta)
+
+
+def _calibration_figure(cal, path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_calibration, plot_pit
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    plot_calibration(cal, ax=left)
+    plot_pit(cal, ax=right)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    if args.data.endswith(".nc"):
+        if not args.runs:
+            raise CLIError("calibrate FIT.nc needs --runs HELDOUT.csv: runs the fit did not see, with their loss")
+        result, test = ScalingFit.load(args.data), _frame(args.runs)
+    else:
+        if args.runs:
+            raise CLIError("--runs goes with a saved fit (FIT.nc); a CSV of runs is split by --holdout")
+        train, test = split_future(args.data, args.holdout, by=args.by, columns=_columns(args))
+        result = fit(train, law=args.law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
+    cal = calibration(result, test, seed=0)
+    if args.plot:
+        _calibration_figure(cal, args.plot)
+    title = (f"Calibration of {result.law.name} on {len(test)} held-out runs (fitted on {len(result.runs)}): "
+             "share inside each equal-tailed interval of a new run")
+    meta = {"summary": {k: round(v, 6) for k, v in cal.summary.items()}, **({"plot": args.plot} if args.plot else {})}
+    _emit(cal.curve, args, title=title, **meta)
+
+
+def cmd_stack(args: argparse.Namespace) -> None:
+    kwargs = _fit_kwargs(args)
+    progress = kwargs.pop("progressbar")
+    holdout = [float(h) for h in args.holdout.split(",")]
+    result = stack(args.data, laws=_laws(args.laws), holdout=holdout, by=args.by, group=args.group,
+                   columns=_columns(args), progressbar=progress, **kwargs)
+    pred = None
+    if args.at:
+        pred = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, seed=0, **p)
+                          for p in _points(args.at)], ignore_index=True)
+    if args.json:
+        out = {"weights": result.lfo.reset_index().to_dict(orient="records"), "interval": "equal-tailed",
+               "kind": args.kind}
+        if pred is not None:
+            out["predictions"] = pred.to_dict(orient="records")
+        print(json.dumps(out, indent=2, default=float))
+        return
+    _emit(result.lfo, args, title="Leave-future-out stacking: each law's summed log score on runs beyond its "
+          "fit (elpd_lfo), 90% coverage there, and its weight")
+    if pred is not None:
+        print()
+        _emit(pred, args, title=f"stacked {args.kind} loss ({pred.attrs['interval']})")
 
 
 def _budgets(text: str) -> list[float]:
@@ -199,6 +263,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         result = fit(args.data, law=args.law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
     points = _points(args.at)
     path = write_report(result, args.out, at=points, compute=_budgets(args.compute) if args.compute else (),
+                        heldout=_frame(args.heldout) if args.heldout else None,
                         command="bayes-scaling " + shlex.join(sys.argv[1:]), overwrite=args.overwrite)
     print(json.dumps({"report": str(path)}) if args.json else f"wrote {path}")
 
@@ -298,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict loss from a saved fit")
     p.add_argument("fit")
-    p.add_argument("--at", action="append", required=True, metavar="N=..,D=..", help="inputs; repeat for more points")
+    p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="inputs; repeat for more points")
+    p.add_argument("--runs", default=None, metavar="FILE.csv",
+                   help="predict at these runs instead; with their loss column, say which fall inside each interval")
     p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
     p.add_argument("--kind", choices=("mean", "observation"), default="mean")
     p.add_argument("--group", default=None, help="for a grouped fit: a group's label (any other label: a new group)")
@@ -311,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
     p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="extrapolation targets; repeatable")
     p.add_argument("--compute", default=None, metavar="C1,C2,...", help="budgets for the compute-optimal table")
+    p.add_argument("--heldout", default=None, metavar="RUNS.csv",
+                   help="runs the fit did not see, with their loss: the report checks its intervals on them")
     p.add_argument("--out", required=True, help="folder to write index.html and figures into")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--json", action="store_true")
@@ -332,6 +401,36 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         _sampler_args(p)
         p.set_defaults(func=cmd_compare if name == "compare" else cmd_backtest)
+
+    p = sub.add_parser("calibrate", help="check the predictive intervals on held-out runs: coverage against "
+                       "nominal probability, PIT, interval score")
+    p.add_argument("data", help="CSV of runs (split by --holdout, the lower part fitted) or a saved fit (.nc) with --runs")
+    p.add_argument("--runs", default=None, metavar="HELDOUT.csv", help="with FIT.nc: runs it did not see, with their loss")
+    p.add_argument("--law", default="chinchilla")
+    p.add_argument("--holdout", type=float, default=0.2,
+                   help="fraction of the runs with the most compute to hold out, or a threshold (default 0.2)")
+    p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
+    p.add_argument("--group", default=None)
+    p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="save the reliability diagram and PIT histogram")
+    p.add_argument("--json", action="store_true")
+    _sampler_args(p)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("stack", help="stack several laws by leave-future-out scores; predict with the mixture")
+    p.add_argument("data", help="CSV with one row per run")
+    p.add_argument("--laws", required=True, metavar="A,B,...", help="law names, e.g. chinchilla,kaplan_nd")
+    p.add_argument("--holdout", default="0.4,0.3,0.2", metavar="H[,H...]",
+                   help="cuts of the leave-future-out scoring: fractions of the runs with the most compute, or thresholds")
+    p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
+    p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="predict here; repeatable")
+    p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
+    p.add_argument("--kind", choices=("mean", "observation"), default="mean")
+    p.add_argument("--group", default=None)
+    p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
+    p.add_argument("--json", action="store_true")
+    _sampler_args(p)
+    p.set_defaults(func=cmd_stack)
 
     p = sub.add_parser("optimal", help="compute-optimal N, D and loss at given budgets, from a saved fit")
     p.add_argument("fit")

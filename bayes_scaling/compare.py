@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 from scipy.special import logsumexp
 
 from . import intervals
-from .data import DEFAULT_COLUMNS, DataError, load_runs
-from .result import ScalingFit
+from .data import DEFAULT_COLUMNS, DataError
+from .result import SamplingWarning, ScalingFit
 
-__all__ = ["compare", "backtest", "average", "Average", "PARETO_K_MAX"]
+__all__ = ["compare", "backtest", "split_future", "stack", "stacking_weights", "average", "Average", "PARETO_K_MAX"]
 
 #: PSIS-LOO is unreliable for observations whose Pareto k exceeds this.
 PARETO_K_MAX = 0.7
@@ -105,23 +106,65 @@ def _cuts(compute: np.ndarray, holdout: float | Sequence[float]) -> list[float]:
     return cuts
 
 
-def score(fit: ScalingFit, runs: pd.DataFrame, *, prob: Sequence[float] = intervals.PROBS, seed: int | None = None
-          ) -> dict[str, float]:
-    """How well ``fit`` predicts ``runs`` it was not fitted on (they need their loss): the log predictive
+def split_future(runs: pd.DataFrame | str | Path, holdout: float, *, by: str = "C",
+                 columns: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs to fit, runs held out): ``holdout`` is a fraction of the runs furthest in the future (by
+    compute, or ``by="N"`` / ``"D"``) or a threshold; the runs above it are held out."""
+    frame = _frame(runs)
+    order = _checked_ordering(frame, columns, by)
+    (cut,) = _cuts(order, [holdout])
+    return frame[order <= cut], frame[order > cut]
+
+
+def _checked_ordering(frame: pd.DataFrame, columns: Mapping[str, str] | None, by: str) -> np.ndarray:
+    order = _ordering(frame, columns, by)
+    bad = np.flatnonzero(~(np.isfinite(order) & (order > 0)))
+    if bad.size:
+        raise DataError(f"runs are ordered by {by}, which is missing, non-numeric or not positive in row {bad[0]}")
+    return order
+
+
+def score(fit: ScalingFit | Average, runs: pd.DataFrame, *, prob: Sequence[float] = intervals.PROBS,
+          seed: int | None = None) -> dict[str, float]:
+    """How well a fit predicts ``runs`` it was not fitted on (they need their loss): the log predictive
     density of their log-loss (sum and mean per run), the share inside each predictive interval of a
-    new run, and the median absolute percentage error of the median prediction."""
-    rng = np.random.default_rng(seed)
-    values, _, codes = fit._prediction_inputs(runs, {}, None)
-    loss = load_runs(runs, inputs=(), columns={"loss": fit.runs.columns["loss"]}).loss  # checked like any loss
-    lpd = logsumexp(fit.log_density(values, codes, loss, rng), axis=0) - np.log(len(fit.draws("sigma")))
-    draws = fit.loss_draws(values, codes, kind="observation", seed=seed)
-    bands = intervals.bounds(draws, prob)
-    out = {"lpd": float(lpd.sum()), "lpd_per_run": float(lpd.mean())}
-    for p in prob:
-        lo, hi = bands[f"{intervals.label(p)}_lower"], bands[f"{intervals.label(p)}_upper"]
-        out[f"coverage_{100 * p:g}"] = float(np.mean((loss >= lo) & (loss <= hi)))
-    out["mdape"] = float(np.median(np.abs(bands["median"] / loss - 1)))
+    new run, the 90% interval's median width and mean interval score, CRPS, MdAPE and bias
+    (see :func:`~bayes_scaling.calibration.calibration`)."""
+    from .calibration import calibration
+
+    cal = calibration(fit, runs, probs=prob, seed=seed)
+    out = {"lpd": cal.summary["lpd_per_run"] * cal.summary["n"], "lpd_per_run": cal.summary["lpd_per_run"]}
+    out.update({f"coverage_{100 * p:g}": cal.curve.loc[p, "coverage"] for p in intervals.check_probs(prob)})
+    out.update({k: cal.summary[k] for k in ("width_90", "interval_score_90", "crps", "mdape", "bias")})
     return out
+
+
+def _leave_future_out(
+    runs: pd.DataFrame | str | Path, laws: Sequence[str], holdout: float | Sequence[float], by: str,
+    columns: Mapping[str, str] | None, group: str | None, seed: int | None, progressbar: bool, desc: str,
+    fit_kwargs: Mapping[str, Any],
+) -> Iterator[tuple[float, str, ScalingFit, pd.DataFrame, float]]:
+    """For each cut and law: (cut, law, the fit of the runs at or below the cut, the runs above, seconds).
+    Refits of a law reuse its compiled model with the data swapped in."""
+    from tqdm.auto import tqdm
+
+    from .fit import fit
+
+    frame = _frame(runs)
+    compute = _checked_ordering(frame, columns, by)
+    cuts = _cuts(compute, holdout)
+    with tqdm(total=len(cuts) * len(laws), desc=desc, disable=not progressbar) as bar:
+        for cut in cuts:
+            train, test = frame[compute <= cut], frame[compute > cut]
+            for law in laws:
+                bar.set_postfix_str(f"{law} @ {cut:.3g} {'FLOPs' if by == 'C' else by}")
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # diagnostics are reported in the tables
+                    result = fit(train, law=law, columns=columns, group=group, seed=seed, progressbar=False,
+                                 **fit_kwargs)
+                yield cut, law, result, test, time.perf_counter() - start
+                bar.update()
 
 
 def backtest(
@@ -144,41 +187,91 @@ def backtest(
     size (or tokens) instead of compute. One row per cut and law: ``cut`` (FLOPs, or N or D),
     ``n_fit``, ``n_scored``, ``lpd`` and ``lpd_per_run`` (log predictive density of the held-out
     log-loss), ``coverage_50`` / ``coverage_90`` (held-out runs inside each predictive interval of a new
-    run), ``mdape`` (median absolute percentage error of the median prediction), and the seconds spent
-    compiling and sampling: refits of a law reuse its compiled model with the data swapped in.
+    run), the 90% interval's median ``width_90`` and mean ``interval_score_90``, ``crps``, ``mdape``
+    (median absolute percentage error of the median prediction), ``bias`` (observed - median), and the
+    seconds spent compiling and sampling: refits of a law reuse its compiled model with the data swapped in.
     """
-    from tqdm.auto import tqdm
-
-    from .fit import fit
-
-    frame = _frame(runs)
-    compute = _ordering(frame, columns, by)
-    bad = np.flatnonzero(~(np.isfinite(compute) & (compute > 0)))
-    if bad.size:
-        raise DataError(f"runs are ordered by {by}, which is missing, non-numeric or not positive in row {bad[0]}")
-    cuts = _cuts(compute, holdout)
     probs = intervals.check_probs(prob)
     rows = []
-    with tqdm(total=len(cuts) * len(laws), desc="backtest", disable=not progressbar) as bar:
-        for cut in cuts:
-            train, test = frame[compute <= cut], frame[compute > cut]
-            for law in laws:
-                bar.set_postfix_str(f"{law} @ {cut:.3g} FLOPs")
-                start = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # diagnostics are reported in the table
-                    result = fit(train, law=law, columns=columns, group=group, seed=seed, progressbar=False,
-                                 **fit_kwargs)
-                d = result.diagnostics
-                rows.append({"cut": cut, "law": law, "n_fit": len(train), "n_scored": len(test),
-                             **score(result, test, prob=probs, seed=seed),
-                             "divergences": d["divergences"], "max_r_hat": d["max_r_hat"],
-                             "compile_seconds": result.settings["compile_seconds"],
-                             "seconds": time.perf_counter() - start})
-                bar.update()
+    for cut, law, result, test, seconds in _leave_future_out(runs, laws, holdout, by, columns, group, seed,
+                                                             progressbar, "backtest", fit_kwargs):
+        d = result.diagnostics
+        rows.append({"cut": cut, "law": law, "n_fit": len(result.runs), "n_scored": len(test),
+                     **score(result, test, prob=probs, seed=seed),
+                     "divergences": d["divergences"], "max_r_hat": d["max_r_hat"],
+                     "compile_seconds": result.settings["compile_seconds"], "seconds": seconds})
     table = pd.DataFrame(rows)
     table.attrs.update(interval="equal-tailed", kind="observation")
     return table
+
+
+def stacking_weights(lpd: np.ndarray) -> np.ndarray:
+    """Weights on the simplex maximising the summed log score of the mixture, sum_i log sum_k w_k p_k(y_i)
+    (Yao et al. 2018), from log predictive densities of shape (laws, predictions)."""
+    k = lpd.shape[0]
+    if k == 1:
+        return np.ones(1)
+    shift = lpd.max(axis=0)
+    dens = np.exp(lpd - shift)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w = np.exp(np.append(theta, 0.0) - logsumexp(np.append(theta, 0.0)))
+        mix = w @ dens
+        grad_w = -(dens / mix).sum(axis=1)
+        grad = w * (grad_w - w @ grad_w)  # through the softmax
+        return -float(np.log(mix).sum()), grad[:-1]
+
+    found = optimize.minimize(loss, np.zeros(k - 1), jac=True, method="L-BFGS-B")
+    return np.exp(np.append(found.x, 0.0) - logsumexp(np.append(found.x, 0.0)))
+
+
+def stack(
+    runs: pd.DataFrame | str | Path,
+    *,
+    laws: Sequence[str],
+    holdout: float | Sequence[float] = (0.4, 0.3, 0.2),
+    by: str = "C",
+    columns: Mapping[str, str] | None = None,
+    group: str | None = None,
+    seed: int | None = None,
+    progressbar: bool = True,
+    **fit_kwargs: Any,
+) -> Average:
+    """Stack law forms by how well they predicted the future: leave-future-out stacking weights, and the
+    mixture of the laws' fits of all the runs.
+
+    For each ``holdout`` cut (as in :func:`backtest`: fractions of the runs with the most compute, or
+    thresholds) each law is fitted on the runs below it and scores, by log predictive density of a new
+    run with its discrepancy, the runs above. The weights maximise the log score of the mixture over
+    all those predictions (Yao, Vehtari, Simpson and Gelman 2018, with leave-future-out in place of LOO,
+    which rewards interpolation). Then each law is fitted on every run. Returns an :class:`Average`
+    whose ``lfo`` table gives each law's summed leave-future-out log score (``elpd_lfo``), its
+    coverage of the held-out runs at 90% and its weight; ``predict`` gives the stacked predictive.
+    """
+    from .fit import fit
+
+    if len(laws) < 2 or len(set(laws)) != len(laws):
+        raise ValueError(f"stack needs at least two different laws, got {list(laws)}")
+    lpd: dict[str, list[np.ndarray]] = {law: [] for law in laws}
+    inside: dict[str, list[np.ndarray]] = {law: [] for law in laws}
+    for _, law, result, test, _ in _leave_future_out(runs, laws, holdout, by, columns, group, seed, progressbar,
+                                                     "stack", fit_kwargs):
+        lpd[law].append(result.log_predictive_density(test, seed=seed))
+        inside[law].append(result.predict(test, prob=0.9, kind="observation", seed=seed)["inside_eti90"].to_numpy())
+    matrix = np.stack([np.concatenate(lpd[law]) for law in laws])
+    weights = stacking_weights(matrix)
+    fits = {}
+    for law in laws:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)  # checked below, by name
+            fits[law] = fit(runs if not isinstance(runs, str | Path) else _frame(runs), law=law, columns=columns,
+                            group=group, seed=seed, progressbar=False, **fit_kwargs)
+        fits[law].warn_if_unreliable()
+    result = Average(fits, dict(zip(laws, weights, strict=True)))
+    result.lfo = pd.DataFrame({"elpd_lfo": matrix.sum(axis=1), "n_predictions": matrix.shape[1],
+                               "coverage_90": [np.concatenate(inside[law]).mean() for law in laws],
+                               "weight": weights}, index=pd.Index(laws, name="law"))
+    return result
 
 
 class Average:
@@ -188,6 +281,29 @@ class Average:
         self.fits = dict(fits)
         total = sum(weights.values())
         self.weights = {name: weights[name] / total for name in self.fits}
+        self.lfo: pd.DataFrame | None = None  # set by stack(): each law's leave-future-out score
+
+    def predictive_draws(
+        self, runs: pd.DataFrame | None = None, *, kind: str = "mean", group: str | Sequence[str] | None = None,
+        seed: int | None = None, **inputs: Any,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The points' inputs and draws of their loss from the weighted mixture of the fits' predictives."""
+        rng = np.random.default_rng(seed)
+        names = list(self.fits)
+        parts = [self.fits[name].predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs) for name in names]
+        size = max(d.shape[0] for _, d in parts)
+        which = rng.choice(len(names), size=size, p=[self.weights[n] for n in names])
+        mixed = np.concatenate([d[rng.integers(d.shape[0], size=(which == i).sum())] for i, (_, d) in enumerate(parts)])
+        return parts[0][0], mixed
+
+    def log_predictive_density(self, runs: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
+        """Log predictive density of each run's observed log-loss under the mixture."""
+        names = list(self.fits)
+        logp = np.stack([self.fits[n].log_predictive_density(runs, seed=seed) for n in names])
+        return logsumexp(logp + np.log([max(self.weights[n], 1e-300) for n in names])[:, None], axis=0)
+
+    def checked_loss(self, runs: pd.DataFrame) -> np.ndarray:
+        return next(iter(self.fits.values())).checked_loss(runs)
 
     def predict(
         self,
@@ -201,18 +317,12 @@ class Average:
     ) -> pd.DataFrame:
         """Like :meth:`ScalingFit.predict`, from the weighted mixture of the fits' predictive draws."""
         probs = intervals.check_probs(prob)
-        rng = np.random.default_rng(seed)
-        names = list(self.fits)
-        draws, values = [], None
-        for name in names:
-            fit = self.fits[name]
-            values, _, codes = fit._prediction_inputs(runs, inputs, group)
-            draws.append(fit.loss_draws(values, codes, kind=kind, seed=seed))
-        size = max(d.shape[0] for d in draws)
-        which = rng.choice(len(names), size=size, p=[self.weights[n] for n in names])
-        mixed = np.concatenate([draws[i][rng.integers(draws[i].shape[0], size=(which == i).sum())]
-                                for i in range(len(names))])
+        values, mixed = self.predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs)
         table = pd.DataFrame(values).assign(**intervals.bounds(mixed, probs))
+        observed = next(iter(self.fits.values())).observed_loss(runs)
+        if observed is not None:
+            table["observed"] = observed
+            table = table.assign(**intervals.inside(observed, table, probs))
         table.attrs.update(kind=kind, interval="equal-tailed", weights=self.weights)
         return table
 

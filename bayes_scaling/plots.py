@@ -12,9 +12,10 @@ from . import intervals
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from .calibration import Calibration
     from .result import ScalingFit
 
-__all__ = ["plot_loss", "plot_frontier", "plot_isoflop", "plot_exponents", "PUBLISHED"]
+__all__ = ["plot_loss", "plot_frontier", "plot_isoflop", "plot_exponents", "plot_calibration", "plot_pit", "PUBLISHED"]
 
 #: Published allocations to overlay on the frontier: (label, N, D, C = 6ND).
 PUBLISHED = (
@@ -196,4 +197,40 @@ def plot_exponents(fit: ScalingFit, params: Sequence[str] | None = None, *, ax: 
     ax.axvline(np.median(x), color="k", lw=0.8)
     ax.axhline(np.median(y), color="k", lw=0.8)
     ax.set(xlabel=params[0], ylabel=params[1], title=f"joint posterior ({x.size} draws)")
+    return ax
+
+
+def plot_calibration(cal: Calibration | dict[str, Calibration], *, ax: Axes | None = None) -> Axes:
+    """Reliability diagram: the share of held-out runs inside each central interval against its nominal
+    probability, with the band (95%) in which a calibrated predictive would fall for this many runs.
+    Pass ``{label: calibration}`` to compare methods or laws."""
+    from scipy import stats
+
+    ax = _axes(ax)
+    cals = cal if isinstance(cal, dict) else {"": cal}
+    first = next(iter(cals.values()))
+    probs = first.curve.index.to_numpy()
+    n = int(first.summary["n"])
+    lo, hi = stats.binom.ppf([[0.025], [0.975]], n, probs) / n
+    ax.fill_between(probs, lo, hi, color="0.85", lw=0, label=f"calibrated, {n} runs (95%)")
+    ax.plot([0, 1], [0, 1], color="0.4", lw=0.8, ls="--")
+    for i, (label, c) in enumerate(cals.items()):
+        ax.plot(c.curve.index, c.curve["coverage"], "o-", color=f"C{i}", ms=4,
+                label=label or f"coverage ({c.kind})")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="nominal probability of the central interval",
+           ylabel="share of held-out runs inside", title="calibration on held-out runs (equal-tailed intervals)")
+    ax.legend(fontsize=8, loc="upper left")
+    return ax
+
+
+def plot_pit(cal: Calibration, *, ax: Axes | None = None, bins: int = 10) -> Axes:
+    """Histogram of PIT values (the predictive probability below each observed loss): flat when the
+    predictive is calibrated, U-shaped when too narrow, humped when too wide, tilted when biased."""
+    ax = _axes(ax)
+    pit = cal.points["pit"].to_numpy()
+    ax.hist(pit, bins=np.linspace(0, 1, bins + 1), color="C0", alpha=0.7, edgecolor="white")
+    ax.axhline(len(pit) / bins, color="0.4", ls="--", lw=0.8, label="calibrated")
+    ax.set(xlim=(0, 1), xlabel="PIT (predictive probability below the observed loss)", ylabel="runs",
+           title=f"PIT of {len(pit)} held-out runs")
+    ax.legend(fontsize=8)
     return ax

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -36,7 +37,7 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(float_format=lambda v: f"{v:.4g}", border=0)
 
 
-def _figures(fit: ScalingFit, folder: Path, compute: Sequence[float]) -> list[tuple[str, str]]:
+def _figures(fit: ScalingFit, folder: Path, compute: Sequence[float], cal: Any = None) -> list[tuple[str, str]]:
     """Draw the figures into ``folder``; returns (file name, caption) pairs."""
     import matplotlib
 
@@ -50,6 +51,9 @@ def _figures(fit: ScalingFit, folder: Path, compute: Sequence[float]) -> list[tu
         drawings.append((plots.plot_frontier, {}, "Compute-optimal N and D against compute, published allocations"))
         drawings.append((plots.plot_isoflop, {"C": list(compute)[:3] or [1e21, 1e23]}, "IsoFLOP profiles"))
     drawings.append((plots.plot_exponents, {}, "Joint posterior of the exponents"))
+    if cal is not None:
+        drawings += [(lambda _, ax: plots.plot_calibration(cal, ax=ax), {}, "Held-out runs: coverage of each interval"),
+                     (lambda _, ax: plots.plot_pit(cal, ax=ax), {}, "Held-out runs: PIT histogram")]
     out = []
     for i, (draw, kwargs, caption) in enumerate(drawings):
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -72,11 +76,13 @@ def write_report(
     *,
     at: Sequence[Mapping[str, float]] = (),
     compute: Sequence[float] = (),
+    heldout: pd.DataFrame | None = None,
     command: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write ``out/index.html`` (and its figures): parameter table, extrapolations at ``at``,
-    compute-optimal allocations at ``compute``, diagnostics, the command and package versions.
+    compute-optimal allocations at ``compute``, the calibration on ``heldout`` runs (runs the fit did not
+    see, with their loss), diagnostics, the command and package versions.
 
     The folder is built aside and moved into place at the end; an existing ``out`` is replaced only
     with ``overwrite=True``, and only if it is a report folder written here (it holds ``.bayes-scaling-report``).
@@ -91,8 +97,13 @@ def write_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a report is for reading
+    cal = None
+    if heldout is not None:
+        from .calibration import calibration
+
+        cal = calibration(fit, heldout, seed=0)
     try:
-        figures = _figures(fit, tmp, compute)
+        figures = _figures(fit, tmp, compute, cal)
         d = fit.diagnostics
         bad = {"divergences": d["divergences"] > 0, "max_r_hat": d["max_r_hat"] > MAX_RHAT,
                "min_ess_bulk": d["min_ess_bulk"] < MIN_ESS, "min_ess_tail": d["min_ess_tail"] < MIN_ESS}
@@ -118,6 +129,19 @@ def write_report(
                     .assign(kind=kind) for point in at for g in groups for kind in ("mean", "observation")]
             sections += ["<h2>Extrapolation</h2><p><i>mean</i>: the law's curve; <i>observation</i>: a new run's "
                          "loss (adds the noise).</p>", _table(pd.concat(rows, ignore_index=True))]
+        if cal is not None:
+            summary = cal.summary
+            outside = cal.points[~cal.points["inside_eti90"]].drop(columns=["inside_eti50", "inside_eti90"])
+            sections += [
+                "<h2>Held-out runs</h2>",
+                f"<p>{summary['n']:.0f} runs the fit did not see: {summary['coverage_50']:.0%} inside their 50% interval and "
+                f"{summary['coverage_90']:.0%} inside their 90% interval of a new run (calibrated: 50% and 90%); "
+                f"median 90% width {summary['width_90']:.3g}, interval score {summary['interval_score_90']:.3g}, MdAPE "
+                f"{summary['mdape']:.2%}, bias (observed - median) {summary['bias']:+.3g}.</p>",
+                _table(cal.curve),
+                f"<p>{len(outside)} run(s) outside their 90% interval" + (":</p>" + _table(outside) if len(outside)
+                                                                          else ".</p>"),
+            ]
         if compute:
             sections += ["<h2>Compute-optimal allocation (90% intervals)</h2>",
                          _table(fit.compute_optimal(list(compute), prob=intervals.PROB))]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy.special import logsumexp
 
 from . import intervals
 from .data import DataError, RunTable, load_runs
@@ -404,6 +404,31 @@ class ScalingFit:
             table = table.assign(**intervals.inside(observed, table, probs))
         table.attrs.update(kind=kind, interval="equal-tailed")
         return table
+
+    def predictive_draws(
+        self, runs: pd.DataFrame | None = None, *, kind: str = "mean", group: str | Sequence[str] | None = None,
+        seed: int | None = None, **inputs: Any,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The points' inputs and posterior draws of their loss, shape (chain * draw, points); arguments
+        as in :meth:`predict`."""
+        values, _, codes = self._prediction_inputs(runs, inputs, group)
+        return values, self.loss_draws(values, codes, kind=kind, seed=seed)
+
+    def log_predictive_density(self, runs: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
+        """Log posterior predictive density of each run's observed log-loss (the runs need their loss)."""
+        values, _, codes = self._prediction_inputs(runs, {}, None)
+        logp = self.log_density(values, codes, self.checked_loss(runs), seed)
+        return logsumexp(logp, axis=0) - np.log(logp.shape[0])
+
+    def checked_loss(self, runs: pd.DataFrame) -> np.ndarray:
+        """The observed loss of every run in ``runs``: an error names a missing column or value."""
+        observed = self.observed_loss(runs)
+        if observed is None:
+            raise DataError(f"runs to score need the loss column {self.runs.columns['loss']!r}")
+        if np.isnan(observed).any():
+            raise DataError(f"column {self.runs.columns['loss']!r} has a missing value in row "
+                            f"{int(np.flatnonzero(np.isnan(observed))[0])}; every run scored needs its loss")
+        return observed
 
     def observed_loss(self, runs: pd.DataFrame | None) -> np.ndarray | None:
         """The loss column of ``runs`` (named as in the fitted runs), checked; None if it has none.

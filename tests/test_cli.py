@@ -112,3 +112,48 @@ def test_compare_and_backtest(tmp_path):
     assert {"lpd", "coverage_50", "coverage_90", "mdape"} <= set(rows[0])
     bad = run("compare", csv, "--laws", "chinchilla", check=False)
     assert bad.returncode == 2 and "at least two laws" in bad.stderr
+
+
+def cli(capsys, *args):
+    """Run the command in this process (compiled models are reused); returns (exit code, stdout, stderr)."""
+    from bayes_scaling.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_calibrate_predict_runs_and_stack(tmp_path, capsys):
+    runs = simulate("chinchilla", CHINCHILLA_TRUTH, seed=7)
+    order = runs["compute_flops"].rank(method="first")
+    small, large = runs[order <= 48], runs[order > 48]
+    csv, held = tmp_path / "runs.csv", tmp_path / "held.csv"
+    runs.to_csv(csv, index=False)
+    large.to_csv(held, index=False)
+    quick = ["--draws", 200, "--tune", 200, "--chains", 2, "--seed", 1]
+
+    code, out, _ = cli(capsys, "calibrate", csv, "--holdout", 0.25, *quick, "--plot", tmp_path / "cal.png", "--json")
+    cal = json.loads(out)
+    assert code == 0 and cal["summary"]["n"] == 16 and (tmp_path / "cal.png").is_file()
+    assert [r["prob"] for r in cal["rows"]] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    assert cal["summary"]["coverage_90"] >= 0.75  # runs from the fitted law itself
+
+    small.to_csv(tmp_path / "small.csv", index=False)
+    assert cli(capsys, "fit", tmp_path / "small.csv", "--out", tmp_path / "fit.nc", *quick, "--json")[0] == 0
+    code, out, _ = cli(capsys, "calibrate", tmp_path / "fit.nc", "--runs", held, "--json")
+    assert code == 0 and json.loads(out)["summary"]["n"] == 16
+    code, out, _ = cli(capsys, "predict", tmp_path / "fit.nc", "--runs", held, "--kind", "observation", "--json")
+    pred = json.loads(out)
+    assert pred["runs"] == 16 and pred["inside"]["eti90"] == sum(r["inside_eti90"] for r in pred["rows"])
+    assert all(r["distance"] >= 0 for r in pred["rows"]) and "observed" in pred["rows"][0]
+
+    code, out, _ = cli(capsys, "stack", csv, "--laws", "chinchilla,kaplan_nd", "--holdout", "0.4,0.25",
+                       "--at", "N=1e10,D=2e11", "--kind", "observation", *quick, "--json")
+    stacked = json.loads(out)
+    assert code == 0 and [r["law"] for r in stacked["weights"]] == ["chinchilla", "kaplan_nd"]
+    assert abs(sum(r["weight"] for r in stacked["weights"]) - 1) < 1e-9 and len(stacked["predictions"]) == 1
+
+    code, _, err = cli(capsys, "calibrate", tmp_path / "fit.nc")
+    assert code == 2 and "needs --runs" in err
+    code, _, err = cli(capsys, "predict", tmp_path / "fit.nc", "--runs", held, "--at", "N=1e9,D=2e10")
+    assert code == 2 and "one of the two" in err

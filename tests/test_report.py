@@ -10,11 +10,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import bayes_scaling as bs  # noqa: E402
 from bayes_scaling import plots  # noqa: E402
 from bayes_scaling.report import write_report  # noqa: E402
+from conftest import CHINCHILLA_TRUTH  # noqa: E402
 
 
 @pytest.mark.parametrize("x", ["N", "D", "C"])
@@ -39,20 +42,40 @@ def test_other_plots(chinchilla_fit):
     plt.close("all")
 
 
+def heldout_runs():
+    """Runs beyond the simulated grid, on the true law."""
+    n = np.geomspace(5e9, 3e10, 6)
+    loss = bs.load_law("chinchilla").evaluate(CHINCHILLA_TRUTH, N=n, D=20 * n)
+    return pd.DataFrame({"n_params": n, "n_tokens": 20 * n, "loss": loss})
+
+
+def test_calibration_plots(chinchilla_fit):
+    cal = bs.calibration(chinchilla_fit, heldout_runs(), seed=0)
+    other = bs.calibration(chinchilla_fit.with_discrepancy(None), heldout_runs(), seed=0)
+    ax = plots.plot_calibration({"default": cal, "no discrepancy": other})
+    assert len(ax.lines) == 3 and ax.get_xlim() == (0, 1)  # the diagonal and two curves
+    assert "calibrated, 6 runs (95%)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    ax = plots.plot_pit(cal)
+    assert sum(p.get_height() for p in ax.patches) == 6
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def report(chinchilla_fit, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "site"
-    path = write_report(chinchilla_fit, out, at=[{"N": 70e9, "D": 1.4e12}], compute=[1e21, 5.76e23], command="test")
+    path = write_report(chinchilla_fit, out, at=[{"N": 70e9, "D": 1.4e12}], compute=[1e21, 5.76e23],
+                        heldout=heldout_runs(), command="test")
     return path
 
 
 def test_report_contents(report, chinchilla_fit):
     page = report.read_text()
-    for heading in ("Diagnostics", "Parameters (90% intervals)", "Extrapolation", "Compute-optimal allocation",
-                    "Figures", "Provenance"):
+    for heading in ("Diagnostics", "Parameters (90% intervals)", "Extrapolation", "Held-out runs",
+                    "Compute-optimal allocation", "Figures", "Provenance"):
         assert f"<h2>{heading}" in page
+    assert "6 runs the fit did not see" in page
     images = sorted(p.name for p in report.parent.glob("*.png"))
-    assert len(images) == 5 and all(f'src="{name}"' in page for name in images)
+    assert len(images) == 7 and all(f'src="{name}"' in page for name in images)
     assert "pymc 6." in page and "5.76e+23" in page
     with pytest.raises(FileExistsError, match="overwrite=True"):
         write_report(chinchilla_fit, report.parent)
