@@ -1,7 +1,7 @@
 """Calibration: do predictive intervals cover runs held out from the fit at their stated rate?
 
 Layers: :func:`scores` (numpy: predictive draws and observations -> coverage, width, interval score, PIT,
-CRPS, bias) -> :func:`calibration` (a fit or an average and runs it did not see -> :class:`Calibration`)
+bias) -> :func:`calibration` (a fit or an average and runs it did not see -> :class:`Calibration`)
 -> ``plots.plot_calibration``, the report, the CLI's ``calibrate``. :func:`discrepancy_evidence` and
 :func:`estimate_kappa` estimate the growth of the extrapolation discrepancy across datasets (empirical
 Bayes over leave-future-out splits); ``benchmarks/calibration.py`` uses them to write the shipped prior.
@@ -20,7 +20,7 @@ from scipy.special import logsumexp
 from . import intervals
 from .priors import Prior
 
-__all__ = ["Calibration", "calibration", "scores", "interval_score", "crps", "discrepancy_evidence",
+__all__ = ["Calibration", "calibration", "scores", "interval_score", "discrepancy_evidence",
            "estimate_kappa", "KappaEstimate", "RELIABILITY_PROBS", "KAPPA_GRID"]
 
 #: Nominal probabilities of the reliability curve (always with 0.5 and 0.9).
@@ -37,20 +37,13 @@ def interval_score(lower: np.ndarray, upper: np.ndarray, observed: np.ndarray, p
             + 2 / alpha * np.clip(observed - upper, 0, None))
 
 
-def crps(draws: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """Continuous ranked probability score of each point from its draws (S, points): E|X - y| - E|X - X'| / 2."""
-    x = np.sort(draws, axis=0)
-    s = x.shape[0]
-    spread = (2 * np.arange(1, s + 1) - s - 1) @ x / s**2  # E|X - X'| / 2 from the order statistics
-    return np.mean(np.abs(x - observed), axis=0) - spread
-
-
 def scores(draws: np.ndarray, observed: np.ndarray, probs: Sequence[float] = RELIABILITY_PROBS) -> dict[str, Any]:
     """Per point and per probability, how predictive draws (S, points) meet observations (points,).
 
-    Returns ``median`` (points,), ``pit`` (share of draws at or below the observation), ``crps``, and for
-    each probability ``p`` the interval bounds (``eti90_lower`` ...), ``inside_eti90`` and
-    ``interval_score_eti90``. Everything is in the units of the draws.
+    Returns ``median`` (points,), ``pit`` (share of draws at or below the observation) and for each
+    probability ``p`` the interval bounds (``eti90_lower`` ...), ``inside_eti90`` and
+    ``interval_score_eti90``. Everything is in the units of the draws. (No CRPS: the predictive of a
+    Student-t log-loss has no finite mean in loss units, so its CRPS does not exist.)
     """
     probs = sorted(set(intervals.check_probs(probs)))
     out: dict[str, Any] = intervals.bounds(draws, probs)
@@ -59,7 +52,6 @@ def scores(draws: np.ndarray, observed: np.ndarray, probs: Sequence[float] = REL
         lab = intervals.label(p)
         out[f"interval_score_{lab}"] = interval_score(out[f"{lab}_lower"], out[f"{lab}_upper"], observed, p)
     out["pit"] = np.mean(draws <= observed, axis=0)
-    out["crps"] = crps(draws, observed)
     return out
 
 
@@ -67,10 +59,10 @@ def scores(draws: np.ndarray, observed: np.ndarray, probs: Sequence[float] = REL
 class Calibration:
     """How a predictive distribution met held-out runs.
 
-    ``points``: one row per run (inputs, distance from the fitted runs where known, observed, median,
-    PIT, CRPS, 50% and 90% bounds, inside or not). ``curve``: per nominal probability, the coverage
+    ``points``: one row per run (inputs, group, distance from the fitted runs, observed, median,
+    PIT, 50% and 90% bounds, inside or not). ``curve``: per nominal probability, the coverage
     (share of runs inside the central interval), the median width and the mean interval score.
-    ``summary``: n, coverage at 50% and 90%, median 90% width, mean 90% interval score, mean CRPS, MdAPE
+    ``summary``: n, coverage at 50% and 90%, median 90% width, mean 90% interval score, MdAPE
     (median absolute percentage error of the median), bias (mean observed - median, in loss units) and
     the mean log predictive density of the observed log-loss.
     """
@@ -97,7 +89,7 @@ def calibration(
 ) -> Calibration:
     """Check a fit's (or an :class:`~bayes_scaling.Average`'s) predictive against runs it was not fitted
     on: coverage of each central interval against its nominal probability (a reliability curve), PIT
-    values, interval scores, CRPS, MdAPE and bias.
+    values, interval scores, MdAPE and bias.
 
     ``runs`` need the inputs and the loss column of the fitted runs (and the group column of a grouped
     fit). ``kind="observation"`` (default) scores the predictive of a new run's observed loss, the
@@ -105,13 +97,10 @@ def calibration(
     """
     probs = tuple(sorted(set(intervals.check_probs(probs)) | {0.5, 0.9}))
     observed = model.checked_loss(runs)
-    values, draws = model.predictive_draws(runs, kind=kind, seed=seed)
+    points, draws = model.predictive_draws(runs, kind=kind, seed=seed)
     found = scores(draws, observed, probs)
-    points = pd.DataFrame(values)
-    if hasattr(model, "distance"):
-        points["distance"] = model.distance(values, model._prediction_inputs(runs, {}, None)[2])
     points["observed"] = observed
-    keep = ["median", "pit", "crps"] + [f"{intervals.label(p)}_{side}" for p in (0.5, 0.9) for side in ("lower", "upper")]
+    keep = ["median", "pit"] + [f"{intervals.label(p)}_{side}" for p in (0.5, 0.9) for side in ("lower", "upper")]
     points = points.assign(**{k: found[k] for k in keep}, **{f"inside_{intervals.label(p)}": found[f"inside_{intervals.label(p)}"]
                                                               for p in (0.5, 0.9)})
     curve = pd.DataFrame({
@@ -125,7 +114,6 @@ def calibration(
         "n": float(len(observed)),
         "coverage_50": curve.loc[0.5, "coverage"], "coverage_90": curve.loc[0.9, "coverage"],
         "width_90": curve.loc[0.9, "width"], "interval_score_90": curve.loc[0.9, "interval_score"],
-        "crps": float(np.mean(found["crps"])),
         "mdape": float(np.median(np.abs(found["median"] / observed - 1))),
         "bias": float(np.mean(observed - found["median"])),
         "lpd_per_run": float(np.mean(lpd)),

@@ -14,7 +14,7 @@ from scipy import optimize
 from scipy.special import logsumexp
 
 from . import intervals
-from .data import DEFAULT_COLUMNS, DataError
+from .data import DEFAULT_COLUMNS, DataError, read_table
 from .result import SamplingWarning, ScalingFit
 
 __all__ = ["compare", "backtest", "split_future", "stack", "stacking_weights", "average", "Average", "PARETO_K_MAX"]
@@ -64,16 +64,6 @@ def compare(fits: Mapping[str, ScalingFit], *, method: str = "stacking") -> pd.D
     return table
 
 
-def _frame(runs: pd.DataFrame | str | Path) -> pd.DataFrame:
-    if isinstance(runs, str | Path):
-        if not Path(runs).is_file():
-            raise DataError(f"no such file: {str(runs)!r}")
-        return pd.read_csv(runs)
-    if not isinstance(runs, pd.DataFrame):
-        raise DataError(f"runs must be a pandas DataFrame or a CSV path, got {type(runs).__name__}")
-    return runs
-
-
 def _ordering(frame: pd.DataFrame, columns: Mapping[str, str] | None, by: str) -> np.ndarray:
     """Each run's position in the future: its compute (the C column, else 6 N D), or its N or D."""
     col = {**DEFAULT_COLUMNS, **(columns or {})}
@@ -110,7 +100,7 @@ def split_future(runs: pd.DataFrame | str | Path, holdout: float, *, by: str = "
                  columns: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs to fit, runs held out): ``holdout`` is a fraction of the runs furthest in the future (by
     compute, or ``by="N"`` / ``"D"``) or a threshold; the runs above it are held out."""
-    frame = _frame(runs)
+    frame = read_table(runs)
     order = _checked_ordering(frame, columns, by)
     (cut,) = _cuts(order, [holdout])
     return frame[order <= cut], frame[order > cut]
@@ -128,14 +118,14 @@ def score(fit: ScalingFit | Average, runs: pd.DataFrame, *, prob: Sequence[float
           seed: int | None = None) -> dict[str, float]:
     """How well a fit predicts ``runs`` it was not fitted on (they need their loss): the log predictive
     density of their log-loss (sum and mean per run), the share inside each predictive interval of a
-    new run, the 90% interval's median width and mean interval score, CRPS, MdAPE and bias
+    new run, the 90% interval's median width and mean interval score, MdAPE and bias
     (see :func:`~bayes_scaling.calibration.calibration`)."""
     from .calibration import calibration
 
     cal = calibration(fit, runs, probs=prob, seed=seed)
     out = {"lpd": cal.summary["lpd_per_run"] * cal.summary["n"], "lpd_per_run": cal.summary["lpd_per_run"]}
     out.update({f"coverage_{100 * p:g}": cal.curve.loc[p, "coverage"] for p in intervals.check_probs(prob)})
-    out.update({k: cal.summary[k] for k in ("width_90", "interval_score_90", "crps", "mdape", "bias")})
+    out.update({k: cal.summary[k] for k in ("width_90", "interval_score_90", "mdape", "bias")})
     return out
 
 
@@ -146,11 +136,11 @@ def _leave_future_out(
 ) -> Iterator[tuple[float, str, ScalingFit, pd.DataFrame, float]]:
     """For each cut and law: (cut, law, the fit of the runs at or below the cut, the runs above, seconds).
     Refits of a law reuse its compiled model with the data swapped in."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .fit import fit
 
-    frame = _frame(runs)
+    frame = read_table(runs)
     compute = _checked_ordering(frame, columns, by)
     cuts = _cuts(compute, holdout)
     with tqdm(total=len(cuts) * len(laws), desc=desc, disable=not progressbar) as bar:
@@ -187,7 +177,7 @@ def backtest(
     size (or tokens) instead of compute. One row per cut and law: ``cut`` (FLOPs, or N or D),
     ``n_fit``, ``n_scored``, ``lpd`` and ``lpd_per_run`` (log predictive density of the held-out
     log-loss), ``coverage_50`` / ``coverage_90`` (held-out runs inside each predictive interval of a new
-    run), the 90% interval's median ``width_90`` and mean ``interval_score_90``, ``crps``, ``mdape``
+    run), the 90% interval's median ``width_90`` and mean ``interval_score_90``, ``mdape``
     (median absolute percentage error of the median prediction), ``bias`` (observed - median), and the
     seconds spent compiling and sampling: refits of a law reuse its compiled model with the data swapped in.
     """
@@ -264,8 +254,8 @@ def stack(
     for law in laws:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)  # checked below, by name
-            fits[law] = fit(runs if not isinstance(runs, str | Path) else _frame(runs), law=law, columns=columns,
-                            group=group, seed=seed, progressbar=False, **fit_kwargs)
+            fits[law] = fit(read_table(runs), law=law, columns=columns, group=group, seed=seed, progressbar=False,
+                            **fit_kwargs)
         fits[law].warn_if_unreliable()
     result = Average(fits, dict(zip(laws, weights, strict=True)))
     result.lfo = pd.DataFrame({"elpd_lfo": matrix.sum(axis=1), "n_predictions": matrix.shape[1],
@@ -286,8 +276,8 @@ class Average:
     def predictive_draws(
         self, runs: pd.DataFrame | None = None, *, kind: str = "mean", group: str | Sequence[str] | None = None,
         seed: int | None = None, **inputs: Any,
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The points' inputs and draws of their loss from the weighted mixture of the fits' predictives."""
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The points and draws of their loss from the weighted mixture of the fits' predictives."""
         rng = np.random.default_rng(seed)
         names = list(self.fits)
         parts = [self.fits[name].predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs) for name in names]
@@ -317,8 +307,8 @@ class Average:
     ) -> pd.DataFrame:
         """Like :meth:`ScalingFit.predict`, from the weighted mixture of the fits' predictive draws."""
         probs = intervals.check_probs(prob)
-        values, mixed = self.predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs)
-        table = pd.DataFrame(values).assign(**intervals.bounds(mixed, probs))
+        points, mixed = self.predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs)
+        table = points.assign(**intervals.bounds(mixed, probs))
         observed = next(iter(self.fits.values())).observed_loss(runs)
         if observed is not None:
             table["observed"] = observed

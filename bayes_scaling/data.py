@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["RunTable", "DataError", "DEFAULT_COLUMNS", "load_runs"]
+__all__ = ["RunTable", "DataError", "DEFAULT_COLUMNS", "load_runs", "read_table"]
 
 #: Default column for each law input, and for the loss.
 DEFAULT_COLUMNS: dict[str, str] = {
@@ -51,6 +51,21 @@ class RunTable:
         return frame
 
 
+def read_table(runs: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """A DataFrame as it is, or a CSV file read; an error names a missing or unreadable file."""
+    if isinstance(runs, str | Path):
+        path = Path(runs)
+        if not path.is_file():
+            raise DataError(f"no such file: {str(path)!r}")
+        try:
+            return pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+            raise DataError(f"cannot read {str(path)!r} as CSV: {err}") from None
+    if not isinstance(runs, pd.DataFrame):
+        raise DataError(f"runs must be a pandas DataFrame or a CSV path, got {type(runs).__name__}")
+    return runs
+
+
 def load_runs(
     runs: pd.DataFrame | str | Path,
     *,
@@ -75,16 +90,7 @@ def load_runs(
     min_runs
         The fewest runs accepted (the number of free parameters of the model).
     """
-    if isinstance(runs, str | Path):
-        path = Path(runs)
-        if not path.is_file():
-            raise DataError(f"no such file: {str(path)!r}")
-        try:
-            runs = pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-            raise DataError(f"cannot read {str(path)!r} as CSV: {err}") from None
-    if not isinstance(runs, pd.DataFrame):
-        raise DataError(f"runs must be a pandas DataFrame or a CSV path, got {type(runs).__name__}")
+    runs = read_table(runs)
     columns = dict(columns or {})
     unknown = set(columns) - set(inputs) - {"loss"}
     if unknown:

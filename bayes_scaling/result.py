@@ -322,9 +322,12 @@ class ScalingFit:
         mu = self.log_curve(inputs, codes, rng)
         noise = self.observation.noise(self.posterior, codes, rng)
         if self.observation.discrepancy:
-            kappa, z = self.draws("kappa")[:, None], self.draws("z")[:, None]
-            mu = mu + self.observation.delta(kappa, noise["sigma"], z, self.distance(inputs, codes))
+            mu = mu + self._delta(self.distance(inputs, codes), noise["sigma"])
         return mu, noise
+
+    def _delta(self, dist: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """The discrepancy's draws at distances (points,) or (S, points), with noise scales ``sigma``."""
+        return self.observation.delta(self.draws("kappa")[:, None], sigma, self.draws("z")[:, None], dist)
 
     def log_loss_draws(
         self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
@@ -391,13 +394,8 @@ class ScalingFit:
         predict for a new group from the population (a wider band). ``seed`` fixes the random draws.
         """
         probs = intervals.check_probs(prob)
-        values, labels, codes = self._prediction_inputs(runs, inputs, group)
-        draws = self.loss_draws(values, codes, kind=kind, seed=seed)
-        table = pd.DataFrame(values)
-        if codes is not None:
-            table["group"], table["new_group"] = labels, codes < 0
-        table["distance"] = self.distance(values, codes)
-        table = table.assign(**intervals.bounds(draws, probs))
+        points, draws = self.predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs)
+        table = points.assign(**intervals.bounds(draws, probs))
         observed = self.observed_loss(runs)
         if observed is not None:
             table["observed"] = observed
@@ -408,11 +406,15 @@ class ScalingFit:
     def predictive_draws(
         self, runs: pd.DataFrame | None = None, *, kind: str = "mean", group: str | Sequence[str] | None = None,
         seed: int | None = None, **inputs: Any,
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The points' inputs and posterior draws of their loss, shape (chain * draw, points); arguments
-        as in :meth:`predict`."""
-        values, _, codes = self._prediction_inputs(runs, inputs, group)
-        return values, self.loss_draws(values, codes, kind=kind, seed=seed)
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The points (their inputs, group and distance from the fitted runs) and posterior draws of their
+        loss, shape (chain * draw, points); arguments as in :meth:`predict`."""
+        values, labels, codes = self._prediction_inputs(runs, inputs, group)
+        points = pd.DataFrame(values)
+        if codes is not None:
+            points["group"], points["new_group"] = labels, codes < 0
+        points["distance"] = self.distance(values, codes)
+        return points, self.loss_draws(values, codes, kind=kind, seed=seed)
 
     def log_predictive_density(self, runs: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
         """Log posterior predictive density of each run's observed log-loss (the runs need their loss)."""
@@ -463,14 +465,14 @@ class ScalingFit:
         """The discrepancy as a function of inputs of shape (S, k), for one group (None without it)."""
         if not self.observation.discrepancy:
             return None
-        scale = self.draws("kappa")[:, None] * self.draws("z")[:, None]
         sigma = self.observation.noise(self.posterior, codes, rng)["sigma"][:, :1]
 
         def offset(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
             shape = np.broadcast_shapes(*(np.shape(v) for v in inputs.values()))
             flat = {k: np.broadcast_to(v, shape).ravel() for k, v in inputs.items()}
-            dist = self.distance(flat, None if codes is None else np.repeat(codes, flat["N"].size)).reshape(shape)
-            return self.observation.delta(scale, sigma, 1.0, dist)
+            size = next(iter(flat.values())).size
+            return self._delta(self.distance(flat, None if codes is None else np.repeat(codes, size)).reshape(shape),
+                               sigma)
 
         return offset
 

@@ -127,7 +127,7 @@ def test_report_in_headless_chromium(report, tmp_path):
         page.screenshot(path=shot, full_page=True)
         browser.close()
     assert not errors
-    assert len(sizes) == 5 and all(w > 0 and h > 0 for w, h in sizes)
+    assert len(sizes) == 7 and all(w > 0 and h > 0 for w, h in sizes)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
 
 
