@@ -100,9 +100,9 @@ def calibration(
     points, draws = model.predictive_draws(runs, kind=kind, seed=seed)
     found = scores(draws, observed, probs)
     points["observed"] = observed
-    keep = ["median", "pit"] + [f"{intervals.label(p)}_{side}" for p in (0.5, 0.9) for side in ("lower", "upper")]
-    points = points.assign(**{k: found[k] for k in keep}, **{f"inside_{intervals.label(p)}": found[f"inside_{intervals.label(p)}"]
-                                                              for p in (0.5, 0.9)})
+    labels = [intervals.label(p) for p in (0.5, 0.9)]
+    keep = ["median", "pit"] + [f"{lab}_{side}" for lab in labels for side in ("lower", "upper")]
+    points = points.assign(**{k: found[k] for k in keep + [f"inside_{lab}" for lab in labels]})
     curve = pd.DataFrame({
         "coverage": [float(np.mean(found[f"inside_{intervals.label(p)}"])) for p in probs],
         "width": [float(np.median(found[f"{intervals.label(p)}_upper"] - found[f"{intervals.label(p)}_lower"]))

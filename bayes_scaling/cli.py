@@ -404,8 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="check the predictive intervals on held-out runs: coverage against "
                        "nominal probability, PIT, interval score")
-    p.add_argument("data", help="CSV of runs (split by --holdout, the lower part fitted) or a saved fit (.nc) with --runs")
-    p.add_argument("--runs", default=None, metavar="HELDOUT.csv", help="with FIT.nc: runs it did not see, with their loss")
+    p.add_argument("data", help="CSV of runs (split by --holdout, the lower part fitted), or a saved fit (.nc)")
+    p.add_argument("--runs", default=None, metavar="HELDOUT.csv",
+                   help="with FIT.nc: runs it did not see, with their loss")
     p.add_argument("--law", default="chinchilla")
     p.add_argument("--holdout", type=float, default=0.2,
                    help="fraction of the runs with the most compute to hold out, or a threshold (default 0.2)")
@@ -421,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="CSV with one row per run")
     p.add_argument("--laws", required=True, metavar="A,B,...", help="law names, e.g. chinchilla,kaplan_nd")
     p.add_argument("--holdout", default="0.4,0.3,0.2", metavar="H[,H...]",
-                   help="cuts of the leave-future-out scoring: fractions of the runs with the most compute, or thresholds")
+                   help="cuts of the leave-future-out scoring: fractions of the runs with the most compute, "
+                        "or thresholds")
     p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
     p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="predict here; repeatable")
     p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")

@@ -308,12 +308,8 @@ class Average:
         """Like :meth:`ScalingFit.predict`, from the weighted mixture of the fits' predictive draws."""
         probs = intervals.check_probs(prob)
         points, mixed = self.predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs)
-        table = points.assign(**intervals.bounds(mixed, probs))
-        observed = next(iter(self.fits.values())).observed_loss(runs)
-        if observed is not None:
-            table["observed"] = observed
-            table = table.assign(**intervals.inside(observed, table, probs))
-        table.attrs.update(kind=kind, interval="equal-tailed", weights=self.weights)
+        table = intervals.table(points, mixed, probs, next(iter(self.fits.values())).observed_loss(runs))
+        table.attrs.update(kind=kind, weights=self.weights)
         return table
 
     def __repr__(self) -> str:

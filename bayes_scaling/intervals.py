@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import pandas as pd
 
 #: Default probability of a single credible interval, and the default set for bands.
 PROB = 0.9
@@ -40,3 +41,16 @@ def inside(observed: np.ndarray, table: Mapping[str, np.ndarray], probs: Iterabl
     ``{"inside_eti90": ...}``; False where the observation is missing (NaN)."""
     return {f"inside_{label(p)}": (observed >= table[f"{label(p)}_lower"]) & (observed <= table[f"{label(p)}_upper"])
             for p in probs}
+
+
+def table(points: pd.DataFrame, draws: np.ndarray, probs: Iterable[float], observed: np.ndarray | None = None
+          ) -> pd.DataFrame:
+    """The summary of draws (S, points) at ``points``: median and bounds of each interval and, with
+    ``observed`` values, those values and whether each lies inside each interval."""
+    probs = tuple(probs)
+    out = points.assign(**bounds(draws, probs))
+    if observed is not None:
+        out["observed"] = observed
+        out = out.assign(**inside(observed, out, probs))
+    out.attrs["interval"] = "equal-tailed"
+    return out

@@ -313,7 +313,8 @@ class ScalingFit:
         out = np.empty(len(codes))
         for code in np.unique(codes):
             at, mine = codes == code, self.runs.group == code if code >= 0 else slice(None)
-            out[at] = distance({k: np.asarray(v)[at] for k, v in inputs.items()}, {k: v[mine] for k, v in design.items()})
+            out[at] = distance({k: np.asarray(v)[at] for k, v in inputs.items()},
+                               {k: v[mine] for k, v in design.items()})
         return out
 
     def _predictive(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None, rng: np.random.Generator
@@ -395,12 +396,8 @@ class ScalingFit:
         """
         probs = intervals.check_probs(prob)
         points, draws = self.predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs)
-        table = points.assign(**intervals.bounds(draws, probs))
-        observed = self.observed_loss(runs)
-        if observed is not None:
-            table["observed"] = observed
-            table = table.assign(**intervals.inside(observed, table, probs))
-        table.attrs.update(kind=kind, interval="equal-tailed")
+        table = intervals.table(points, draws, probs, self.observed_loss(runs))
+        table.attrs["kind"] = kind
         return table
 
     def predictive_draws(
@@ -441,7 +438,8 @@ class ScalingFit:
         values = pd.to_numeric(runs[column], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero((runs[column].notna().to_numpy() & np.isnan(values)) | (values <= 0) | np.isinf(values))
         if bad.size:
-            raise DataError(f"column {column!r} must hold positive losses; row {bad[0]} has {runs[column].iloc[bad[0]]!r}")
+            raise DataError(f"column {column!r} must hold positive losses; "
+                            f"row {bad[0]} has {runs[column].iloc[bad[0]]!r}")
         return values
 
     # ------------------------------------------------------------------------------ compute-optimal
@@ -452,7 +450,8 @@ class ScalingFit:
         if self.runs.group is None:
             if group is not None:
                 raise ValueError("this fit has no groups; call without group=")
-            return [(None, sampled_draws(self.law, self.posterior, self.priors, self.pooling, None), self._offset(None))]
+            sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, None)
+            return [(None, sampled, self._offset(None))]
         labels = self.runs.groups if group is None else np.atleast_1d(np.asarray(group, dtype=str))
         out = []
         for g in labels:

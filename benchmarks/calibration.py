@@ -26,7 +26,9 @@ source's main split and writes it, with its provenance, to models/observation.to
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tomllib
 import time
 import warnings
 from collections.abc import Callable
@@ -112,7 +114,8 @@ SPECS: list[Spec] = [
     *(Spec(f"porian_{c.split('|')[0]}_{'cosine' if 'chinchilla' in c else 'const'}", "porian", lambda c=c: _porian(c))
       for c in ("rw|base|short|chinchilla|standard|val", "owt2|base|short|chinchilla|standard|val",
                 "rw|tuned|short|const|standard|val", "owt2|tuned|short|const|standard|val")),
-    Spec("muennighoff_data_constrained", "muennighoff", lambda: bs.load_dataset("muennighoff2023"), law="data_constrained"),
+    Spec("muennighoff_data_constrained", "muennighoff", lambda: bs.load_dataset("muennighoff2023"),
+         law="data_constrained"),
     Spec("muennighoff_chinchilla", "muennighoff", lambda: bs.load_dataset("muennighoff2023")),
     *(Spec(f"alabdulmohsin_{size:.3g}", "alabdulmohsin", lambda size=size: _alab(size), law="power_irreducible",
            columns={"x": "n_tokens"}, heldout=lambda f: f["is_train_split"].to_numpy() == 0)
@@ -256,8 +259,8 @@ def pooled(table: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(table: pd.DataFrame) -> str:
     """The per-dataset table as Markdown (methods side by side within a dataset)."""
-    lines = ["| dataset | split | method | n | 50% covers | 90% covers | 90% width | interval score | MdAPE | bias | s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | split | method | n | 50% covers | 90% covers | 90% width | interval score | MdAPE | bias "
+             "| s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {m: i for i, m in enumerate(METHODS)}
     for _, r in table.sort_values(["dataset", "split", "method"], key=lambda c: c.map(order) if c.name == "method"
                                   else c).iterrows():
@@ -268,30 +271,26 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def write_kappa(evidence: dict[str, np.ndarray], path: Path) -> str:
+    """Estimate kappa's prior from every dataset's evidence and write it, with its provenance, to ``path``."""
     estimate = estimate_kappa(evidence)
-    text = f"""# The extrapolation discrepancy of the shared observation model (bayes_scaling/observation.py):
-#
-#     log(loss) = log(law(x)) + delta(x) + eps,   delta(x) = kappa * sigma * z * distance(x),  z ~ Normal(0, 1)
-#
-# distance(x) is in decades of the law's inputs from the nearest fitted run (0 on the fitted runs), sigma the
-# fit's own noise scale. kappa, the growth of the law's error per decade of extrapolation in units of
-# sigma, is the same for every law. Its prior below is an empirical-Bayes estimate across real datasets,
-# written by `python benchmarks/calibration.py --write-kappa` (see [provenance]).
-
-[kappa]
-dist = "LogNormal"
-kwargs = {{ mu = {estimate.prior.kwargs['mu']}, sigma = {estimate.prior.kwargs['sigma']} }}
-
-[provenance]
-method = "log kappa ~ Normal(mu, s) across datasets, flat prior on mu, HalfNormal(1) on s; each dataset's likelihood of kappa from the tilt of its held-out runs (bayes_scaling.calibration.discrepancy_evidence); the prior is the predictive for a new dataset"
-population = "median kappa {np.exp(estimate.mu):.2f}, spread of log kappa {estimate.s:.2f}"
-datasets = {sorted(evidence)!r}
-split = "fit the runs with the least compute (6ND), hold out the top 20% (Gadre: the 1.4B and 6.9B runs; Alabdulmohsin: its own split)"
-command = "python benchmarks/calibration.py --write-kappa"
-date = "{date.today().isoformat()}"
-bayes_scaling = "{versions()['bayes-scaling']}"
-""".replace("'", '"')
-    path.write_text(text)
+    q = json.dumps  # a JSON string is a TOML basic string
+    provenance = {
+        "method": "log kappa ~ Normal(mu, s) across datasets, flat prior on mu, HalfNormal(1) on s; each dataset's "
+                  "likelihood of kappa from the tilt of its held-out runs (bayes_scaling.calibration."
+                  "discrepancy_evidence); the prior is the predictive of kappa for a new dataset",
+        "population": f"median kappa {np.exp(estimate.mu):.2f}, spread of log kappa {estimate.s:.2f}",
+        "split": "fit the runs with the least compute (6ND), hold out the top 20% (Gadre: the 1.4B and 6.9B runs; "
+                 "Alabdulmohsin: its own split)",
+        "command": "python benchmarks/calibration.py --write-kappa",
+        "date": date.today().isoformat(),
+        "bayes_scaling": versions()["bayes-scaling"],
+    }
+    lines = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    lines += ["", "[kappa]", 'dist = "LogNormal"',
+              f"kwargs = {{ mu = {estimate.prior.kwargs['mu']}, sigma = {estimate.prior.kwargs['sigma']} }}",
+              "", "[provenance]", *(f"{k} = {q(v)}" for k, v in provenance.items()), f"datasets = {q(sorted(evidence))}"]
+    path.write_text("\n".join(lines) + "\n")
+    tomllib.loads(path.read_text())  # what the package will read
     return str(estimate)
 
 
@@ -310,7 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     table, priors = add_default(rows, evidence)
     print(f"kappa priors, each estimated without its own source: {priors}\n")
     print(markdown(table))
-    for label, part in (("main splits", table[table["split"] == "main"]), ("rolling origin", table[table["split"] != "main"])):
+    main_splits = table["split"] == "main"
+    for label, part in (("main splits", table[main_splits]), ("rolling origin", table[~main_splits])):
         if len(part):
             print(f"\nPooled over {label}:\n" + pooled(part).to_string(float_format="{:.3f}".format))
     if args.out:
