@@ -15,7 +15,9 @@ Methods, all on the same split and (for ours) the same posterior:
 - `conformal`: split conformal on absolute log residuals, calibrated on the top 20% (by compute) of the
   training runs predicted by a fit of the rest, around our median;
 - `peer`: simple-scaling-laws 0.2.0 (`separable-power`, new-run intervals), when installed
-  (`pip install simple-scaling-laws==0.2.0`; see benchmarks/peer.py).
+  (`pip install simple-scaling-laws==0.2.0`; see benchmarks/peer.py);
+- `stacked` (with `--stack`, main splits of the datasets fitted with `chinchilla`): `bs.stack` of `chinchilla`
+  and `kaplan_nd`, weighted by leave-future-out scores inside the training runs, with the shipped kappa.
 
 Columns: n, coverage of the 50% and 90% intervals, median width and mean interval score (Gneiting and
 Raftery 2007) of the 90% interval in nats, MdAPE of the median, bias (mean observed - median, nats) and
@@ -181,7 +183,7 @@ def splits(spec: Spec, runs: pd.DataFrame, rolling: bool) -> list[tuple[str, np.
 
 
 def run(specs: list[Spec], *, rolling: bool = True, settings: dict | None = None, peer: bool = True,
-        log=print) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        stacked: bool = False, log=print) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Fit and score every split; returns the rows (without the `default` method, which needs every
     source's evidence) and the discrepancy evidence of each main split. Fits and predictions are kept
     on the rows' ``_fit`` / ``_test`` columns for :func:`add_default`."""
@@ -217,6 +219,15 @@ def run(specs: list[Spec], *, rolling: bool = True, settings: dict | None = None
                 if found is not None:
                     rows.append({**base, "method": "peer", **summarise(found, observed),
                                  "seconds": time.perf_counter() - start})
+            if stacked and label == "main" and spec.law == "chinchilla":
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    mix = bs.stack(train, laws=["chinchilla", "kaplan_nd"], columns=spec.columns or None,
+                                   **{k: v for k, v in settings.items() if k != "progressbar"}, progressbar=False)
+                rows.append({**base, "method": "stacked", **calibration(mix, test, seed=0).summary,
+                             "seconds": time.perf_counter() - start,
+                             "weight_kaplan_nd": mix.weights["kaplan_nd"]})
             d = fit.diagnostics
             log(f"{spec.name:32s} {label:8s} fit {len(train):4d} score {len(test):3d}  {seconds:5.1f}s  "
                 f"divergences {d['divergences']}  R-hat {d['max_r_hat']:.3f}")
@@ -242,7 +253,7 @@ def add_default(rows: pd.DataFrame, evidence: dict[str, np.ndarray]) -> tuple[pd
 
 
 COLUMNS = ["n", "coverage_50", "coverage_90", "width_90", "interval_score_90", "mdape", "bias", "seconds"]
-METHODS = ["no discrepancy", "default", "conformal", "peer"]
+METHODS = ["no discrepancy", "default", "conformal", "peer", "stacked"]
 
 
 def pooled(table: pd.DataFrame) -> pd.DataFrame:
@@ -267,6 +278,23 @@ def markdown(table: pd.DataFrame) -> str:
         lines.append(f"| {r['dataset']} | {r['split']} | {r['method']} | {r['n']:.0f} | {r['coverage_50']:.2f} | "
                      f"{r['coverage_90']:.2f} | {r['width_90']:.3g} | {r['interval_score_90']:.3g} | "
                      f"{100 * r['mdape']:.2f}% | {r['bias']:+.3f} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def readme_table(table: pd.DataFrame) -> str:
+    """Main splits, one row per dataset: the default, with the others in brackets."""
+    main = table[table["split"] == "main"].set_index(["dataset", "method"])
+    others = [m for m in ("no discrepancy", "conformal", "peer") if m in set(table["method"])]  # stacked: not all rows
+    lines = ["| dataset | n | 50% covers | 90% covers | 90% width | interval score | MdAPE |",
+             "|---|---|---|---|---|---|---|",
+             f"| | | default ({' / '.join(others)}) | | | | |"]
+    for name in dict.fromkeys(main.index.get_level_values(0)):
+        def cell(column: str, fmt: str) -> str:
+            rest = " / ".join(format(main.loc[(name, m), column], fmt) for m in others if (name, m) in main.index)
+            return f"{format(main.loc[(name, 'default'), column], fmt)} ({rest})"
+        lines.append(f"| {name} | {main.loc[(name, 'default'), 'n']:.0f} | {cell('coverage_50', '.2f')} | "
+                     f"{cell('coverage_90', '.2f')} | {cell('width_90', '.3g')} | {cell('interval_score_90', '.3g')} "
+                     f"| {100 * main.loc[(name, 'default'), 'mdape']:.2f}% |")
     return "\n".join(lines)
 
 
@@ -299,16 +327,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="*", help="dataset names (prefixes) to run")
     parser.add_argument("--no-rolling", action="store_true", help="main splits only")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--stack", action="store_true", help="add leave-future-out stacking of chinchilla and kaplan_nd")
     parser.add_argument("--out", type=Path, help="write the per-split table as CSV")
     parser.add_argument("--write-kappa", action="store_true", help="write kappa's prior to models/observation.toml")
     args = parser.parse_args(argv)
     specs = [s for s in SPECS if not args.only or any(s.name.startswith(o) for o in args.only)]
     start = time.perf_counter()
-    rows, evidence = run(specs, rolling=not args.no_rolling, peer=not args.no_peer,
+    rows, evidence = run(specs, rolling=not args.no_rolling, peer=not args.no_peer, stacked=args.stack,
                          log=lambda m: print(m, file=sys.stderr, flush=True))
     table, priors = add_default(rows, evidence)
     print(f"kappa priors, each estimated without its own source: {priors}\n")
     print(markdown(table))
+    print("\nFor README.md (main splits):\n" + readme_table(table))
     main_splits = table["split"] == "main"
     for label, part in (("main splits", table[main_splits]), ("rolling origin", table[~main_splits])):
         if len(part):
