@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
+
 __all__ = ["RunTable", "DataError", "DEFAULT_COLUMNS", "load_runs", "read_table"]
 
 #: Default column for each law input, and for the loss.
@@ -19,10 +21,6 @@ DEFAULT_COLUMNS: dict[str, str] = {
     "U": "unique_tokens",
     "loss": "loss",
 }
-
-
-class DataError(ValueError):
-    """Runs that cannot be fitted: a missing column, a bad value, too few runs."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,15 +50,17 @@ class RunTable:
 
 
 def read_table(runs: pd.DataFrame | str | Path) -> pd.DataFrame:
-    """A DataFrame as it is, or a CSV file read; an error names a missing or unreadable file."""
+    """A DataFrame as it is, or a file read: parquet (``.parquet``, ``.pq``) or CSV (anything else); an
+    error names a missing or unreadable file."""
     if isinstance(runs, str | Path):
         path = Path(runs)
         if not path.is_file():
             raise DataError(f"no such file: {str(path)!r}")
+        parquet = path.suffix.lower() in (".parquet", ".pq")
         try:
-            return pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-            raise DataError(f"cannot read {str(path)!r} as CSV: {err}") from None
+            return pd.read_parquet(path) if parquet else pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError, ValueError) as err:
+            raise DataError(f"cannot read {str(path)!r} as {'parquet' if parquet else 'CSV'}: {err}") from None
     if not isinstance(runs, pd.DataFrame):
         raise DataError(f"runs must be a pandas DataFrame or a CSV path, got {type(runs).__name__}")
     return runs

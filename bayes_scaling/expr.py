@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ExpressionError
+
 __all__ = ["Expression", "ExpressionError", "FUNCTIONS"]
 
 #: Allowed functions and their number of arguments.
@@ -44,10 +46,6 @@ _DESCRIBE = {
     ast.Starred: "starred argument",
     ast.JoinedStr: "string",
 }
-
-
-class ExpressionError(ValueError):
-    """A formula that is malformed or uses something outside the whitelist."""
 
 
 def _backend(name: str) -> dict[str, Callable[..., Any]]:

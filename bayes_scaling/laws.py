@@ -14,14 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .expr import FUNCTIONS, Expression, ExpressionError
-from .priors import Prior, PriorError
+from .errors import ExpressionError, LawError, PriorError
+from .expr import FUNCTIONS, Expression
+from .priors import Prior
 
 __all__ = ["Law", "LawError", "load_law", "list_laws", "laws_dir"]
-
-
-class LawError(ValueError):
-    """A law that cannot be found or whose file is malformed."""
 
 
 def laws_dir() -> Path:

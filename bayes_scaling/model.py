@@ -9,9 +9,10 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .data import RunTable
+from .errors import GroupError, OptionError
 from .laws import Law
 from .observation import OBSERVED, ObservationModel
-from .priors import GROUP_SD, Prior, link_functions
+from .priors import Prior, link_functions
 
 __all__ = ["build_model", "resolve_pooling", "POOLING", "data_values"]
 
@@ -28,14 +29,14 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
     if isinstance(pooling, Mapping):
         unknown = set(pooling) - set(law.sampled_params)
         if unknown:
-            raise ValueError(f"pooling given for unknown parameter(s) {sorted(unknown)}; "
+            raise OptionError(f"pooling given for unknown parameter(s) {sorted(unknown)}; "
                              f"law {law.name!r} samples {', '.join(law.sampled_params)}")
         chosen.update(pooling)
     for name, mode in chosen.items():
         if mode not in POOLING:
-            raise ValueError(f"pooling of {name!r} must be one of {', '.join(POOLING)}, got {mode!r}")
+            raise OptionError(f"pooling of {name!r} must be one of {', '.join(POOLING)}, got {mode!r}")
         if mode != "shared" and runs.group is None:
-            raise ValueError(f"pooling {mode!r} for {name!r} needs a group column (group=...)")
+            raise GroupError(f"pooling {mode!r} for {name!r} needs a group column (group=...)")
     return chosen
 
 
@@ -62,14 +63,15 @@ def build_model(
 
     The sampled parameters are the law's well-conditioned ones (inputs relative to the reference
     scales); the published parameters are deterministics. A partially pooled parameter ``p`` has a
-    population value ``p`` (the law's prior), a spread ``p_sd`` and non-centred offsets ``p_z``; its
+    population value ``p`` (the law's prior), a spread ``p_sd`` (its prior ``priors["p_sd"]``) and
+    non-centred offsets ``p_z``; its
     group values are ``p_group``. All laws share one observation model (:mod:`bayes_scaling.observation`,
     default ``log(loss) ~ StudentT(nu, log(law), sigma)``), so their LOO scores compare. The data sit in
     ``pm.Data`` containers so a compiled model can be refitted on other runs.
     """
     observation = observation or ObservationModel()
     if observation.noise_by_group and runs.group is None:
-        raise ValueError("noise_by_group=True needs a group column (group=...)")
+        raise GroupError("noise_by_group=True needs a group column (group=...)")
     pooling = pooling or dict.fromkeys(law.sampled_params, "shared")
     coords = {"obs": np.arange(len(runs))}
     if runs.group is not None:
@@ -84,7 +86,7 @@ def build_model(
                 population[p] = priors[p].to_pymc(p)
             if mode == "partial":
                 forward, inverse = link_functions(p, priors[p], pt)
-                sd = Prior.from_spec(f"{p}_sd", GROUP_SD).to_pymc(f"{p}_sd")
+                sd = priors[f"{p}_sd"].to_pymc(f"{p}_sd")
                 z = pm.Normal(f"{p}_z", 0.0, 1.0, dims="group")
                 per_group[p] = pm.Deterministic(f"{p}_group", inverse(forward(population[p]) + sd * z), dims="group")
             elif mode == "none":

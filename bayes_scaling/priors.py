@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import PriorError
+
 __all__ = ["Prior", "PriorError", "resolve_priors", "parse_prior"]
 
 #: Distributions a prior may name, with the parameters each accepts.
@@ -43,10 +45,6 @@ SUPPORT: dict[str, str] = {
 
 #: Prior of the spread of a partially pooled parameter across groups, on its link scale.
 GROUP_SD = {"dist": "HalfNormal", "kwargs": {"sigma": 0.2}}
-
-class PriorError(ValueError):
-    """A prior that names an unknown distribution or parameter, or gives a bad value."""
-
 
 @dataclass(frozen=True)
 class Prior:

@@ -80,5 +80,5 @@ def test_bundled_dataset_has_provenance():
     assert len(frame) == 104 and set(frame["dataset"]) == {"c4_original", "rpj", "rw_original"}
     assert "MIT License" in frame.attrs["license"] and "a003c4913793" in frame.attrs["provenance"]
     assert frame["n_params"].max() == pytest.approx(6.889e9, rel=1e-3)
-    with pytest.raises(KeyError, match="unknown dataset 'pile'"):
+    with pytest.raises(bs.OptionError, match="unknown dataset 'pile'"):
         bs.load_dataset("pile")

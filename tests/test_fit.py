@@ -124,7 +124,7 @@ def test_save_load_round_trip(chinchilla_fit, tmp_path):
     assert path.read_bytes() == before
     chinchilla_fit.save(path, overwrite=True)
     assert not list(tmp_path.glob("*.tmp")), "temporary file left behind"
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(bs.FitFileError, match="no saved fit"):
         bs.ScalingFit.load(tmp_path / "missing.nc")
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import OptionError
+
 __all__ = ["list_datasets", "load_dataset"]
 
 _HERE = Path(__file__).resolve().parent
@@ -43,7 +45,7 @@ def load_dataset(name: str) -> pd.DataFrame:
     ``compute_flops`` (6ND) and ``loss`` (C4 validation loss); fit it with ``law="data_constrained"``.
     """
     if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; bundled datasets: {', '.join(DATASETS)}")
+        raise OptionError(f"unknown dataset {name!r}; bundled datasets: {', '.join(DATASETS)}")
     csv, license_file, desc = DATASETS[name]
     frame = pd.read_csv(_HERE / csv)
     frame.attrs.update(

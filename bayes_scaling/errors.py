@@ -1,0 +1,60 @@
+"""The package's errors: every error a user can cause is a :class:`BayesScalingError`.
+
+Each also derives from the built-in exception it replaces (``ValueError``, ``OSError`` ...), so code that
+catches those keeps working. Anything else that escapes the package is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BayesScalingError",
+    "DataError",
+    "LawError",
+    "ExpressionError",
+    "PriorError",
+    "OptionError",
+    "GroupError",
+    "FitFileError",
+    "OutputExistsError",
+    "MissingDependencyError",
+]
+
+
+class BayesScalingError(Exception):
+    """Base of every error a user can cause: bad runs, law, formula, prior, option, group or file."""
+
+
+class DataError(BayesScalingError, ValueError):
+    """Runs that cannot be fitted or scored: a missing column, a bad value, too few runs."""
+
+
+class LawError(BayesScalingError, ValueError):
+    """A law that cannot be found, or whose file or formula is malformed."""
+
+
+class ExpressionError(BayesScalingError, ValueError):
+    """A formula outside the safe expression language, or one that does not parse."""
+
+
+class PriorError(BayesScalingError, ValueError):
+    """A prior that names an unknown distribution or parameter, or gives a bad value."""
+
+
+class OptionError(BayesScalingError, ValueError):
+    """An argument out of its range or not among its choices (sampler, probability, holdout, weights ...)."""
+
+
+class GroupError(BayesScalingError, ValueError):
+    """A group label the fit does not know (without asking for a new group), or groups where there are none."""
+
+
+class FitFileError(BayesScalingError, OSError):
+    """A saved fit (or another input file) that is missing or cannot be read."""
+
+
+class OutputExistsError(BayesScalingError, FileExistsError):
+    """An output path exists and overwriting was not asked for: nothing a user wrote is replaced."""
+
+
+class MissingDependencyError(BayesScalingError, ImportError):
+    """An optional dependency the call needs is not installed."""
