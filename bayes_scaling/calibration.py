@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy.special import logsumexp
 
 from . import intervals
+from .errors import DataError, OptionError
 from .priors import Prior
 
 __all__ = ["Calibration", "calibration", "scores", "interval_score", "discrepancy_evidence",
@@ -64,13 +66,15 @@ class Calibration:
     (share of runs inside the central interval), the median width and the mean interval score.
     ``summary``: n, coverage at 50% and 90%, median 90% width, mean 90% interval score, MdAPE
     (median absolute percentage error of the median), bias (mean observed - median, in loss units) and
-    the mean log predictive density of the observed log-loss.
+    the mean log predictive density of the observed log-loss. ``draws``: the predictive draws at the
+    runs, dims (chain, draw, point).
     """
 
     points: pd.DataFrame
     curve: pd.DataFrame
     summary: dict[str, float]
     kind: str
+    draws: xr.DataArray
 
     def __repr__(self) -> str:
         s = self.summary
@@ -85,6 +89,7 @@ def calibration(
     *,
     probs: Sequence[float] = RELIABILITY_PROBS,
     kind: str = "observation",
+    new_group: bool = False,
     seed: int | None = None,
 ) -> Calibration:
     """Check a fit's (or an :class:`~bayes_scaling.Average`'s) predictive against runs it was not fitted
@@ -92,24 +97,22 @@ def calibration(
     values, interval scores, MdAPE and bias.
 
     ``runs`` need the inputs and the loss column of the fitted runs (and the group column of a grouped
-    fit). ``kind="observation"`` (default) scores the predictive of a new run's observed loss, the
-    right one for runs; ``"mean"`` scores the band of the expected loss.
+    fit; ``new_group=True`` lets them belong to groups the fit does not know). ``kind="observation"``
+    (default) scores the predictive of a new run's observed loss, the right one for runs; ``"mean"``
+    scores the band of the expected loss.
     """
     probs = tuple(sorted(set(intervals.check_probs(probs)) | {0.5, 0.9}))
     observed = model.checked_loss(runs)
-    points, draws = model.predictive_draws(runs, kind=kind, seed=seed)
-    found = scores(draws, observed, probs)
-    points["observed"] = observed
-    labels = [intervals.label(p) for p in (0.5, 0.9)]
-    keep = ["median", "pit"] + [f"{lab}_{side}" for lab in labels for side in ("lower", "upper")]
-    points = points.assign(**{k: found[k] for k in keep + [f"inside_{lab}" for lab in labels]})
+    draws = model.predict_draws(runs, kind=kind, new_group=new_group, seed=seed)
+    found = scores(intervals.sample_matrix(draws), observed, probs)
+    points = intervals.summarize(draws, (0.5, 0.9), observed).assign(pit=found["pit"])
     curve = pd.DataFrame({
         "coverage": [float(np.mean(found[f"inside_{intervals.label(p)}"])) for p in probs],
         "width": [float(np.median(found[f"{intervals.label(p)}_upper"] - found[f"{intervals.label(p)}_lower"]))
                   for p in probs],
         "interval_score": [float(np.mean(found[f"interval_score_{intervals.label(p)}"])) for p in probs],
     }, index=pd.Index(probs, name="prob"))
-    lpd = model.log_predictive_density(runs, seed=seed)
+    lpd = model.log_predictive_density(runs, new_group=new_group, seed=seed)
     summary = {
         "n": float(len(observed)),
         "coverage_50": curve.loc[0.5, "coverage"], "coverage_90": curve.loc[0.9, "coverage"],
@@ -118,7 +121,7 @@ def calibration(
         "bias": float(np.mean(observed - found["median"])),
         "lpd_per_run": float(np.mean(lpd)),
     }
-    return Calibration(points=points, curve=curve, summary=summary, kind=kind)
+    return Calibration(points=points, curve=curve, summary=summary, kind=kind, draws=draws)
 
 
 # ---------------------------------------------------------------------------------------- the discrepancy
@@ -143,7 +146,7 @@ def discrepancy_evidence(fit: Any, runs: pd.DataFrame, *, seed: int | None = Non
     weight = 1 / ((q75 - q25) / 1.349) ** 2
     dist = fit.distance(values, codes)
     if not np.any(dist > 0):
-        raise ValueError("every held-out run lies on a fitted run (distance 0): no extrapolation to learn from")
+        raise DataError("every held-out run lies on a fitted run (distance 0): no extrapolation to learn from")
 
     def tilt(residuals: np.ndarray) -> np.ndarray:
         return (residuals * weight * dist).sum(-1) / (weight * dist**2).sum()
@@ -182,7 +185,7 @@ def estimate_kappa(evidence: Sequence[np.ndarray] | Mapping[str, np.ndarray]) ->
     """
     curves = list(evidence.values()) if isinstance(evidence, Mapping) else list(evidence)
     if not curves:
-        raise ValueError("estimate_kappa needs the evidence of at least one dataset")
+        raise OptionError("estimate_kappa needs the evidence of at least one dataset")
     log_k = np.log(KAPPA_GRID)
     step = log_k[1] - log_k[0]
     mus = np.linspace(np.log(0.05), np.log(50.0), 121)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -10,12 +11,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy import optimize
 from scipy.special import logsumexp
 
 from . import intervals
-from .data import DEFAULT_COLUMNS, DataError, read_table
+from .data import DEFAULT_COLUMNS, read_table
+from .errors import DataError, OptionError
 from .result import SamplingWarning, ScalingFit
+
+log = logging.getLogger("bayes_scaling")
 
 __all__ = ["compare", "backtest", "split_future", "stack", "stacking_weights", "average", "Average", "PARETO_K_MAX"]
 
@@ -44,7 +49,7 @@ def compare(fits: Mapping[str, ScalingFit], *, method: str = "stacking") -> pd.D
     import arviz_stats
 
     if len(fits) < 2:
-        raise ValueError(f"compare needs at least two fits, got {len(fits)}")
+        raise OptionError(f"compare needs at least two fits, got {len(fits)}")
     _same_runs(fits)
     trees = {name: fit.tree for name, fit in fits.items()}
     with warnings.catch_warnings():
@@ -68,7 +73,7 @@ def _ordering(frame: pd.DataFrame, columns: Mapping[str, str] | None, by: str) -
     """Each run's position in the future: its compute (the C column, else 6 N D), or its N or D."""
     col = {**DEFAULT_COLUMNS, **(columns or {})}
     if by not in ("C", "N", "D"):
-        raise ValueError(f"by must be 'C' (compute), 'N' or 'D', got {by!r}")
+        raise OptionError(f"by must be 'C' (compute), 'N' or 'D', got {by!r}")
 
     def values(key: str) -> np.ndarray:
         return pd.to_numeric(frame[col[key]], errors="coerce").to_numpy(float)
@@ -87,10 +92,10 @@ def _cuts(compute: np.ndarray, holdout: float | Sequence[float]) -> list[float]:
     cuts = []
     for h in np.atleast_1d(holdout):
         if not (np.isfinite(h) and h > 0):
-            raise ValueError(f"holdout must be a fraction in (0, 1) or a compute threshold in FLOPs, got {h!r}")
+            raise OptionError(f"holdout must be a fraction in (0, 1) or a compute threshold in FLOPs, got {h!r}")
         cut = float(ordered[len(ordered) - int(np.ceil(h * len(ordered))) - 1]) if h < 1 else float(h)
         if not (compute > cut).any() or (compute <= cut).sum() < 2:
-            raise ValueError(f"holdout {h:g} leaves no runs to fit or none to score (the runs span {ordered[0]:.3g} "
+            raise OptionError(f"holdout {h:g} leaves no runs to fit or none to score (the runs span {ordered[0]:.3g} "
                              f"to {ordered[-1]:.3g})")
         cuts.append(cut)
     return cuts
@@ -143,18 +148,19 @@ def _leave_future_out(
     frame = read_table(runs)
     compute = _checked_ordering(frame, columns, by)
     cuts = _cuts(compute, holdout)
-    with tqdm(total=len(cuts) * len(laws), desc=desc, disable=not progressbar) as bar:
-        for cut in cuts:
+    total = len(cuts) * len(laws)
+    with tqdm(total=total, desc=desc, disable=not progressbar) as bar:
+        for i, (cut, law) in enumerate((cut, law) for cut in cuts for law in laws):
             train, test = frame[compute <= cut], frame[compute > cut]
-            for law in laws:
-                bar.set_postfix_str(f"{law} @ {cut:.3g} {'FLOPs' if by == 'C' else by}")
-                start = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # diagnostics are reported in the tables
-                    result = fit(train, law=law, columns=columns, group=group, seed=seed, progressbar=False,
-                                 **fit_kwargs)
-                yield cut, law, result, test, time.perf_counter() - start
-                bar.update()
+            unit = "FLOPs" if by == "C" else by
+            bar.set_postfix_str(f"{law} @ {cut:.3g} {unit}")
+            log.info("%s %d/%d: %s on %d runs up to %.3g %s", desc, i + 1, total, law, len(train), cut, unit)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # diagnostics are reported in the tables
+                result = fit(train, law=law, columns=columns, group=group, seed=seed, progressbar=False, **fit_kwargs)
+            yield cut, law, result, test, time.perf_counter() - start
+            bar.update()
 
 
 def backtest(
@@ -241,7 +247,7 @@ def stack(
     from .fit import fit
 
     if len(laws) < 2 or len(set(laws)) != len(laws):
-        raise ValueError(f"stack needs at least two different laws, got {list(laws)}")
+        raise OptionError(f"stack needs at least two different laws, got {list(laws)}")
     lpd: dict[str, list[np.ndarray]] = {law: [] for law in laws}
     inside: dict[str, list[np.ndarray]] = {law: [] for law in laws}
     for _, law, result, test, _ in _leave_future_out(runs, laws, holdout, by, columns, group, seed, progressbar,
@@ -273,23 +279,30 @@ class Average:
         self.weights = {name: weights[name] / total for name in self.fits}
         self.lfo: pd.DataFrame | None = None  # set by stack(): each law's leave-future-out score
 
-    def predictive_draws(
+    def predict_draws(
         self, runs: pd.DataFrame | None = None, *, kind: str = "mean", group: str | Sequence[str] | None = None,
-        seed: int | None = None, **inputs: Any,
-    ) -> tuple[pd.DataFrame, np.ndarray]:
-        """The points and draws of their loss from the weighted mixture of the fits' predictives."""
+        new_group: bool = False, seed: int | None = None, **inputs: Any,
+    ) -> xr.DataArray:
+        """Draws of the loss from the weighted mixture of the fits' predictives: dims (chain, draw, point),
+        the mixture's draws in one chain; coordinates as in :meth:`ScalingFit.predict_draws`."""
         rng = np.random.default_rng(seed)
         names = list(self.fits)
-        parts = [self.fits[name].predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs) for name in names]
-        size = max(d.shape[0] for _, d in parts)
+        parts = [self.fits[name].predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed,
+                                               **inputs) for name in names]
+        flat = [intervals.sample_matrix(p) for p in parts]
+        size = max(len(f) for f in flat)
         which = rng.choice(len(names), size=size, p=[self.weights[n] for n in names])
-        mixed = np.concatenate([d[rng.integers(d.shape[0], size=(which == i).sum())] for i, (_, d) in enumerate(parts)])
-        return parts[0][0], mixed
+        mixed = np.concatenate([f[rng.integers(len(f), size=(which == i).sum())] for i, f in enumerate(flat)])
+        point = {k: v for k, v in parts[0].coords.items() if v.dims == ("point",)}
+        return xr.DataArray(mixed[None], dims=("chain", "draw", "point"), name="loss",
+                            coords={"chain": [0], "draw": np.arange(size), **point},
+                            attrs={"kind": kind, "weights": str(self.weights)})
 
-    def log_predictive_density(self, runs: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
+    def log_predictive_density(self, runs: pd.DataFrame, *, new_group: bool = False, seed: int | None = None
+                               ) -> np.ndarray:
         """Log predictive density of each run's observed log-loss under the mixture."""
         names = list(self.fits)
-        logp = np.stack([self.fits[n].log_predictive_density(runs, seed=seed) for n in names])
+        logp = np.stack([self.fits[n].log_predictive_density(runs, new_group=new_group, seed=seed) for n in names])
         return logsumexp(logp + np.log([max(self.weights[n], 1e-300) for n in names])[:, None], axis=0)
 
     def checked_loss(self, runs: pd.DataFrame) -> np.ndarray:
@@ -302,13 +315,14 @@ class Average:
         prob: float | tuple[float, ...] = intervals.PROBS,
         kind: str = "mean",
         group: str | Sequence[str] | None = None,
+        new_group: bool = False,
         seed: int | None = None,
         **inputs: Any,
     ) -> pd.DataFrame:
         """Like :meth:`ScalingFit.predict`, from the weighted mixture of the fits' predictive draws."""
         probs = intervals.check_probs(prob)
-        points, mixed = self.predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs)
-        table = intervals.table(points, mixed, probs, next(iter(self.fits.values())).observed_loss(runs))
+        draws = self.predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed, **inputs)
+        table = intervals.summarize(draws, probs, next(iter(self.fits.values())).observed_loss(runs))
         table.attrs.update(kind=kind, weights=self.weights)
         return table
 
@@ -324,7 +338,7 @@ def average(fits: Mapping[str, ScalingFit], *, weights: str | Mapping[str, float
         weights = table["weight"].to_dict()
     unknown = set(weights) ^ set(fits)
     if unknown:
-        raise ValueError(f"weights must name exactly the fits {sorted(fits)}; mismatch: {sorted(unknown)}")
+        raise OptionError(f"weights must name exactly the fits {sorted(fits)}; mismatch: {sorted(unknown)}")
     if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-        raise ValueError(f"weights must be non-negative and not all zero, got {dict(weights)}")
+        raise OptionError(f"weights must be non-negative and not all zero, got {dict(weights)}")
     return Average(fits, weights)

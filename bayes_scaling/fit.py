@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,45 +14,85 @@ import pandas as pd
 import pymc as pm
 
 from .data import RunTable, load_runs
+from .errors import MissingDependencyError, OptionError, PriorError
 from .laws import Law, load_law
 from .model import build_model, data_values, resolve_pooling
 from .observation import LIKELIHOODS, ObservationModel
-from .priors import Prior, resolve_priors
+from .priors import GROUP_SD, Prior, resolve_priors
 from .result import ScalingFit, assemble_tree
 
-__all__ = ["fit", "SAMPLERS", "LIKELIHOODS", "compiled_model"]
+__all__ = ["fit", "SAMPLERS", "LIKELIHOODS", "compiled_model", "CompileCache", "compile_cache"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
-# One compiled model per (law, priors, observation model, sampler, pooling, groups) in a process; refits swap
-# the data in.
-_CACHE: dict[tuple, tuple[pm.Model, Any]] = {}
+log = logging.getLogger("bayes_scaling")
+
+class CompileCache:
+    """Compiled models kept for reuse within this process, keyed by everything that shapes the model (law,
+    priors, observation model, sampler, pooling, groups); refits swap their runs in as data. Holds at most
+    ``maxsize`` models (the least recently used is dropped; 0 keeps none). The default instance is
+    ``bayes_scaling.compile_cache``; pass another to ``fit(cache=...)``."""
+
+    def __init__(self, maxsize: int = 8) -> None:
+        if not isinstance(maxsize, int) or maxsize < 0:
+            raise OptionError(f"maxsize must be a non-negative integer, got {maxsize!r}")
+        self.maxsize = maxsize
+        self._models: OrderedDict[tuple, tuple[pm.Model, Any]] = OrderedDict()
+
+    def get(self, key: tuple) -> tuple[pm.Model, Any] | None:
+        if key in self._models:
+            self._models.move_to_end(key)
+            return self._models[key]
+        return None
+
+    def put(self, key: tuple, value: tuple[pm.Model, Any]) -> None:
+        self._models[key] = value
+        while len(self._models) > self.maxsize:
+            self._models.popitem(last=False)
+
+    def clear(self) -> None:
+        self._models.clear()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __repr__(self) -> str:
+        return f"<CompileCache {len(self)} of at most {self.maxsize} compiled models>"
+
+
+#: The compile cache ``fit`` uses by default.
+compile_cache = CompileCache()
 
 
 def compiled_model(
     law: Law, runs: RunTable, priors: Mapping[str, Prior], observation: ObservationModel, sampler: str,
-    pooling: Mapping[str, str] | None = None,
+    pooling: Mapping[str, str] | None = None, cache: CompileCache | None = None,
 ) -> tuple[pm.Model, Any, float]:
-    """The PyMC model (and, for nutpie, its compiled form) with ``runs`` as data; compiles once per key.
+    """The PyMC model (and, for nutpie, its compiled form) with ``runs`` as data; compiles once per key
+    of the ``cache`` (default :data:`compile_cache`).
 
     Returns the model, the compiled nutpie model (None for other samplers) and the seconds spent
     building and compiling (0.0 when the cache already held it).
     """
+    cache = compile_cache if cache is None else cache
     pooling = pooling or resolve_pooling(law, runs, None)
-    key = (law.digest, tuple((k, v.dist, tuple(sorted(v.kwargs.items()))) for k, v in priors.items()), observation, sampler,
-           tuple(pooling.items()), runs.groups)
+    key = (law.digest, tuple((k, v.dist, tuple(sorted(v.kwargs.items()))) for k, v in priors.items()),
+           observation.likelihood, observation.noise_by_group, sampler, tuple(pooling.items()), runs.groups)
     values = data_values(law, runs)
     start = time.perf_counter()
-    if key not in _CACHE:
+    found = cache.get(key)
+    if found is None:
+        log.info("compiling the %s model (%s)", law.name, sampler)
         model = build_model(law, runs, priors, observation=observation, pooling=pooling)
         compiled = None
         if sampler == "nutpie":
             import nutpie
 
             compiled = nutpie.compile_pymc_model(model)
-        _CACHE[key] = (model, compiled)
+        found = (model, compiled)
+        cache.put(key, found)
     elapsed = time.perf_counter() - start
-    model, compiled = _CACHE[key]
+    model, compiled = found
     pm.set_data(values, model=model, coords={"obs": np.arange(len(runs))})
     if compiled is not None:
         compiled = compiled.with_data(**values)
@@ -76,6 +118,7 @@ def fit(
     pooling: str | Mapping[str, str] | None = None,
     noise_by_group: bool = False,
     discrepancy: bool = True,
+    cache: CompileCache | None = None,
 ) -> ScalingFit:
     """Fit a scaling law to training runs with NUTS.
 
@@ -87,8 +130,9 @@ def fit(
     law
         A bundled law's name (see :func:`list_laws`), a law file's path, or a :class:`Law`.
     priors
-        Overrides of the default priors, by sampled parameter name (see ``law.priors``) or ``sigma``
-        / ``nu`` of the observation model: ``{"alpha": {"dist": "Beta", "kwargs": {...}}}`` or
+        Overrides of the default priors, by sampled parameter name (see ``law.priors``), ``sigma`` /
+        ``nu`` of the observation model, its discrepancy's ``kappa``, or the spread across groups
+        ``<p>_sd`` of a partially pooled parameter: ``{"alpha": {"dist": "Beta", "kwargs": {...}}}`` or
         ``{"alpha": "Beta(2, 5)"}``.
     likelihood
         ``"student_t"`` (robust to outlying runs) or ``"normal"``, on log-loss.
@@ -113,6 +157,8 @@ def fit(
         ``kappa * sigma`` per decade of distance from the nearest fitted run (see
         :mod:`bayes_scaling.observation`; override its prior with ``priors={"kappa": ...}``). False
         gives bands of the fitted law alone, which are overconfident beyond the runs.
+    cache
+        Where compiled models are kept for reuse (default :data:`compile_cache`, a bounded cache).
 
     Returns
     -------
@@ -123,24 +169,35 @@ def fit(
     law = load_law(law)
     observation = ObservationModel(likelihood, noise_by_group, discrepancy)
     if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+        raise OptionError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
     for name, value in (("chains", chains), ("draws", draws)):
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise OptionError(f"{name} must be a positive integer, got {value!r}")
     if adaptation not in ("diag", "low_rank") or (adaptation != "diag" and sampler != "nutpie"):
-        raise ValueError(f"adaptation must be 'diag', or 'low_rank' with sampler='nutpie'; got {adaptation!r}")
+        raise OptionError(f"adaptation must be 'diag', or 'low_rank' with sampler='nutpie'; got {adaptation!r}")
     if not isinstance(tune, int) or tune < 0:
-        raise ValueError(f"tune must be a non-negative integer, got {tune!r}")
-    resolved = resolve_priors({**law.priors, **observation.default_priors()}, priors)
-    sampled = {k: v for k, v in resolved.items() if k != "kappa"}  # the parameters NUTS samples
+        raise OptionError(f"tune must be a non-negative integer, got {tune!r}")
+    user = dict(priors or {})
+    spreads = {k: user.pop(k) for k in list(user) if k.endswith("_sd") and k.removesuffix("_sd") in law.priors}
+    resolved = resolve_priors({**law.priors, **observation.default_priors()}, user)
     if not isinstance(runs, RunTable):
-        runs = load_runs(runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(sampled))
+        runs = load_runs(runs, inputs=law.inputs, columns=columns, group=group,
+                         min_runs=len(law.priors) + len(observation.params))
     law = law.with_scales(runs.inputs)
     pooling = resolve_pooling(law, runs, pooling)
+    partial = [f"{p}_sd" for p, mode in pooling.items() if mode == "partial"]
+    stray = sorted(set(spreads) - set(partial))
+    if stray:
+        raise PriorError(f"prior(s) for {stray}: a spread across groups exists only for partially pooled parameters "
+                         f"({', '.join(partial) or 'none in this fit'})")
+    resolved.update(resolve_priors(dict.fromkeys(partial, GROUP_SD), spreads))
+    sampled = {k: v for k, v in resolved.items() if k != "kappa"}  # what NUTS samples
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 
-    model, compiled, compile_s = compiled_model(law, runs, sampled, observation, sampler, pooling)
+    model, compiled, compile_s = compiled_model(law, runs, sampled, observation, sampler, pooling, cache)
+    log.info("sampling %s on %d runs: %d chains x %d draws after %d tuning steps", law.name, len(runs), chains,
+             draws, tune)
     start = time.perf_counter()
     if sampler == "nutpie":
         import nutpie
@@ -154,13 +211,14 @@ def fit(
             try:
                 import numpyro  # noqa: F401
             except ImportError:
-                raise ImportError("sampler='numpyro' needs jax and numpyro: pip install 'bayes-scaling[jax]'") from None
+                raise MissingDependencyError("sampler='numpyro' needs jax and numpyro: pip install 'bayes-scaling[jax]'") from None
         tree = pm.sample(
             draws=draws, tune=tune, chains=chains, random_seed=seed, target_accept=target_accept,
             progressbar=progressbar, model=model, compute_convergence_checks=False,
             nuts_sampler=sampler,  # named explicitly: PyMC 6's own default is nutpie
         )
     sample_s = time.perf_counter() - start
+    log.info("sampled in %.1f s; scoring: log-likelihood and diagnostics", sample_s)
     settings = {
         "sampler": sampler, "chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept,
         "adaptation": adaptation, "seed": seed, "compile_seconds": compile_s, "sample_seconds": sample_s,

@@ -6,6 +6,9 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import xarray as xr
+
+from .errors import OptionError
 
 #: Default probability of a single credible interval, and the default set for bands.
 PROB = 0.9
@@ -18,7 +21,7 @@ def check_probs(prob: float | Iterable[float]) -> tuple[float, ...]:
     """``prob`` as a tuple of probabilities strictly between 0 and 1."""
     probs = (prob,) if np.isscalar(prob) else tuple(prob)  # type: ignore[arg-type]
     if not probs or not all(isinstance(p, int | float) and 0 < p < 1 for p in probs):
-        raise ValueError(f"interval probabilities must lie strictly between 0 and 1, got {prob!r}")
+        raise OptionError(f"interval probabilities must lie strictly between 0 and 1, got {prob!r}")
     return tuple(float(p) for p in probs)
 
 
@@ -28,10 +31,13 @@ def label(prob: float) -> str:
 
 
 def bounds(samples: np.ndarray, probs: Iterable[float], axis: int = 0) -> dict[str, np.ndarray]:
-    """Median and equal-tailed bounds along ``axis``: ``{"median", "eti90_lower", "eti90_upper", ...}``."""
-    out = {"median": np.median(samples, axis=axis)}
+    """Median and equal-tailed bounds along ``axis``: ``{"median", "eti90_lower", "eti90_upper", ...}``.
+    Missing draws (NaN, e.g. a budget a draw never reaches) are left out."""
+    nan = bool(np.isnan(samples).any())
+    median, quantile = (np.nanmedian, np.nanquantile) if nan else (np.median, np.quantile)
+    out = {"median": median(samples, axis=axis)}
     for p in probs:
-        lo, hi = np.quantile(samples, [(1 - p) / 2, (1 + p) / 2], axis=axis)
+        lo, hi = quantile(samples, [(1 - p) / 2, (1 + p) / 2], axis=axis)
         out[f"{label(p)}_lower"], out[f"{label(p)}_upper"] = lo, hi
     return out
 
@@ -43,14 +49,34 @@ def inside(observed: np.ndarray, table: Mapping[str, np.ndarray], probs: Iterabl
             for p in probs}
 
 
-def table(points: pd.DataFrame, draws: np.ndarray, probs: Iterable[float], observed: np.ndarray | None = None
-          ) -> pd.DataFrame:
-    """The summary of draws (S, points) at ``points``: median and bounds of each interval and, with
-    ``observed`` values, those values and whether each lies inside each interval."""
-    probs = tuple(probs)
-    out = points.assign(**bounds(draws, probs))
+#: The dimensions that index posterior draws.
+SAMPLE_DIMS = ("chain", "draw")
+
+
+def sample_matrix(draws: xr.DataArray) -> np.ndarray:
+    """Draws with dims (chain, draw, point) as an array (chain * draw, points)."""
+    return draws.stack(sample=SAMPLE_DIMS).transpose("sample", ...).values
+
+
+def summarize(draws: xr.DataArray | xr.Dataset, probs: Iterable[float], observed: np.ndarray | None = None
+              ) -> pd.DataFrame:
+    """The one summary of posterior draws: a row per element of the non-sample dimensions (points, budgets,
+    groups), with their coordinates as columns, then the median and the bounds of each equal-tailed interval
+    (``median``, ``eti90_lower``, ...; prefixed by the variable's name for a Dataset: ``N_opt_median``).
+    With ``observed`` values (one per row), adds them and whether each lies inside each interval."""
+    probs = check_probs(probs)
+    data = draws.to_dataset(name=draws.name or "value") if isinstance(draws, xr.DataArray) else draws
+    rest = list(dict.fromkeys(d for v in data.data_vars.values() for d in v.dims if d not in SAMPLE_DIMS))
+    stacked = data.stack(_row=rest) if rest else data.expand_dims("_row")
+    size = stacked.sizes["_row"]
+    columns = [c for c in data.coords if c not in SAMPLE_DIMS and data[c].dims and set(data[c].dims) <= set(rest)]
+    table = pd.DataFrame({c: np.broadcast_to(stacked[c].values, (size,)) for c in columns})
+    for name, var in stacked.data_vars.items():
+        values = var.transpose(*SAMPLE_DIMS, "_row").values.reshape(-1, size)
+        prefix = "" if isinstance(draws, xr.DataArray) else f"{name}_"
+        table = table.assign(**{prefix + k: v for k, v in bounds(values, probs).items()})
     if observed is not None:
-        out["observed"] = observed
-        out = out.assign(**inside(observed, out, probs))
-    out.attrs["interval"] = "equal-tailed"
-    return out
+        table["observed"] = observed
+        table = table.assign(**inside(observed, table, probs))
+    table.attrs["interval"] = "equal-tailed"
+    return table

@@ -29,6 +29,8 @@ import numpy as np
 import xarray as xr
 from scipy import special, stats
 
+from .errors import OptionError
+
 __all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "distance", "flat_draws", "discrepancy_file"]
 
 LIKELIHOODS = ("student_t", "normal")
@@ -84,7 +86,7 @@ class ObservationModel:
 
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
+            raise OptionError(f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
 
     @property
     def params(self) -> tuple[str, ...]:

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .expr import Expression, ExpressionError
-from .laws import Law, LawError
+from .errors import ExpressionError, LawError, OptionError
+from .expr import Expression
+from .laws import Law
 
 __all__ = ["flops_per_token", "optimum", "budget_for_loss"]
 
@@ -69,7 +70,7 @@ def optimum(
     """
     C = np.asarray(C, dtype=float)
     if method not in ("auto", "closed", "numeric"):
-        raise ValueError(f"method must be 'auto', 'closed' or 'numeric', got {method!r}")
+        raise OptionError(f"method must be 'auto', 'closed' or 'numeric', got {method!r}")
     use_closed = method == "closed" or (method == "auto" and bool(law.optimal) and flops is None)
     if use_closed and not law.optimal:
         raise LawError(f"law {law.name!r} declares no closed-form optimum")

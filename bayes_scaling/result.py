@@ -20,7 +20,8 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from . import intervals
-from .data import DataError, RunTable, load_runs
+from .data import RunTable, load_runs
+from .errors import DataError, FitFileError, GroupError, OptionError, OutputExistsError
 from .laws import Law
 from .observation import OBSERVED, ObservationModel, distance, flat_draws
 from .priors import Prior, link_functions
@@ -79,7 +80,7 @@ def sampled_draws(
 
         def new_group(p: str = p) -> np.ndarray:
             if pooling[p] == "none":
-                raise ValueError(f"cannot predict for a new group: {p!r} has pooling 'none' (no population)")
+                raise GroupError(f"cannot predict for a new group: {p!r} has pooling 'none' (no population)")
             forward, inverse = link_functions(p, priors[p], np)
             population, sd = flat_draws(posterior[p].values)[:, None], flat_draws(posterior[f"{p}_sd"].values)[:, None]
             return inverse(forward(population) + sd * rng.standard_normal(population.shape))
@@ -88,13 +89,25 @@ def sampled_draws(
     return out
 
 
-def _log_likelihood(law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling,
-                    observation: ObservationModel) -> np.ndarray:
-    """Pointwise log density of the observed log-loss of the fitted runs, shape (chain, draw, obs)."""
+def _fitted_runs(law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling, observation: ObservationModel,
+                 seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """At the fitted runs (where the discrepancy is zero): the pointwise log density of their observed
+    log-loss, and one posterior predictive replicate of it per draw, both of shape (chain, draw, obs)."""
     sampled = sampled_draws(law, posterior, priors, pooling, runs.group)
     mu = np.log(law.evaluate_sampled(sampled, **runs.inputs))
-    loglik = observation.logpdf(np.log(runs.loss), mu, observation.noise(posterior, runs.group))
-    return loglik.reshape(posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
+    noise = observation.noise(posterior, runs.group)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
+    loglik = observation.logpdf(np.log(runs.loss), mu, noise)
+    replicates = observation.sample(mu, noise, np.random.default_rng([0 if seed is None else seed, 2]))
+    return loglik.reshape(shape), replicates.reshape(shape)
+
+
+def _in_reading_order(posterior: xr.Dataset, law: Law, observation: ObservationModel) -> xr.Dataset:
+    """The law's published parameters first (and per group), then the noise and the discrepancy's kappa,
+    then the sampler's own variables: ``az.summary(fit.tree)`` leads with what a reader wants."""
+    first = [v for p in law.params for v in (p, f"{p}_group") if v in posterior]
+    first += [v for v in (*observation.params, "kappa") if v in posterior]
+    return posterior[first + [v for v in posterior.data_vars if v not in first]]
 
 
 def discrepancy_draws(kappa: Prior, posterior: xr.Dataset, seed: int | None) -> dict[str, xr.DataArray]:
@@ -118,16 +131,19 @@ def assemble_tree(
     observation: ObservationModel,
     settings: Mapping[str, Any],
 ) -> xr.DataTree:
-    """One DataTree holding everything a fit is: posterior, sample stats, log-likelihood, runs, provenance."""
+    """One DataTree holding everything a fit is, in ArviZ's groups: posterior, sample stats, posterior
+    predictive and log-likelihood of the fitted runs' log-loss, observed and constant data (the runs),
+    and provenance in the root's attributes."""
     posterior = sampled["posterior"].to_dataset()
     if runs.group is not None:
         posterior = posterior.assign_coords(group=list(runs.groups))
     if "kappa" in priors:
         posterior = posterior.assign(discrepancy_draws(priors["kappa"], posterior, settings["seed"]))
+    posterior = _in_reading_order(posterior, law, observation)
     stats_ds = sampled["sample_stats"].to_dataset()
     stats_ds = stats_ds.drop_vars([k for k, v in stats_ds.data_vars.items() if v.dtype == object])
     obs = np.arange(len(runs))
-    loglik = _log_likelihood(law, posterior, runs, priors, pooling, observation)
+    loglik, replicates = _fitted_runs(law, posterior, runs, priors, pooling, observation, settings["seed"])
     constant = {k: ("obs", v) for k, v in runs.inputs.items()}
     if runs.group is not None:
         constant["group"] = ("obs", runs.group)
@@ -152,6 +168,7 @@ def assemble_tree(
             "/": xr.Dataset(attrs=attrs),
             "posterior": posterior,
             "sample_stats": stats_ds,
+            "posterior_predictive": xr.Dataset({OBSERVED: (("chain", "draw", "obs"), replicates)}, coords=coords),
             "log_likelihood": xr.Dataset({OBSERVED: (("chain", "draw", "obs"), loglik)}, coords=coords),
             "observed_data": xr.Dataset({OBSERVED: ("obs", np.log(runs.loss))}, coords={"obs": obs}),
             "constant_data": xr.Dataset(constant, coords={"obs": obs}),
@@ -210,8 +227,9 @@ class ScalingFit:
             "divergences": int(self.tree["sample_stats"]["diverging"].values.sum()),
         }
 
-    def warn_if_unreliable(self) -> list[str]:
-        """Warn (SamplingWarning) naming each failed check; returns the messages."""
+    @property
+    def problems(self) -> list[str]:
+        """Each failed convergence check, named: divergences, R-hat > 1.01, bulk or tail ESS < 400."""
         d = self.diagnostics
         problems = []
         if d["divergences"]:
@@ -221,6 +239,11 @@ class ScalingFit:
         for kind in ("bulk", "tail"):
             if d[f"min_ess_{kind}"] < MIN_ESS:
                 problems.append(f"{kind} ESS {d[f'min_ess_{kind}']:.0f} < {MIN_ESS}")
+        return problems
+
+    def warn_if_unreliable(self) -> list[str]:
+        """Warn (SamplingWarning) naming each failed check (:attr:`problems`); returns the messages."""
+        problems = self.problems
         for message in problems:
             warnings.warn(f"{self.law.name}: {message}; treat this posterior with care", SamplingWarning, stacklevel=3)
         return problems
@@ -257,12 +280,12 @@ class ScalingFit:
 
     # ------------------------------------------------------------------------------ prediction
     def _prediction_inputs(
-        self, runs: pd.DataFrame | None, inputs: Mapping[str, Any], group: Any
+        self, runs: pd.DataFrame | None, inputs: Mapping[str, Any], group: Any, new_group: bool = False
     ) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None]:
         """Input arrays, group labels and group codes (-1: a group not in the data) of the points."""
         if runs is not None:
             if inputs:
-                raise ValueError("give either a table of runs or inputs as keywords, not both")
+                raise OptionError("give either a table of runs or inputs as keywords, not both")
             columns = {k: v for k, v in self.runs.columns.items() if k in self.law.inputs}
             values = dict(load_runs(runs.assign(**{"__loss": 1.0}), inputs=self.law.inputs,
                                     columns={**columns, "loss": "__loss"}).inputs)
@@ -272,7 +295,7 @@ class ScalingFit:
             missing = [k for k in self.law.inputs if k not in inputs]
             unknown = [k for k in inputs if k not in self.law.inputs]
             if missing or unknown:
-                raise ValueError(f"law {self.law.name!r} predicts from inputs {list(self.law.inputs)}; "
+                raise OptionError(f"law {self.law.name!r} predicts from inputs {list(self.law.inputs)}; "
                                  f"missing {missing}, unknown {unknown}")
             arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs))
             values = dict(zip(self.law.inputs, (a.ravel() for a in arrays), strict=True))
@@ -282,16 +305,22 @@ class ScalingFit:
                     raise DataError(f"input {k} must be positive and finite, got {v[bad][0]:g}")
         if self.runs.group is None:
             if group is not None:
-                raise ValueError("this fit has no groups; predict without group=")
+                raise GroupError("this fit has no groups; predict without group=")
             return values, None, None
         if group is None:
-            raise ValueError(f"this fit is grouped by {self.runs.group_column!r}: pass group= one of "
-                             f"{list(self.runs.groups)}, or any other label for a new group")
+            raise GroupError(f"this fit is grouped by {self.runs.group_column!r}: pass group= one of "
+                             f"{list(self.runs.groups)} (or a new label with new_group=True)")
         labels = np.broadcast_to(np.asarray(group, dtype=str), next(iter(values.values())).shape)
-        return values, labels, self._group_codes(labels)
+        return values, labels, self._group_codes(labels, new_group)
 
-    def _group_codes(self, labels: Sequence[str]) -> np.ndarray:
-        """Each label's group index; each label not in the data is its own new group: codes -1, -2, ..."""
+    def _group_codes(self, labels: Sequence[str], new_group: bool = False) -> np.ndarray:
+        """Each label's group index; with ``new_group``, each label not in the data is its own new group
+        (codes -1, -2, ...), drawn from the population; without, such a label is an error."""
+        unknown = sorted({str(g) for g in labels} - set(self.runs.groups))
+        if unknown and not new_group:
+            raise GroupError(f"unknown group(s) {unknown} of {self.runs.group_column!r}; this fit knows "
+                             f"{list(self.runs.groups)}. To predict for a group not in the fit (from the "
+                             "population, a wider band) pass new_group=True (CLI: --new-group)")
         index = {g: i for i, g in enumerate(self.runs.groups)}
         index.update({g: -1 - i for i, g in enumerate(dict.fromkeys(g for g in labels if g not in index))})
         return np.array([index[g] for g in labels])
@@ -340,7 +369,7 @@ class ScalingFit:
         discrepancy); ``"observation"``: a new run's observed loss (adds the noise).
         """
         if kind not in ("mean", "observation"):
-            raise ValueError(f"kind must be 'mean' or 'observation', got {kind!r}")
+            raise OptionError(f"kind must be 'mean' or 'observation', got {kind!r}")
         rng = np.random.default_rng(seed)
         mu, noise = self._predictive(inputs, codes, rng)
         return self.observation.sample(mu, noise, rng) if kind == "observation" else mu
@@ -373,6 +402,28 @@ class ScalingFit:
         tree.attrs = {**tree.attrs, "priors": json.dumps({k: v.to_dict() for k, v in priors.items()})}
         return ScalingFit(tree)
 
+    def _as_draws(self, values: np.ndarray, dims: tuple[str, ...], coords: Mapping[str, Any], name: str,
+                  **attrs: Any) -> xr.DataArray:
+        """Draws of shape (chain * draw, ...) as a DataArray with dims (chain, draw, *dims)."""
+        post = self.tree["posterior"]
+        shape = (post.sizes["chain"], post.sizes["draw"], *values.shape[1:])
+        return xr.DataArray(values.reshape(shape), dims=("chain", "draw", *dims), name=name, attrs=attrs,
+                            coords={"chain": post["chain"].values, "draw": post["draw"].values, **coords})
+
+    def predict_draws(
+        self, runs: pd.DataFrame | None = None, *, kind: str = "mean", group: str | Sequence[str] | None = None,
+        new_group: bool = False, seed: int | None = None, **inputs: Any,
+    ) -> xr.DataArray:
+        """Posterior draws of the loss at new runs or inputs: dims (chain, draw, point), with each point's
+        inputs, group and distance from the fitted runs as coordinates. Arguments as in :meth:`predict`."""
+        values, labels, codes = self._prediction_inputs(runs, inputs, group, new_group)
+        coords: dict[str, Any] = {k: ("point", v) for k, v in values.items()}
+        if codes is not None:
+            coords.update(group=("point", labels), new_group=("point", codes < 0))
+        coords["distance"] = ("point", self.distance(values, codes))
+        return self._as_draws(self.loss_draws(values, codes, kind=kind, seed=seed), ("point",), coords, "loss",
+                              kind=kind)
+
     def predict(
         self,
         runs: pd.DataFrame | None = None,
@@ -380,6 +431,7 @@ class ScalingFit:
         prob: float | tuple[float, ...] = intervals.PROBS,
         kind: str = "mean",
         group: str | Sequence[str] | None = None,
+        new_group: bool = False,
         seed: int | None = None,
         **inputs: Any,
     ) -> pd.DataFrame:
@@ -391,31 +443,20 @@ class ScalingFit:
         ``kind="mean"``: the expected loss of a run there; ``"observation"``: a new run's observed loss.
         A table of runs that has the fit's loss column gets ``observed`` and, per interval,
         ``inside_eti50``...: to check runs you held out, use ``kind="observation"``. A grouped fit needs
-        ``group`` (or the group column in the table): a known group's label, or any other label to
-        predict for a new group from the population (a wider band). ``seed`` fixes the random draws.
+        ``group`` (or the group column in the table), a label the fit knows; ``new_group=True`` allows
+        other labels, each predicted as a new group from the population (a wider band). ``seed`` fixes the
+        random draws. The draws themselves: :meth:`predict_draws`.
         """
         probs = intervals.check_probs(prob)
-        points, draws = self.predictive_draws(runs, kind=kind, group=group, seed=seed, **inputs)
-        table = intervals.table(points, draws, probs, self.observed_loss(runs))
+        draws = self.predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed, **inputs)
+        table = intervals.summarize(draws, probs, self.observed_loss(runs))
         table.attrs["kind"] = kind
         return table
 
-    def predictive_draws(
-        self, runs: pd.DataFrame | None = None, *, kind: str = "mean", group: str | Sequence[str] | None = None,
-        seed: int | None = None, **inputs: Any,
-    ) -> tuple[pd.DataFrame, np.ndarray]:
-        """The points (their inputs, group and distance from the fitted runs) and posterior draws of their
-        loss, shape (chain * draw, points); arguments as in :meth:`predict`."""
-        values, labels, codes = self._prediction_inputs(runs, inputs, group)
-        points = pd.DataFrame(values)
-        if codes is not None:
-            points["group"], points["new_group"] = labels, codes < 0
-        points["distance"] = self.distance(values, codes)
-        return points, self.loss_draws(values, codes, kind=kind, seed=seed)
-
-    def log_predictive_density(self, runs: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
+    def log_predictive_density(self, runs: pd.DataFrame, *, new_group: bool = False, seed: int | None = None
+                               ) -> np.ndarray:
         """Log posterior predictive density of each run's observed log-loss (the runs need their loss)."""
-        values, _, codes = self._prediction_inputs(runs, {}, None)
+        values, _, codes = self._prediction_inputs(runs, {}, None, new_group)
         logp = self.log_density(values, codes, self.checked_loss(runs), seed)
         return logsumexp(logp, axis=0) - np.log(logp.shape[0])
 
@@ -443,22 +484,21 @@ class ScalingFit:
         return values
 
     # ------------------------------------------------------------------------------ compute-optimal
-    def _group_draws(self, group: str | Sequence[str] | None, seed: int | None) -> list[tuple[str | None, dict, Any]]:
-        """(label, sampled draws of shape (S, 1), discrepancy offset) for each group asked for: every known
-        one by default. The offset maps inputs of shape (S, budgets) to the discrepancy's log-offsets."""
+    def _group_draws(self, group: str | Sequence[str] | None, new_group: bool, seed: int | None
+                     ) -> tuple[list[str] | None, list[tuple[dict, Any]]]:
+        """The group labels asked for (every known one by default; None for a fit without groups) and, for
+        each, sampled draws of shape (S, 1) and the discrepancy's offset, which maps inputs of shape
+        (S, budgets) to log-offsets."""
         rng = np.random.default_rng(seed)
         if self.runs.group is None:
             if group is not None:
-                raise ValueError("this fit has no groups; call without group=")
+                raise GroupError("this fit has no groups; call without group=")
             sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, None)
-            return [(None, sampled, self._offset(None))]
-        labels = self.runs.groups if group is None else np.atleast_1d(np.asarray(group, dtype=str))
-        out = []
-        for g in labels:
-            codes = self._group_codes([g])
-            out.append((g, sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng),
-                        self._offset(codes, rng)))
-        return out
+            return None, [(sampled, self._offset(None))]
+        labels = list(self.runs.groups) if group is None else [str(g) for g in np.atleast_1d(group)]
+        codes = self._group_codes(labels, new_group)
+        return labels, [(sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes[i:i + 1], rng),
+                         self._offset(codes[i:i + 1], rng)) for i in range(len(labels))]
 
     def _offset(self, codes: np.ndarray | None, rng: np.random.Generator | None = None) -> Any:
         """The discrepancy as a function of inputs of shape (S, k), for one group (None without it)."""
@@ -470,10 +510,54 @@ class ScalingFit:
             shape = np.broadcast_shapes(*(np.shape(v) for v in inputs.values()))
             flat = {k: np.broadcast_to(v, shape).ravel() for k, v in inputs.items()}
             size = next(iter(flat.values())).size
-            return self._delta(self.distance(flat, None if codes is None else np.repeat(codes, size)).reshape(shape),
-                               sigma)
+            dist = self.distance(flat, None if codes is None else np.repeat(codes, size))
+            return self._delta(dist.reshape(shape), sigma)
 
         return offset
+
+    def _by_group(self, labels: list[str] | None, parts: list[dict[str, np.ndarray]], trailing: tuple[str, ...],
+                  coords: Mapping[str, Any]) -> xr.Dataset:
+        """Per-group dicts of draws (S, *trailing) as one Dataset: dims (chain, draw[, group], *trailing)."""
+        dims = trailing if labels is None else ("group", *trailing)
+        coords = dict(coords) | ({} if labels is None else {"group": labels})
+        return xr.Dataset({name: self._as_draws(np.stack([p[name] for p in parts], axis=1) if labels is not None
+                                                else parts[0][name], dims, coords, name)
+                           for name in parts[0]})
+
+    def optimal_draws(
+        self,
+        C: float | Sequence[float],
+        *,
+        flops: str | None = None,
+        group: str | Sequence[str] | None = None,
+        new_group: bool = False,
+        method: str = "auto",
+        seed: int | None = None,
+        **fixed: float,
+    ) -> xr.Dataset:
+        """Posterior draws of the compute-optimal allocation (see :meth:`compute_optimal`): ``N_opt``,
+        ``D_opt``, ``loss``, ``tokens_per_param``, ``a``, ``b``, dims (chain, draw[, group], budget), the
+        budgets in the coordinate ``C``."""
+        from .optimal import optimum
+
+        budgets = np.atleast_1d(np.asarray(C, dtype=float))
+        if budgets.ndim != 1 or not np.all(np.isfinite(budgets) & (budgets > 0)):
+            raise OptionError(f"compute budgets must be positive numbers, got {C!r}")
+        step = 10**0.5  # local exponents: log-slope over the decade C / step .. C * step
+        labels, groups = self._group_draws(group, new_group, seed)
+        parts = []
+        for sampled, offset in groups:
+            opt = optimum(self.law, sampled, budgets[None, :], flops=flops, fixed=fixed, method=method, offset=offset)
+            up = optimum(self.law, sampled, budgets[None, :] * step, flops=flops, fixed=fixed, method=method)
+            down = optimum(self.law, sampled, budgets[None, :] / step, flops=flops, fixed=fixed, method=method)
+            parts.append({
+                "N_opt": opt["N"], "D_opt": opt["D"], "loss": opt["loss"], "tokens_per_param": opt["D"] / opt["N"],
+                "a": np.log(up["N"] / down["N"]) / (2 * np.log(step)),
+                "b": np.log(up["D"] / down["D"]) / (2 * np.log(step)),
+            })
+        out = self._by_group(labels, parts, ("budget",), {"C": ("budget", budgets)})
+        out.attrs.update(method=method, flops=flops or str(self.law.compute))
+        return out
 
     def compute_optimal(
         self,
@@ -482,6 +566,7 @@ class ScalingFit:
         prob: float | tuple[float, ...] = intervals.PROBS,
         flops: str | None = None,
         group: str | Sequence[str] | None = None,
+        new_group: bool = False,
         method: str = "auto",
         seed: int | None = None,
         **fixed: float,
@@ -495,33 +580,40 @@ class ScalingFit:
         (D_opt ~ C^b), as log-slopes over the decade around C (exact for power-law frontiers). The loss
         carries the extrapolation discrepancy at the allocation's distance from the runs; the allocation
         is the law's. ``flops`` replaces the law's FLOPs formula (one proportional to D, e.g.
-        ``"6 * N * D + 6 * 4096 * 24 * D"``); ``fixed`` sets other inputs (``U=`` unique tokens).
+        ``"6 * N * D + 6 * 4096 * 24 * D"``); ``fixed`` sets other inputs (``U=`` unique tokens). A grouped
+        fit gives every group, or ``group``. The draws themselves: :meth:`optimal_draws`.
         """
-        from .optimal import optimum
-
         probs = intervals.check_probs(prob)
-        budgets = np.atleast_1d(np.asarray(C, dtype=float))
-        if budgets.ndim != 1 or not np.all(np.isfinite(budgets) & (budgets > 0)):
-            raise ValueError(f"compute budgets must be positive numbers, got {C!r}")
-        step = 10**0.5  # local exponents: log-slope over the decade C / step .. C * step
-        rows = []
-        for label, sampled, offset in self._group_draws(group, seed):
-            opt = optimum(self.law, sampled, budgets[None, :], flops=flops, fixed=fixed, method=method, offset=offset)
-            up = optimum(self.law, sampled, budgets[None, :] * step, flops=flops, fixed=fixed, method=method)
-            down = optimum(self.law, sampled, budgets[None, :] / step, flops=flops, fixed=fixed, method=method)
-            draws = {
-                "N_opt": opt["N"], "D_opt": opt["D"], "loss": opt["loss"], "tokens_per_param": opt["D"] / opt["N"],
-                "a": np.log(up["N"] / down["N"]) / (2 * np.log(step)),
-                "b": np.log(up["D"] / down["D"]) / (2 * np.log(step)),
-            }
-            for k, budget in enumerate(budgets):
-                row: dict[str, Any] = {"C": budget} if label is None else {"C": budget, "group": label}
-                for name, values in draws.items():
-                    row.update({f"{name}_{key}": float(v) for key, v in intervals.bounds(values[:, k], probs).items()})
-                rows.append(row)
-        table = pd.DataFrame(rows)
-        table.attrs.update(interval="equal-tailed", method=method, flops=flops or str(self.law.compute))
+        draws = self.optimal_draws(C, flops=flops, group=group, new_group=new_group, method=method, seed=seed,
+                                   **fixed)
+        table = intervals.summarize(draws, probs)
+        table.attrs.update(draws.attrs)
         return table
+
+    def budget_draws(
+        self,
+        target: float,
+        *,
+        flops: str | None = None,
+        group: str | Sequence[str] | None = None,
+        new_group: bool = False,
+        method: str = "auto",
+        seed: int | None = None,
+        **fixed: float,
+    ) -> xr.Dataset:
+        """Posterior draws of the smallest budget that reaches loss ``target`` (see
+        :meth:`compute_for_loss`): ``C``, ``N``, ``D`` (NaN where the draw never reaches it) and
+        ``reachable``, dims (chain, draw[, group])."""
+        from .optimal import budget_for_loss
+
+        if not (isinstance(target, int | float) and not isinstance(target, bool) and target > 0):
+            raise OptionError(f"target loss must be a positive number, got {target!r}")
+        labels, groups = self._group_draws(group, new_group, seed)
+        parts = [budget_for_loss(self.law, sampled, float(target), flops=flops, fixed=fixed, method=method,
+                                 offset=offset) for sampled, offset in groups]
+        out = self._by_group(labels, parts, (), {})
+        out.attrs["target"] = float(target)
+        return out
 
     def compute_for_loss(
         self,
@@ -530,6 +622,7 @@ class ScalingFit:
         prob: float | tuple[float, ...] = intervals.PROBS,
         flops: str | None = None,
         group: str | Sequence[str] | None = None,
+        new_group: bool = False,
         method: str = "auto",
         seed: int | None = None,
         **fixed: float,
@@ -539,42 +632,105 @@ class ScalingFit:
         The loss at each budget carries the extrapolation discrepancy, so draws whose curve tilts upward
         far beyond the runs may never reach the target, as may draws whose irreducible loss lies above
         it: ``reachable_fraction`` says which fraction of the posterior reaches it at some budget up to
-        1e40 FLOPs, the intervals describe those draws alone, and a warning says so.
+        1e40 FLOPs, the intervals describe those draws alone, and a warning says so. The draws
+        themselves: :meth:`budget_draws`.
         """
-        from .optimal import budget_for_loss
-
         probs = intervals.check_probs(prob)
-        if not (isinstance(target, int | float) and target > 0):
-            raise ValueError(f"target loss must be a positive number, got {target!r}")
-        rows = []
-        for label, sampled, offset in self._group_draws(group, seed):
-            found = budget_for_loss(self.law, sampled, float(target), flops=flops, fixed=fixed, method=method,
-                                    offset=offset)
-            share = float(found["reachable"].mean())
+        draws = self.budget_draws(target, flops=flops, group=group, new_group=new_group, method=method, seed=seed,
+                                  **fixed)
+        share = draws["reachable"].mean(intervals.SAMPLE_DIMS)
+        labels = list(draws["group"].values) if "group" in draws.dims else [None]
+        for label, fraction in zip(labels, np.atleast_1d(share.values), strict=True):
             name = "" if label is None else f" for group {label!r}"
-            if share == 0:
-                raise ValueError(f"loss {target:g} is out of reach{name}: no posterior draw gets there at any budget "
-                                 "up to 1e40 FLOPs (the target is below the loss the law can reach)")
-            if share < 1:
-                warnings.warn(f"loss {target:g}{name} is out of reach for {1 - share:.1%} of the posterior (below "
-                              "its irreducible loss, or its extrapolation discrepancy keeps it above); intervals "
-                              "describe the other draws", stacklevel=2)
-            row: dict[str, Any] = {"target": float(target)} | ({} if label is None else {"group": label})
-            row["reachable_fraction"] = share
-            for key in ("C", "N", "D"):
-                ok = found[key][found["reachable"]]
-                row.update({f"{key}_{k}": float(v) for k, v in intervals.bounds(ok, probs).items()})
-            rows.append(row)
-        table = pd.DataFrame(rows)
-        table.attrs.update(interval="equal-tailed")
+            if fraction == 0:
+                raise OptionError(f"loss {target:g} is out of reach{name}: no posterior draw gets there at any "
+                                  "budget up to 1e40 FLOPs (the target is below the loss the law can reach)")
+            if fraction < 1:
+                warnings.warn(f"loss {target:g}{name} is out of reach for {1 - fraction:.1%} of the posterior "
+                              "(below its irreducible loss, or its extrapolation discrepancy keeps it above); "
+                              "intervals describe the other draws", stacklevel=2)
+        table = intervals.summarize(draws[["C", "N", "D"]], probs)
+        table.insert(0, "target", float(target))
+        table.insert(1 + ("group" in table), "reachable_fraction", np.atleast_1d(share.values).astype(float))
         return table
+
+    # ------------------------------------------------------------------------------ the model, refits
+    def _priors_with_spreads(self) -> dict[str, Prior]:
+        """The priors of the PyMC model (no kappa), with the spread prior of each partially pooled
+        parameter (fits saved before it was stored get the default)."""
+        from .priors import GROUP_SD
+
+        priors = {k: v for k, v in self.priors.items() if k != "kappa"}
+        for p, mode in self.pooling.items():
+            if mode == "partial":
+                priors.setdefault(f"{p}_sd", Prior.from_spec(f"{p}_sd", GROUP_SD))
+        return priors
+
+    @property
+    def model(self) -> Any:
+        """The fit's PyMC model (a ``pm.Model`` with its runs as data), built anew: changing it changes
+        no fit and no compiled model kept for reuse."""
+        from .model import build_model
+
+        return build_model(self.law, self.runs, self._priors_with_spreads(), observation=self.observation,
+                           pooling=self.pooling)
+
+    def _fit_options(self) -> dict[str, Any]:
+        """What ``fit`` needs to fit this model again: the law as written (data-derived scales unset), its
+        priors, observation model, pooling, sampler settings and columns."""
+        s = self.settings
+        columns = {k: v for k, v in self.runs.columns.items() if k in (*self.law.inputs, "loss")}
+        return dict(law=Law.from_toml(self.tree.attrs["law"], origin=f"fit of {self.law.name!r}"),
+                    priors={**self._priors_with_spreads(), **({"kappa": self.priors["kappa"]}
+                                                             if "kappa" in self.priors else {})},
+                    likelihood=self.likelihood, noise_by_group=self.observation.noise_by_group,
+                    discrepancy=self.observation.discrepancy, pooling=dict(self.pooling),
+                    group=self.runs.group_column, columns=columns,
+                    **{k: s[k] for k in ("sampler", "chains", "draws", "tune", "target_accept", "adaptation")})
+
+    def refit(self, runs: pd.DataFrame | str | Path, *, seed: int | None = None, progressbar: bool = True,
+              cache: Any = None) -> ScalingFit:
+        """The same model (law, priors, observation model, pooling and sampler settings) fitted to other
+        runs with the same columns; in this process it reuses the compiled model when the groups match."""
+        from .fit import fit
+
+        return fit(runs, **self._fit_options(), seed=seed, progressbar=progressbar, cache=cache)
+
+    def extend(self, draws: int | None = None, *, seed: int | None = None, progressbar: bool = True,
+               cache: Any = None) -> ScalingFit:
+        """More posterior draws: at least ``draws`` more (default: as many as the fit has), sampled with the
+        same model and settings as new chains of the fit's length (a chain cannot be resumed) and appended
+        to its chains. Diagnostics then cover every chain."""
+        from .fit import fit
+
+        post = self.tree["posterior"]
+        per_chain, chains = post.sizes["draw"], post.sizes["chain"]
+        more = int(np.ceil((draws or per_chain * chains) / per_chain))
+        if seed is None:
+            seed = int(np.random.SeedSequence([int(self.settings["seed"]), chains]).generate_state(1)[0])
+        options = self._fit_options() | {"chains": more, "draws": per_chain}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)  # checked once, on every chain together
+            extra = fit(self.runs, **options, seed=seed, progressbar=progressbar, cache=cache)
+        tree = self.tree.copy()
+        for name in ("posterior", "sample_stats", "posterior_predictive", "log_likelihood"):
+            new = extra.tree[name].to_dataset().assign_coords(chain=np.arange(chains, chains + more))
+            tree[name] = xr.DataTree(xr.concat([self.tree[name].to_dataset(), new], dim="chain", join="outer"))
+        settings = dict(self.settings, chains=chains + more, seeds=[*self.settings.get("seeds", [self.settings["seed"]]),
+                                                                    seed])
+        tree.attrs = {**tree.attrs, "settings": json.dumps(settings)}
+        result = ScalingFit(tree)
+        result.warn_if_unreliable()
+        return result
 
     # ------------------------------------------------------------------------------ persistence
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the fit to one netCDF file, atomically; refuses an existing file unless ``overwrite``."""
         path = Path(path)
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
+            raise OutputExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
+        if not path.resolve().parent.is_dir():
+            raise FitFileError(f"cannot save to {str(path)!r}: folder {str(path.parent)!r} does not exist")
         fd, tmp = tempfile.mkstemp(suffix=".nc.tmp", dir=path.parent if str(path.parent) else ".")
         os.close(fd)
         try:
@@ -593,7 +749,7 @@ class ScalingFit:
                     with open(tmp, "rb") as src, open(path, "xb") as dst:
                         shutil.copyfileobj(src, dst)
         except FileExistsError:
-            raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it") from None
+            raise OutputExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it") from None
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -604,14 +760,14 @@ class ScalingFit:
         """Read a fit written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no saved fit at {str(path)!r}")
+            raise FitFileError(f"no saved fit at {str(path)!r}")
         try:
             with xr.open_datatree(path, engine="h5netcdf") as tree:
                 tree = tree.load()
         except (OSError, ValueError) as err:
-            raise ValueError(f"{str(path)!r} is not a saved bayes_scaling fit (netCDF): {err}") from None
+            raise FitFileError(f"{str(path)!r} is not a saved bayes_scaling fit (netCDF): {err}") from None
         if "law" not in tree.attrs:
-            raise ValueError(f"{str(path)!r} is not a bayes_scaling fit (no law in its attributes)")
+            raise FitFileError(f"{str(path)!r} is not a bayes_scaling fit (no law in its attributes)")
         return cls(tree)
 
     def __repr__(self) -> str:

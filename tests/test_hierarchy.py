@@ -50,14 +50,17 @@ def test_hierarchical_recovery(grouped_fit, grouped_runs):
 def test_new_group_band_is_wider_than_every_known_group(grouped_fit):
     at = {"N": 7e10, "D": 1.4e12}
     known = grouped_fit.predict(group=[f"g{g}" for g in range(8)], N=np.full(8, at["N"]), D=np.full(8, at["D"]))
-    new = grouped_fit.predict(group="a new dataset", seed=0, **at)
+    new = grouped_fit.predict(group="a new dataset", new_group=True, seed=0, **at)
     assert not known["new_group"].any() and new["new_group"].all()
+    with pytest.raises(bs.GroupError, match=r"unknown group\(s\) \['a new dataset'\].*knows \['g0'.*new_group=True"):
+        grouped_fit.predict(group="a new dataset", **at)
     width = lambda t: (t["eti90_upper"] - t["eti90_lower"]).to_numpy()  # noqa: E731
     assert (width(new)[0] > width(known)).all()
 
 
 def test_two_new_groups_are_independent(grouped_fit):
-    table = grouped_fit.predict(N=[7e10, 7e10], D=[1.4e12, 1.4e12], group=["new-1", "new-2"], seed=0)
+    table = grouped_fit.predict(N=[7e10, 7e10], D=[1.4e12, 1.4e12], group=["new-1", "new-2"], new_group=True,
+                                 seed=0)
     assert table["new_group"].all()
     draws = grouped_fit.loss_draws({"N": np.full(2, 7e10), "D": np.full(2, 1.4e12)}, np.array([-1, -2]), seed=0)
     assert not np.allclose(draws[:, 0], draws[:, 1])
@@ -94,7 +97,7 @@ def test_noise_by_group(grouped_runs):
     assert result.posterior["sigma"].dims == ("chain", "draw", "group")
     assert {"sigma[g0]", "sigma[g2]"} <= set(result.summary().index)
     known = result.predict(N=1e9, D=2e10, group="g1", kind="observation", seed=0)
-    new = result.predict(N=1e9, D=2e10, group="elsewhere", kind="observation", seed=0)
+    new = result.predict(N=1e9, D=2e10, group="elsewhere", new_group=True, kind="observation", seed=0)
     assert np.isfinite(known["median"]).all() and np.isfinite(new["median"]).all()
     assert result.tree["log_likelihood"]["log_loss"].shape == (2, 300, len(runs))
     with pytest.raises(ValueError, match="noise_by_group=True needs a group column"):

@@ -118,7 +118,9 @@ def test_grouped_compute_optimal(chinchilla_runs):
         result = bs.fit(runs, group="dataset", draws=300, tune=300, chains=2, seed=1, progressbar=False)
     table = result.compute_optimal([1e21, 1e23])
     assert list(table["group"]) == ["a", "a", "b", "b"]
-    new = result.compute_optimal(1e23, group="unseen", seed=0, prob=0.9)
+    with pytest.raises(bs.GroupError, match=r"unknown group\(s\) \['unseen'\].*knows \['a', 'b'\]"):
+        result.compute_optimal(1e23, group="unseen")
+    new = result.compute_optimal(1e23, group="unseen", new_group=True, seed=0, prob=0.9)
     known = result.compute_optimal(1e23, group=["a", "b"], prob=0.9)
     width = lambda t: (t["N_opt_eti90_upper"] / t["N_opt_eti90_lower"]).to_numpy()  # noqa: E731
     assert new["group"][0] == "unseen" and (width(new)[0] > width(known)).all()
