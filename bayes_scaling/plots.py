@@ -1,27 +1,35 @@
-"""Figures (matplotlib only). Every function takes ``ax=None`` and returns the Axes it drew on."""
+"""Figures (matplotlib only). Every function takes ``ax=None`` and returns the Axes it drew on (a Figure
+where it draws one panel per group). Bands are drawn from posterior draws (``ScalingFit.predict_draws``,
+``optimal_draws``), never parsed back out of tables; :func:`plot_draws` draws any such draws."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import intervals
+from .errors import OptionError
 
 if TYPE_CHECKING:
+    import xarray as xr
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from .calibration import Calibration
     from .result import ScalingFit
 
-__all__ = ["plot_loss", "plot_frontier", "plot_isoflop", "plot_exponents", "plot_calibration", "plot_pit", "PUBLISHED"]
+__all__ = ["plot_draws", "plot_loss", "plot_frontier", "plot_isoflop", "plot_exponents", "plot_calibration",
+           "plot_pit", "plot_ppc", "plot_residuals", "plot_pareto_k", "plot_loo_pit", "plot_rank", "group_colors",
+           "PUBLISHED"]
 
 #: Published allocations to overlay on the frontier: (label, N, D, C = 6ND).
 PUBLISHED = (
     ("Chinchilla 70B / 1.4T", 70e9, 1.4e12, 6 * 70e9 * 1.4e12),
     ("Gopher 280B / 300B", 280e9, 300e9, 6 * 280e9 * 300e9),
 )
+_LABELS = {"N": "parameters N", "D": "tokens D", "C": "compute C (FLOPs)", "U": "unique tokens U"}
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -32,18 +40,59 @@ def _axes(ax: Axes | None) -> Axes:
     return ax
 
 
-def _band(ax: Axes, x: np.ndarray, table, probs: Sequence[float], color, label: str, ls: str = "-") -> None:
+def _figure(n: int, width: float = 3.4, height: float = 2.8) -> tuple[Figure, list[Axes]]:
+    """A figure of ``n`` small panels, up to four a row (one per group), outside pyplot's state."""
+    from matplotlib.figure import Figure
+
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(width * cols, height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for extra in axes.ravel()[n:]:
+        extra.set_visible(False)
+    return fig, list(axes.ravel()[:n])
+
+
+def group_colors(n: int) -> list:
+    """``n`` distinguishable colours: tab10 up to 10 groups, tab20 up to 20, a sequential map beyond."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["viridis"](i / (n - 1)) for i in range(n)]
+
+
+def _band(ax: Axes, x: np.ndarray, draws: np.ndarray, probs: Sequence[float], color: Any, label: str,
+          ls: str = "-") -> None:
+    """Median and equal-tailed bands of ``draws`` (samples, len(x)) against ``x``."""
+    found = intervals.bounds(draws, probs)
     for p in sorted(probs, reverse=True):
         name = intervals.label(p)
-        ax.fill_between(x, table[f"{name}_lower"], table[f"{name}_upper"], color=color, alpha=0.12 + 0.25 * (1 - p),
+        ax.fill_between(x, found[f"{name}_lower"], found[f"{name}_upper"], color=color, alpha=0.12 + 0.25 * (1 - p),
                         lw=0)
-    ax.plot(x, table["median"], color=color, lw=1.6, ls=ls, label=label)
+    ax.plot(x, found["median"], color=color, lw=1.6, ls=ls, label=label)
 
 
-def _groups(fit: ScalingFit, group) -> list:
+def plot_draws(draws: xr.DataArray, x: str, *, ax: Axes | None = None, prob: Sequence[float] = intervals.PROBS,
+               color: Any = "C0", label: str | None = None) -> Axes:
+    """Median and bands of draws with dims (chain, draw, point) against their coordinate ``x`` (e.g. the
+    output of ``fit.predict_draws(N=grid, D=20 * grid)`` against ``"N"``), on log-log axes."""
+    ax = _axes(ax)
+    if x not in draws.coords:
+        raise OptionError(f"the draws have no coordinate {x!r}; they have {sorted(draws.coords)}")
+    order = np.argsort(draws[x].values)
+    _band(ax, draws[x].values[order], intervals.sample_matrix(draws)[:, order], intervals.check_probs(prob),
+          color, label or str(draws.name or ""))
+    ax.set(xscale="log", yscale="log", xlabel=_LABELS.get(x, x), ylabel=str(draws.name or ""))
+    return ax
+
+
+def _groups(fit: ScalingFit, group: Any) -> list:
     if fit.runs.group is None:
         return [None]
-    return list(fit.runs.groups) if group is None else list(np.atleast_1d(group))
+    return list(fit.runs.groups) if group is None else [str(g) for g in np.atleast_1d(group)]
 
 
 def _run_x(fit: ScalingFit, x: str) -> np.ndarray:
@@ -52,7 +101,11 @@ def _run_x(fit: ScalingFit, x: str) -> np.ndarray:
         return inputs[x]
     if x == "C" and {"N", "D"} <= set(inputs):
         return fit.law.compute_flops(**inputs)
-    raise ValueError(f"law {fit.law.name!r} has inputs {list(fit.law.inputs)}; cannot plot against {x!r}")
+    raise OptionError(f"law {fit.law.name!r} has inputs {list(fit.law.inputs)}; cannot plot against {x!r}")
+
+
+def _mine(fit: ScalingFit, group: str | None) -> Any:
+    return slice(None) if group is None else fit.runs.group == fit.runs.groups.index(group)
 
 
 def plot_loss(
@@ -63,16 +116,15 @@ def plot_loss(
     prob: Sequence[float] = intervals.PROBS,
     tokens_per_param: float | None = None,
     extrapolate: float = 100.0,
-    group=None,
+    group: Any = None,
 ) -> Axes:
     """Loss against N, D or C on log-log axes: the runs, the median curve and its bands, and the
     extrapolated region (beyond the largest run, up to ``extrapolate`` times it) shaded.
 
     Against N or D the other input follows ``tokens_per_param`` (default: the runs' median); against C
-    the curve is the loss at the compute-optimal allocation.
+    the curve is the loss at the compute-optimal allocation. A grouped fit draws every group (or
+    ``group``) in its own colour.
     """
-    import matplotlib.pyplot as plt
-
     ax = _axes(ax)
     probs = intervals.check_probs(prob)
     seen = _run_x(fit, x)
@@ -81,12 +133,12 @@ def plot_loss(
     tpp = tokens_per_param
     if tpp is None and {"N", "D"} <= set(inputs):
         tpp = float(np.median(fit.runs.inputs["D"] / fit.runs.inputs["N"]))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, g in enumerate(_groups(fit, group)):
-        kw = {} if g is None else {"group": g}
+    groups = _groups(fit, group)
+    colors = group_colors(len(groups))
+    for g, color in zip(groups, colors, strict=True):
         if x == "C" and x not in inputs:
-            opt = fit.compute_optimal(grid, prob=probs, **kw)
-            table = opt.rename(columns=lambda c: c.removeprefix("loss_"))
+            opt = fit.optimal_draws(grid, group=g)["loss"]
+            draws = intervals.sample_matrix(opt if g is None else opt.sel(group=g))
             label = "compute-optimal"
         else:
             at = {x: grid}
@@ -96,20 +148,17 @@ def plot_loss(
                 at["N"] = grid / tpp
             if "U" in inputs and "D" in at:
                 at["U"] = at["D"]  # unique tokens: no repetition
-            for k in inputs:
-                at.setdefault(k, None)
-            if any(v is None for v in at.values()):
-                raise ValueError(f"cannot plot law {fit.law.name!r} (inputs {list(inputs)}) against {x!r}")
-            table = fit.predict(prob=probs, **at, **kw)
+            if set(at) != set(inputs):
+                raise OptionError(f"cannot plot law {fit.law.name!r} (inputs {list(inputs)}) against {x!r}")
+            draws = intervals.sample_matrix(fit.predict_draws(group=g, **at))
             label = f"D = {tpp:.3g} N" if x in ("N", "D") and {"N", "D"} <= set(inputs) else "law"
-        _band(ax, grid, table, probs, colors[i % len(colors)], label if g is None else f"{g}")
-        mine = slice(None) if g is None else fit.runs.group == fit.runs.groups.index(g)
-        ax.scatter(seen[mine], fit.runs.loss[mine], s=12, color=colors[i % len(colors)], edgecolor="k", lw=0.3,
-                   zorder=3)
+        _band(ax, grid, draws, probs, color, label if g is None else f"{g}")
+        mine = _mine(fit, g)
+        ax.scatter(seen[mine], fit.runs.loss[mine], s=12, color=color, edgecolor="k", lw=0.3, zorder=3)
     ax.axvspan(seen.max(), grid.max(), color="0.85", alpha=0.5, lw=0, label="extrapolation")
-    ax.set(xscale="log", yscale="log", xlabel={"N": "parameters N", "D": "tokens D", "C": "compute C (FLOPs)"}.get(x, x),
-           ylabel="loss", title=f"{fit.law.name}: bands {', '.join(f'{100 * p:g}%' for p in probs)} (equal-tailed)")
-    ax.legend(fontsize=8)
+    ax.set(xscale="log", yscale="log", xlabel=_LABELS.get(x, x), ylabel="loss",
+           title=f"{fit.law.name}: bands {', '.join(f'{100 * p:g}%' for p in probs)} (equal-tailed)")
+    ax.legend(fontsize=8, ncol=1 + len(groups) // 8)
     return ax
 
 
@@ -120,30 +169,32 @@ def plot_frontier(
     ax: Axes | None = None,
     prob: Sequence[float] = intervals.PROBS,
     published: Sequence[tuple[str, float, float, float]] = PUBLISHED,
-    group=None,
+    group: Any = None,
 ) -> Axes:
-    """The compute-optimal frontier N_opt(C) and D_opt(C) with bands, published allocations overlaid."""
+    """The compute-optimal frontier N_opt(C) and D_opt(C) with bands, published allocations overlaid.
+    A grouped fit draws each group in its own colour, N_opt solid and D_opt dashed."""
     ax = _axes(ax)
     probs = intervals.check_probs(prob)
     if C is None:
         seen = _run_x(fit, "C")
         C = np.geomspace(seen.min(), max(seen.max() * 1e3, 1e25), 40)
     C = np.asarray(C, dtype=float)
-    for i, g in enumerate(_groups(fit, group)):
-        table = fit.compute_optimal(C, prob=probs, **({} if g is None else {"group": g}))
+    groups = _groups(fit, group)
+    colors = group_colors(len(groups)) if groups != [None] else None
+    draws = fit.optimal_draws(C, group=None if groups == [None] else groups)
+    for i, g in enumerate(groups):
+        part = draws if g is None else draws.sel(group=g)
         suffix = "" if g is None else f" ({g})"
-        # one colour per quantity, or per group with D_opt dashed
-        for name, color, ls in (("N_opt", "C0" if g is None else f"C{i}", "-"),
-                                ("D_opt", "C1" if g is None else f"C{i}", "-" if g is None else "--")):
-            part = table.filter(like=f"{name}_").rename(columns=lambda c: c.removeprefix(f"{name}_"))
-            _band(ax, C, part, probs, color, f"{name}{suffix}", ls)
+        for name, ls in (("N_opt", "-"), ("D_opt", "--" if g is not None else "-")):
+            color = colors[i] if colors else ("C0" if name == "N_opt" else "C1")
+            _band(ax, C, intervals.sample_matrix(part[name]), probs, color, f"{name}{suffix}", ls)
     for label, n, d, c in published:
         ax.scatter([c, c], [n, d], marker="*", s=90, color="gold", edgecolor="k", zorder=4)
         ax.annotate(label, (c, n), textcoords="offset points", xytext=(6, -10), fontsize=8)
     ax.axvline(_run_x(fit, "C").max(), color="0.5", ls=":", lw=1)
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="parameters / tokens",
-           title="compute-optimal allocation (stars: published)")
-    ax.legend(fontsize=8)
+           title="compute-optimal allocation (stars: published; dotted: largest run)")
+    ax.legend(fontsize=8, ncol=1 + len(groups) // 6)
     return ax
 
 
@@ -154,26 +205,34 @@ def plot_isoflop(
     ax: Axes | None = None,
     prob: Sequence[float] = intervals.PROBS,
     span: float = 30.0,
-    group=None,
-) -> Axes:
+    group: Any = None,
+) -> Axes | Figure:
     """IsoFLOP profiles: loss against N at each fixed budget C (D = C / f(N)), with bands and the optimum.
-    A grouped fit shows ``group`` (default: its first group)."""
+    A grouped fit without ``group`` draws one panel per group and returns the Figure."""
     from .optimal import flops_per_token
 
-    ax = _axes(ax)
     probs = intervals.check_probs(prob)
     f = flops_per_token(fit.law)
-    if group is None and fit.runs.group is not None:
-        group = fit.runs.groups[0]
-    kw = {} if group is None else {"group": group}
-    for i, budget in enumerate(np.atleast_1d(C)):
-        opt = fit.compute_optimal(budget, prob=probs, **kw)
-        n_opt = float(opt["N_opt_median"][0])
+    if fit.runs.group is not None and group is None:
+        if ax is not None:
+            raise OptionError("a grouped fit draws one panel per group: pass group= to draw one on ax")
+        fig, axes = _figure(len(fit.runs.groups))
+        for g, panel in zip(fit.runs.groups, axes, strict=True):
+            plot_isoflop(fit, C, ax=panel, prob=prob, span=span, group=g)
+        fig.tight_layout()
+        return fig
+    ax = _axes(ax)
+    budgets = np.atleast_1d(np.asarray(C, dtype=float))
+    opt = fit.optimal_draws(budgets, group=group)
+    if group is not None:
+        opt = opt.sel(group=group)
+    for i, budget in enumerate(budgets):
+        n_opt = float(np.median(opt["N_opt"].isel(budget=i)))
         grid = np.geomspace(n_opt / span, n_opt * span, 60)
         extra = {"U": budget / f(grid)} if "U" in fit.law.inputs else {}
-        table = fit.predict(N=grid, D=budget / f(grid), prob=probs, **extra, **kw)
-        _band(ax, grid, table, probs, f"C{i}", f"C = {budget:.2g}")
-        ax.plot(n_opt, float(opt["loss_median"][0]), "k*", ms=9, zorder=4)
+        draws = fit.predict_draws(N=grid, D=budget / f(grid), group=group, **extra)
+        _band(ax, grid, intervals.sample_matrix(draws), probs, f"C{i}", f"C = {budget:.2g}")
+        ax.plot(n_opt, float(np.median(opt["loss"].isel(budget=i))), "k*", ms=9, zorder=4)
     ax.set(xscale="log", xlabel="parameters N", ylabel="loss",
            title="IsoFLOP profiles (star: median optimum)" + ("" if group is None else f", {group}"))
     ax.legend(fontsize=8)
@@ -186,13 +245,13 @@ def plot_exponents(fit: ScalingFit, params: Sequence[str] | None = None, *, ax: 
     if params is None:
         params = [p for p in fit.law.params if p.startswith(("alpha", "beta", "c"))][:2]
     if len(params) != 2:
-        raise ValueError(f"give two parameters to plot, e.g. params={list(fit.law.params[:2])}")
+        raise OptionError(f"give two parameters to plot, e.g. params={list(fit.law.params[:2])}")
     missing = [p for p in params if p not in fit.posterior]
     if missing:
-        raise ValueError(f"{missing} have no population value in this fit (pooling 'none'); plot another pair")
+        raise OptionError(f"{missing} have no population value in this fit (pooling 'none'); plot another pair")
     x, y = (fit.draws(p) for p in params)
     if x.ndim > 1 or y.ndim > 1:
-        raise ValueError(f"{params} vary by group; plot their population values or pick a group")
+        raise OptionError(f"{params} vary by group; plot their population values or pick a group")
     ax.scatter(x, y, s=3, alpha=0.25, color="C0", lw=0)
     ax.axvline(np.median(x), color="k", lw=0.8)
     ax.axhline(np.median(y), color="k", lw=0.8)
@@ -223,14 +282,107 @@ def plot_calibration(cal: Calibration | dict[str, Calibration], *, ax: Axes | No
     return ax
 
 
+def _pit_histogram(ax: Axes, pit: np.ndarray, bins: int, title: str, xlabel: str) -> Axes:
+    ax.hist(pit, bins=np.linspace(0, 1, bins + 1), color="C0", alpha=0.7, edgecolor="white")
+    ax.axhline(len(pit) / bins, color="0.4", ls="--", lw=0.8, label="calibrated")
+    ax.set(xlim=(0, 1), xlabel=xlabel, ylabel="runs", title=title)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def plot_pit(cal: Calibration, *, ax: Axes | None = None, bins: int = 10) -> Axes:
     """Histogram of PIT values (the predictive probability below each observed loss): flat when the
     predictive is calibrated, U-shaped when too narrow, humped when too wide, tilted when biased."""
-    ax = _axes(ax)
     pit = cal.points["pit"].to_numpy()
-    ax.hist(pit, bins=np.linspace(0, 1, bins + 1), color="C0", alpha=0.7, edgecolor="white")
-    ax.axhline(len(pit) / bins, color="0.4", ls="--", lw=0.8, label="calibrated")
-    ax.set(xlim=(0, 1), xlabel="PIT (predictive probability below the observed loss)", ylabel="runs",
-           title=f"PIT of {len(pit)} held-out runs")
+    return _pit_histogram(_axes(ax), pit, bins, f"PIT of {len(pit)} held-out runs",
+                          "PIT (predictive probability below the observed loss)")
+
+
+def plot_loo_pit(fit: ScalingFit, *, ax: Axes | None = None, bins: int = 10) -> Axes:
+    """Histogram of LOO-PIT values of the fitted runs (each run's PIT under the posterior without it,
+    by PSIS): flat when the observation model describes the runs."""
+    import arviz_stats
+
+    pit = np.asarray(arviz_stats.loo_pit(fit.tree)["log_loss"].values).ravel()
+    return _pit_histogram(_axes(ax), pit, bins, f"LOO-PIT of the {len(pit)} fitted runs", "LOO-PIT")
+
+
+def _fitted(fit: ScalingFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(compute or the single input, observed log-loss, posterior predictive replicates (S, runs))."""
+    x = _run_x(fit, "C" if fit.law.compute is not None else fit.law.inputs[0])
+    replicates = intervals.sample_matrix(fit.tree["posterior_predictive"]["log_loss"])
+    return x, np.log(fit.runs.loss), replicates
+
+
+def plot_ppc(fit: ScalingFit, *, ax: Axes | None = None, prob: Sequence[float] = intervals.PROBS) -> Axes:
+    """Posterior predictive check: each fitted run's observed loss against the 50% and 90% intervals of
+    its replicates, by compute. Runs outside their 90% interval are drawn in red."""
+    ax = _axes(ax)
+    x, y, rep = _fitted(fit)
+    found = intervals.bounds(np.exp(rep), intervals.check_probs(prob))
+    order = np.argsort(x)
+    for p in sorted(intervals.check_probs(prob), reverse=True):
+        name = intervals.label(p)
+        ax.vlines(x[order], found[f"{name}_lower"][order], found[f"{name}_upper"][order], color="C0",
+                  lw=1 + 2 * (1 - p), alpha=0.35 + 0.4 * (1 - p))
+    lo, hi = np.quantile(np.exp(rep), [0.05, 0.95], axis=0)
+    outside = (np.exp(y) < lo) | (np.exp(y) > hi)
+    ax.scatter(x[~outside], np.exp(y[~outside]), s=10, color="k", zorder=3, label="observed")
+    ax.scatter(x[outside], np.exp(y[outside]), s=16, color="C3", zorder=4, label=f"outside 90% ({outside.sum()})")
+    ax.set(xscale="log", yscale="log", xlabel=_LABELS.get("C", "C"), ylabel="loss",
+           title="posterior predictive check of the fitted runs")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_residuals(fit: ScalingFit, *, ax: Axes | None = None) -> Axes:
+    """Residuals of the fitted runs' log-loss about the posterior median of the law, against compute,
+    with the 90% band of the noise: structure in them is the law's misfit."""
+    ax = _axes(ax)
+    x, y, rep = _fitted(fit)
+    center = np.median(rep, axis=0)
+    residual = y - center
+    lo, hi = np.quantile(rep - center, [0.05, 0.95], axis=0)
+    order = np.argsort(x)
+    ax.fill_between(x[order], lo[order], hi[order], color="0.85", lw=0, label="90% of replicates")
+    groups = _groups(fit, None)
+    for g, color in zip(groups, group_colors(len(groups)), strict=True):
+        mine = _mine(fit, g)
+        ax.scatter(x[mine], residual[mine], s=12, color=color, edgecolor="k", lw=0.3, label=g or "runs", zorder=3)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xscale="log", xlabel=_LABELS.get("C", "C"), ylabel="log(observed) - median", title="residuals by compute")
+    ax.legend(fontsize=8, ncol=1 + len(groups) // 8)
+    return ax
+
+
+def plot_pareto_k(fit: ScalingFit, *, ax: Axes | None = None) -> Axes:
+    """PSIS-LOO Pareto k of each fitted run against compute: above 0.7 (red line) LOO is unreliable there."""
+    import arviz_stats
+
+    ax = _axes(ax)
+    x = _fitted(fit)[0]
+    k = np.asarray(arviz_stats.loo(fit.tree, pointwise=True).pareto_k.values).ravel()
+    ax.scatter(x, k, s=12, color=np.where(k > 0.7, "C3", "C0"))
+    ax.axhline(0.7, color="C3", ls="--", lw=0.8)
+    ax.set(xscale="log", xlabel=_LABELS.get("C", "C"), ylabel="Pareto k",
+           title=f"PSIS-LOO Pareto k ({int((k > 0.7).sum())} of {k.size} runs above 0.7)")
+    return ax
+
+
+def plot_rank(fit: ScalingFit, params: Sequence[str] | None = None, *, bins: int = 20) -> Figure:
+    """Rank plots: for each parameter, the histogram of its draws' ranks (across all chains) per chain;
+    flat bars in every chain mean the chains agree."""
+    names = list(params or [p for p in fit.law.params if p in fit.posterior and fit.posterior[p].ndim == 2])
+    fig, axes = _figure(len(names), width=3.0, height=2.2)
+    for name, ax in zip(names, axes, strict=True):
+        values = fit.posterior[name].values
+        ranks = np.argsort(np.argsort(values.ravel())).reshape(values.shape)
+        edges = np.linspace(0, ranks.size, bins + 1)
+        for c in range(values.shape[0]):
+            counts, _ = np.histogram(ranks[c], bins=edges)
+            ax.step(np.arange(bins), counts, where="mid", lw=1, color=f"C{c % 10}")
+        ax.axhline(values.shape[1] / bins, color="0.4", ls="--", lw=0.8)
+        ax.set(title=name, xticks=[], yticks=[])
+    fig.suptitle("rank plots (one line per chain)", fontsize=10)
+    fig.tight_layout()
+    return fig

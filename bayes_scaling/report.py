@@ -1,73 +1,138 @@
-"""One self-contained HTML report of a fit: figures, tables, diagnostics, provenance."""
+"""One self-contained HTML report of a fit that decides a budget: the compute-optimal allocations first,
+then the checks behind them (posterior predictive, residuals, LOO-PIT, Pareto k, rank plots), the figures,
+the parameters and the provenance. Figures are embedded; no file but the page is written."""
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 import os
-import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import intervals, plots
+from .errors import OptionError, OutputExistsError
 from .result import MAX_RHAT, MIN_ESS, ScalingFit
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "decision_table", "FAR"]
 
-#: A file every report folder holds: overwrite=True replaces only folders that have it.
-_MARKER = ".bayes-scaling-report"
+#: A budget more than this many times the largest run's compute is flagged as a far extrapolation.
+FAR = 100.0
+#: Written into every report: overwrite=True replaces only a file that carries it.
+_GENERATOR = '<meta name="generator" content="bayes_scaling report">'
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f3f3f3; }
-.bad { background: #fde2e2; }
-figure { display: inline-block; margin: 0.5em; }
-img { max-width: 520px; border: 1px solid #eee; }
-code, pre { background: #f6f6f6; padding: 0.1em 0.3em; }
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 1.5em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0 1.2em; font-size: 0.85em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
+th { background: #f3f3f3; } td.text, th.text { text-align: left; }
+.bad { background: #fde2e2; } .warn { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.4em 0.8em; }
+.answer { background: #eef6ee; border-left: 4px solid #3a8a3a; padding: 0.4em 0.8em; }
+figure { display: inline-block; width: 48%; margin: 0.5%; vertical-align: top; }
+img { width: 100%; border: 1px solid #eee; } figcaption { font-size: 0.85em; color: #555; }
+code, pre { background: #f6f6f6; padding: 0.1em 0.3em; white-space: pre-wrap; word-break: break-all; }
 """
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(float_format=lambda v: f"{v:.4g}", border=0)
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
 
 
-def _figures(fit: ScalingFit, folder: Path, compute: Sequence[float], cal: Any = None) -> list[tuple[str, str]]:
-    """Draw the figures into ``folder``; returns (file name, caption) pairs."""
-    import matplotlib
+def _interval(row: Mapping[str, Any], name: str, prob: float = intervals.PROB) -> str:
+    lab = intervals.label(prob)
+    return f"{_fmt(row[f'{name}_median'])} ({_fmt(row[f'{name}_{lab}_lower'])}&ndash;{_fmt(row[f'{name}_{lab}_upper'])})"
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
-    inputs = set(fit.law.inputs)
-    drawings = [(plots.plot_loss, {"x": x}, f"Loss against {x}, with the extrapolated region shaded")
-                for x in (["N", "C"] if {"N", "D"} <= inputs else list(fit.law.inputs))]
-    if {"N", "D"} <= inputs and fit.law.compute is not None:
-        drawings.append((plots.plot_frontier, {}, "Compute-optimal N and D against compute, published allocations"))
-        drawings.append((plots.plot_isoflop, {"C": list(compute)[:3] or [1e21, 1e23]}, "IsoFLOP profiles"))
-    drawings.append((plots.plot_exponents, {}, "Joint posterior of the exponents"))
-    if cal is not None:
-        drawings += [(lambda _, ax: plots.plot_calibration(cal, ax=ax), {}, "Held-out runs: coverage of each interval"),
-                     (lambda _, ax: plots.plot_pit(cal, ax=ax), {}, "Held-out runs: PIT histogram")]
+def decision_table(fit: ScalingFit, budgets: Sequence[float], *, prob: float = intervals.PROB
+                   ) -> tuple[pd.DataFrame, list[str]]:
+    """For each budget (and group): the compute-optimal N and D, tokens per parameter and the loss there,
+    as medians with their ``prob`` interval, how many times the largest run's compute the budget is, and
+    the allocation's distance (decades) from the runs. Returns the table and warnings, one per kind: budgets
+    beyond :data:`FAR` times the largest run, and optima outside the observed range of N or of D."""
+    table = fit.compute_optimal(list(budgets), prob=prob)
+    largest = float(fit.law.compute_flops(**{k: fit.runs.inputs[k] for k in fit.law.compute.names}).max())
+    ranges = {k: (fit.runs.inputs[k].min(), fit.runs.inputs[k].max()) for k in ("N", "D")}
+    rows, flagged = [], {"far": [], "N": [], "D": []}
+    for _, row in table.iterrows():
+        times = row["C"] / largest
+        at = {"N": np.array([row["N_opt_median"]]), "D": np.array([row["D_opt_median"]])}
+        if "U" in fit.law.inputs:
+            at["U"] = at["D"]
+        codes = None if "group" not in row else fit._group_codes([row["group"]])
+        where = f"{row['C']:.3g}" + (f" ({row['group']})" if "group" in row else "")
+        notes = []
+        if times > FAR:
+            notes.append(f"{times:,.0f}x beyond")
+            flagged["far"].append(where)
+        for k in ("N", "D"):
+            value = row[f"{k}_opt_median"]
+            if not ranges[k][0] <= value <= ranges[k][1]:
+                notes.append(f"{k} {'above' if value > ranges[k][1] else 'below'} the runs")
+                flagged[k].append(where)
+        rows.append({"budget C (FLOPs)": _fmt(row["C"]), **({"group": row["group"]} if "group" in row else {}),
+                     "x largest run": f"{times:,.0f}" if times >= 10 else f"{times:.2g}",
+                     "N_opt": _interval(row, "N_opt"), "D_opt": _interval(row, "D_opt"),
+                     "tokens / param": _interval(row, "tokens_per_param"), "loss": _interval(row, "loss"),
+                     "distance (decades)": f"{float(fit.distance(at, codes)[0]):.2f}",
+                     "note": "; ".join(notes) or "within the runs' range"})
+    total, warnings = len(rows), []
+    if flagged["far"]:
+        warnings.append(f"{len(flagged['far'])} of {total} budgets lie more than {FAR:g}x beyond the largest run "
+                        f"({largest:.3g} FLOPs): {', '.join(flagged['far'])}.")
+    for k, what in (("N", "model size"), ("D", "token count")):
+        if flagged[k]:
+            lo, hi = ranges[k]
+            warnings.append(f"At {len(flagged[k])} of {total} budgets the optimal {what} {k} lies outside the runs' "
+                            f"{_fmt(lo)}-{_fmt(hi)}: {', '.join(flagged[k])}.")
+    if warnings:
+        warnings.append("Those allocations are extrapolations: their intervals carry the law's discrepancy at that "
+                        "distance (the distance column), not certainty.")
+    return pd.DataFrame(rows), warnings
+
+
+def _table(frame: pd.DataFrame, *, index: bool = False) -> str:
+    """A table; numbers with 4 significant digits, text left-aligned."""
+    return frame.to_html(index=index, border=0, escape=False, float_format=lambda v: f"{v:.4g}")
+
+
+def _png(draw: Callable[[Any], Any], size: tuple[float, float] = (6.4, 4.4)) -> str | None:
+    """Draw on a fresh Figure (no pyplot, no backend switched) and return it as a data URI; None if the
+    figure does not apply to this fit."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    try:
+        out = draw(fig.subplots())
+    except OptionError:
+        return None  # not drawable for this law (e.g. exponents that vary by group)
+    fig = out if isinstance(out, Figure) else fig
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _figures(items: Sequence[tuple[str, Callable[[Any], Any]]]) -> str:
     out = []
-    for i, (draw, kwargs, caption) in enumerate(drawings):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        try:
-            draw(fit, ax=ax, **kwargs)
-        except ValueError:
-            plt.close(fig)  # not drawable for this law (e.g. exponents that vary by group)
-            continue
-        name = f"figure{i + 1}.png"
-        fig.tight_layout()
-        fig.savefig(folder / name, dpi=110)
-        plt.close(fig)
-        out.append((name, caption))
-    return out
+    for caption, draw in items:
+        uri = _png(draw)
+        if uri is not None:
+            out.append(f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
+                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return "".join(out)
+
+
+def _target(out: Path) -> Path:
+    """The HTML file: ``out`` itself if it ends in .html, else ``out/index.html``."""
+    return out if out.suffix.lower() in (".html", ".htm") else out / "index.html"
 
 
 def write_report(
@@ -80,89 +145,146 @@ def write_report(
     command: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``out/index.html`` (and its figures): parameter table, extrapolations at ``at``,
-    compute-optimal allocations at ``compute``, the calibration on ``heldout`` runs (runs the fit did not
-    see, with their loss), diagnostics, the command and package versions.
+    """Write one self-contained HTML report (figures embedded) to ``out`` (a ``.html`` path, or a folder
+    that gets ``index.html``) and return its path.
 
-    The folder is built aside and moved into place at the end; an existing ``out`` is replaced only
-    with ``overwrite=True``, and only if it is a report folder written here (it holds ``.bayes-scaling-report``).
+    It opens with the decision: the compute-optimal allocation at each budget in ``compute`` (default:
+    10, 100 and 1000 times the largest run) with warnings where it extrapolates far; then extrapolations
+    at the points ``at``, the calibration on ``heldout`` runs (runs the fit did not see, with their loss),
+    the checks (diagnostics, posterior predictive, residuals, LOO-PIT, Pareto k, rank plots), figures,
+    parameters and provenance. An existing file is replaced only with ``overwrite=True``, and only if a
+    report written here; the page is written aside and moved into place.
     """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{str(out)!r} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    if out.exists() and not (out / _MARKER).is_file():
-        raise FileExistsError(f"{str(out)!r} exists and is not a report written here; not replacing it")
-    if Path.cwd().resolve().is_relative_to(out.resolve()):
-        raise ValueError(f"the report folder {str(out)!r} contains the current directory; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a report is for reading
+    target = _target(Path(out))
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{str(target)!r} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if target.exists() and _GENERATOR not in target.read_text(errors="replace")[:2000]:
+        raise OutputExistsError(f"{str(target)!r} exists and is not a report written here; not replacing it")
+    if target.exists() and not target.is_file():
+        raise OutputExistsError(f"{str(target)!r} is not a file; not replacing it")
+    page = _page(fit, at=at, compute=compute, heldout=heldout, command=command)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a report is for reading
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _page(fit: ScalingFit, *, at: Sequence[Mapping[str, float]], compute: Sequence[float],
+          heldout: pd.DataFrame | None, command: str | None) -> str:
+    esc = html.escape
+    grouped = fit.runs.group is not None
+    has_nd = {"N", "D"} <= set(fit.law.inputs) and fit.law.compute is not None
+    d = fit.diagnostics
+    problems = fit.problems
+    sections = [
+        f"<h1>{esc(fit.law.title)}</h1>",
+        f"<p>{len(fit.runs)} runs" + (f", {len(fit.runs.groups)} groups by <code>{esc(fit.runs.group_column)}</code>"
+                                      if grouped else "")
+        + f"; <code>{esc(str(fit.law.formula))}</code> ({esc(fit.law.citation)}). Intervals are 90% equal-tailed; "
+          "beyond the runs they carry the law's extrapolation discrepancy.</p>",
+    ]
+    if problems:
+        sections.append(f'<p class="warn">The sampler flagged this posterior: {esc("; ".join(problems))}. '
+                        "Treat every number below with care.</p>")
+    if has_nd:
+        largest = float(fit.law.compute_flops(**{k: fit.runs.inputs[k] for k in fit.law.compute.names}).max())
+        budgets = list(compute) or [10 * largest, 100 * largest, 1000 * largest]
+        table, warns = decision_table(fit, budgets)
+        sections += ["<h2>Decision: compute-optimal allocation per budget</h2>",
+                     '<p class="answer">For each budget: the parameters N and tokens D that minimise the loss, and '
+                     f"the loss there. The largest fitted run used {largest:.3g} FLOPs.</p>", _table(table)]
+        if warns:
+            sections.append(f'<p class="warn">{"<br>".join(esc(w) for w in warns)}</p>')
+    if at:
+        labels = list(fit.runs.groups) if grouped else [None]
+        rows = [fit.predict(kind=kind, prob=intervals.PROBS, **point, **({} if g is None else {"group": g}))
+                .assign(kind=kind) for point in at for g in labels for kind in ("mean", "observation")]
+        sections += ["<h2>Extrapolation</h2><p><i>mean</i>: the expected loss of a run there; <i>observation</i>: a "
+                     "new run's loss (adds the noise). <i>distance</i>: decades beyond the fitted runs.</p>",
+                     _table(pd.concat(rows, ignore_index=True))]
     cal = None
     if heldout is not None:
         from .calibration import calibration
 
         cal = calibration(fit, heldout, seed=0)
-    try:
-        figures = _figures(fit, tmp, compute, cal)
-        d = fit.diagnostics
-        bad = {"divergences": d["divergences"] > 0, "max_r_hat": d["max_r_hat"] > MAX_RHAT,
-               "min_ess_bulk": d["min_ess_bulk"] < MIN_ESS, "min_ess_tail": d["min_ess_tail"] < MIN_ESS}
-        diag = "".join(
-            f"<tr{' class=\"bad\"' if bad[k] else ''}><th>{html.escape(k)}</th><td>{v:.4g}</td></tr>"
-            for k, v in d.items()
-        )
-        grouped = fit.runs.group is not None
-        sections = [
-            f"<h1>{html.escape(fit.law.title)}</h1>",
-            f"<p><code>{html.escape(str(fit.law.formula))}</code> &mdash; {html.escape(fit.law.citation)}</p>",
-            f"<p>{len(fit.runs)} runs" + (f", grouped by <code>{html.escape(fit.runs.group_column)}</code> "
-                                          f"({', '.join(map(html.escape, fit.runs.groups))})" if grouped else "")
-            + f"; likelihood {fit.likelihood}; sampler {fit.settings['sampler']}, {fit.settings['chains']} chains x "
-              f"{fit.settings['draws']} draws. All intervals are equal-tailed.</p>",
-            "<h2>Diagnostics</h2>",
-            f"<table>{diag}</table><p>Red: divergences, R-hat &gt; {MAX_RHAT} or ESS &lt; {MIN_ESS}.</p>",
-            "<h2>Parameters (90% intervals)</h2>", _table(fit.summary(prob=intervals.PROB)),
-        ]
-        if at:
-            groups = list(fit.runs.groups) if grouped else [None]
-            rows = [fit.predict(kind=kind, prob=intervals.PROBS, **point, **({} if g is None else {"group": g}))
-                    .assign(kind=kind) for point in at for g in groups for kind in ("mean", "observation")]
-            sections += ["<h2>Extrapolation</h2><p><i>mean</i>: the law's curve; <i>observation</i>: a new run's "
-                         "loss (adds the noise).</p>", _table(pd.concat(rows, ignore_index=True))]
-        if cal is not None:
-            summary = cal.summary
-            outside = cal.points[~cal.points["inside_eti90"]].drop(columns=["inside_eti50", "inside_eti90"])
-            sections += [
-                "<h2>Held-out runs</h2>",
-                f"<p>{summary['n']:.0f} runs the fit did not see: {summary['coverage_50']:.0%} inside their 50% interval and "
-                f"{summary['coverage_90']:.0%} inside their 90% interval of a new run (calibrated: 50% and 90%); "
-                f"median 90% width {summary['width_90']:.3g}, interval score {summary['interval_score_90']:.3g}, MdAPE "
-                f"{summary['mdape']:.2%}, bias (observed - median) {summary['bias']:+.3g}.</p>",
-                _table(cal.curve),
-                f"<p>{len(outside)} run(s) outside their 90% interval" + (":</p>" + _table(outside) if len(outside)
-                                                                          else ".</p>"),
-            ]
-        if compute:
-            sections += ["<h2>Compute-optimal allocation (90% intervals)</h2>",
-                         _table(fit.compute_optimal(list(compute), prob=intervals.PROB))]
-        sections.append("<h2>Figures</h2>" + "".join(
-            f'<figure><img src="{name}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption>'
-            "</figure>" for name, caption in figures))
-        versions = json.loads(fit.tree.attrs["versions"])
+        s = cal.summary
+        outside = cal.points[~cal.points["inside_eti90"]].drop(columns=["inside_eti50", "inside_eti90"])
         sections += [
-            "<h2>Provenance</h2>",
-            f"<pre>{html.escape(command or '(made from Python)')}</pre>",
-            "<p>" + ", ".join(f"{html.escape(k)} {html.escape(v)}" for k, v in versions.items())
-            + f"; fitted {html.escape(fit.tree.attrs['created_at'])}; seed {fit.settings['seed']}.</p>",
+            "<h2>Held-out runs</h2>",
+            f"<p>{s['n']:.0f} runs the fit did not see: {s['coverage_50']:.0%} inside their 50% interval and "
+            f"{s['coverage_90']:.0%} inside their 90% interval of a new run (calibrated: 50% and 90%); median 90% "
+            f"width {s['width_90']:.3g}, interval score {s['interval_score_90']:.3g}, MdAPE {s['mdape']:.2%}, bias "
+            f"(observed - median) {s['bias']:+.3g}.</p>",
+            _table(cal.curve, index=True),
+            f"<p>{len(outside)} run(s) outside their 90% interval" + (":</p>" + _table(outside) if len(outside)
+                                                                      else ".</p>"),
+            _figures([("Coverage of each interval on the held-out runs",
+                       lambda ax: plots.plot_calibration(cal, ax=ax)),
+                      ("PIT of the held-out runs", lambda ax: plots.plot_pit(cal, ax=ax))]),
         ]
-        page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(fit.law.name)} "
-                f"report</title><style>{_STYLE}</style></head><body>{''.join(sections)}</body></html>")
-        (tmp / "index.html").write_text(page)
-        (tmp / _MARKER).write_text("written by bayes_scaling.report.write_report; --overwrite may replace this folder\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out / "index.html"
+    main = [(f"Loss against {x}, extrapolated region shaded" + ("; held-out runs as crosses" if cal else ""),
+             lambda ax, x=x: _loss_with_heldout(fit, x, ax, cal))
+            for x in (["C", "N"] if has_nd else list(fit.law.inputs))]
+    if has_nd:
+        main.append(("Compute-optimal N (solid) and D (dashed) against compute; stars: published allocations",
+                     lambda ax: plots.plot_frontier(fit, ax=ax)))
+    sections += ["<h2>Figures</h2>", _figures(main)]
+    if has_nd:
+        iso = [("IsoFLOP profiles" + (f" ({g})" if g else ""),
+                lambda ax, g=g: plots.plot_isoflop(fit, budgets[:3], ax=ax, group=g))
+               for g in (fit.runs.groups if grouped else [None])]
+        sections.append(_figures(iso))
+    diag = "".join(f"<tr{' class=\"bad\"' if bad else ''}><th class='text'>{esc(k)}</th><td>{v:.4g}</td></tr>"
+                   for k, (v, bad) in _marked(d).items())
+    checks = [("Posterior predictive check of the fitted runs", lambda ax: plots.plot_ppc(fit, ax=ax)),
+              ("Residuals against compute", lambda ax: plots.plot_residuals(fit, ax=ax)),
+              ("LOO-PIT of the fitted runs (flat: the observation model describes them)",
+               lambda ax: plots.plot_loo_pit(fit, ax=ax)),
+              ("PSIS-LOO Pareto k of each run", lambda ax: plots.plot_pareto_k(fit, ax=ax)),
+              ("Rank plots of the law's parameters (flat in every chain: the chains agree)",
+               lambda ax: plots.plot_rank(fit))]
+    sections += ["<h2>Checks</h2>", f"<table>{diag}</table>",
+                 f"<p>Red: divergences, R-hat &gt; {MAX_RHAT} or ESS &lt; {MIN_ESS}.</p>", _figures(checks)]
+    summary = fit.summary(prob=intervals.PROB)
+    sections += ["<h2>Parameters (90% intervals)</h2>", _table(summary.round(6), index=True)]
+    versions = json.loads(fit.tree.attrs["versions"])
+    s = fit.settings
+    sections += [
+        "<h2>Provenance</h2>",
+        f"<pre>{esc(command or '(made from Python)')}</pre>",
+        f"<p>Sampler {esc(str(s['sampler']))}, {s['chains']} chains x {s['draws']} draws after {s['tune']} tuning "
+        f"steps, seed {s['seed']}; likelihood {esc(fit.likelihood)}; fitted {esc(fit.tree.attrs['created_at'])}.</p>",
+        "<p>" + ", ".join(f"{esc(k)} {esc(v)}" for k, v in versions.items()) + ".</p>",
+    ]
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">{_GENERATOR}"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(fit.law.name)} report</title><style>{_STYLE}</style></head><body>{''.join(sections)}"
+            "</body></html>")
+
+
+def _marked(d: Mapping[str, float]) -> dict[str, tuple[float, bool]]:
+    """Each diagnostic with whether it fails its check."""
+    return {"divergences": (d["divergences"], d["divergences"] > 0),
+            "max_r_hat": (d["max_r_hat"], d["max_r_hat"] > MAX_RHAT),
+            "min_ess_bulk": (d["min_ess_bulk"], d["min_ess_bulk"] < MIN_ESS),
+            "min_ess_tail": (d["min_ess_tail"], d["min_ess_tail"] < MIN_ESS)}
+
+
+def _loss_with_heldout(fit: ScalingFit, x: str, ax: Any, cal: Any) -> Any:
+    plots.plot_loss(fit, x, ax=ax)
+    if cal is not None:
+        points = cal.points
+        xs = points[x] if x in points else fit.law.compute_flops(**{k: points[k].to_numpy()
+                                                                   for k in fit.law.compute.names})
+        ax.scatter(xs, points["observed"], marker="x", s=30, color="k", zorder=5, label="held out")
+        ax.legend(fontsize=8)
+    return ax

@@ -1,6 +1,7 @@
 """Plots, the HTML report, and the report seen in a real browser."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest  # noqa: E402
 
 import bayes_scaling as bs  # noqa: E402
 from bayes_scaling import plots  # noqa: E402
-from bayes_scaling.report import write_report  # noqa: E402
+from bayes_scaling.report import decision_table, write_report  # noqa: E402
 from conftest import CHINCHILLA_TRUTH  # noqa: E402
 
 
@@ -62,40 +63,56 @@ def test_calibration_plots(chinchilla_fit):
 
 @pytest.fixture(scope="module")
 def report(chinchilla_fit, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "site"
-    path = write_report(chinchilla_fit, out, at=[{"N": 70e9, "D": 1.4e12}], compute=[1e21, 5.76e23],
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    return write_report(chinchilla_fit, out, at=[{"N": 70e9, "D": 1.4e12}], compute=[1e21, 5.76e23, 1e25],
                         heldout=heldout_runs(), command="test")
-    return path
+
+
+HEADINGS = ("Decision: compute-optimal allocation per budget", "Extrapolation", "Held-out runs", "Figures", "Checks",
+            "Parameters (90% intervals)", "Provenance")
 
 
 def test_report_contents(report, chinchilla_fit):
     page = report.read_text()
-    for heading in ("Diagnostics", "Parameters (90% intervals)", "Extrapolation", "Held-out runs",
-                    "Compute-optimal allocation", "Figures", "Provenance"):
-        assert f"<h2>{heading}" in page
+    assert [page.index(f"<h2>{h}") for h in HEADINGS] == sorted(page.index(f"<h2>{h}") for h in HEADINGS)
     assert "6 runs the fit did not see" in page
-    images = sorted(p.name for p in report.parent.glob("*.png"))
-    assert len(images) == 7 and all(f'src="{name}"' in page for name in images)
+    # one self-contained file: every figure embedded, nothing else written
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert len(sources) == 11 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert [p.name for p in report.parent.iterdir()] == ["report.html"]
     assert "pymc 6." in page and "5.76e+23" in page
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        write_report(chinchilla_fit, report.parent)
-    assert not [p for p in report.parent.parent.iterdir() if p.name.startswith(".report-")]
+    # the runs reach 3.5e22 FLOPs: at 5.76e23 the optimal N leaves their range, 1e25 is 289x beyond them
+    (warns,) = re.findall(r'<p class="warn">(.*?)</p>', page)
+    assert "1 of 3 budgets lie more than 100x beyond the largest run" in warns
+    assert "At 2 of 3 budgets the optimal model size N lies outside" in warns
+    with pytest.raises(bs.OutputExistsError, match="overwrite=True"):
+        write_report(chinchilla_fit, report)
     # the diagnostics rows are marked red by their own check: this fit passes every one
     assert 'class="bad"' not in page
 
 
-def test_report_never_replaces_a_folder_it_did_not_write(chinchilla_fit, tmp_path):
-    mine = tmp_path / "results"
-    mine.mkdir()
-    (mine / "fit.nc").write_text("precious")
-    with pytest.raises(FileExistsError, match="not a report written here"):
+def test_decision_table(chinchilla_fit):
+    table, warnings = decision_table(chinchilla_fit, [1e20, 1e25])
+    assert list(table.columns) == ["budget C (FLOPs)", "x largest run", "N_opt", "D_opt", "tokens / param", "loss",
+                                   "distance (decades)", "note"]
+    assert table["note"][0] == "within the runs' range" and table["note"][1].startswith("289x beyond; N above the runs")
+    assert warnings[0] == "1 of 2 budgets lie more than 100x beyond the largest run (3.46e+22 FLOPs): 1e+25."
+    assert float(table["distance (decades)"][1]) > float(table["distance (decades)"][0])
+
+
+def test_report_never_replaces_a_file_it_did_not_write(chinchilla_fit, tmp_path):
+    mine = tmp_path / "notes.html"
+    mine.write_text("<p>precious</p>")
+    with pytest.raises(bs.OutputExistsError, match="not a report written here"):
         write_report(chinchilla_fit, mine, overwrite=True)
-    assert (mine / "fit.nc").read_text() == "precious"
-    site = tmp_path / "site"
-    write_report(chinchilla_fit, site)
-    (site / "stale.png").write_text("old")
-    write_report(chinchilla_fit, site, overwrite=True)  # an earlier report is replaced whole
-    assert not (site / "stale.png").exists() and (site / "index.html").is_file()
+    assert mine.read_text() == "<p>precious</p>"
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    first = write_report(chinchilla_fit, folder)  # a folder gets index.html; nothing else in it is touched
+    write_report(chinchilla_fit, folder, overwrite=True)
+    assert first == folder / "index.html" and (folder / "mine.txt").read_text() == "keep"
+    assert sorted(p.name for p in folder.iterdir()) == ["index.html", "mine.txt"]
 
 
 def _chromium():
@@ -110,7 +127,8 @@ def _chromium():
 
 
 def test_report_in_headless_chromium(report, tmp_path):
-    """The page loads with no errors, every image has a non-zero size, and a screenshot is taken."""
+    """The page loads with no console errors, opens with the decision table, no table is wider than the
+    page, every image has a non-zero size, and a screenshot of the top is saved."""
     exe, sync_playwright = _chromium()
     shot = tmp_path / "report.png"
     with sync_playwright() as p:
@@ -124,11 +142,22 @@ def test_report_in_headless_chromium(report, tmp_path):
         page.on("requestfailed", lambda r: errors.append(f"failed to load {r.url}"))
         page.goto(report.as_uri(), wait_until="load")
         sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
-        page.screenshot(path=shot, full_page=True)
+        body = page.evaluate("document.body.clientWidth")
+        tables = page.eval_on_selector_all("table", "ts => ts.map(t => t.getBoundingClientRect().right)")
+        first = page.eval_on_selector("h2", "h => [h.textContent, h.getBoundingClientRect().top]")
+        table_top = page.eval_on_selector("table", "t => t.getBoundingClientRect().top")
+        page.screenshot(path=shot)
         browser.close()
     assert not errors
-    assert len(sizes) == 7 and all(w > 0 and h > 0 for w, h in sizes)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    assert len(sizes) == 11 and all(w > 0 and h > 0 for w, h in sizes)
+    assert tables and max(tables) <= page_right(body), (tables, body)
+    assert first[0].startswith("Decision") and table_top < 900  # the decision table is on the first screen
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def page_right(body_width: float) -> float:
+    """The right edge tables may reach: the body's width plus its left offset (centred, max 1100 px)."""
+    return (1280 + body_width) / 2 + 1
 
 
 def test_cli_optimal_and_report(chinchilla_fit, tmp_path):
@@ -136,8 +165,10 @@ def test_cli_optimal_and_report(chinchilla_fit, tmp_path):
     run = [sys.executable, "-m", "bayes_scaling.cli"]
     out = subprocess.run([*run, "optimal", fit_path, "--compute", "1e21,5.76e23", "--prob", "0.9", "--json"],
                          capture_output=True, text=True, check=True)
-    rows = json.loads(out.stdout)["rows"]
+    result = json.loads(out.stdout)
+    rows = result["rows"]
     assert [r["C"] for r in rows] == [1e21, 5.76e23] and rows[1]["N_opt_eti90_lower"] < rows[1]["N_opt_median"]
+    assert result["schema"] == 1 and result["law"] == "chinchilla" and result["version"] == bs.__version__
     site = tmp_path / "site"
     subprocess.run([*run, "report", fit_path, "--at", "N=7e10,D=1.4e12", "--compute", "1e23", "--out", site],
                    capture_output=True, text=True, check=True)
@@ -145,5 +176,8 @@ def test_cli_optimal_and_report(chinchilla_fit, tmp_path):
     assert "bayes-scaling report" in page and "N=7e10,D=1.4e12" in page
     again = subprocess.run([*run, "report", fit_path, "--out", site], capture_output=True, text=True)
     assert again.returncode == 2 and "--overwrite" in again.stderr
+    ignored = subprocess.run([*run, "report", fit_path, "--law", "kaplan_nd", "--out", tmp_path / "r.html"],
+                             capture_output=True, text=True)
+    assert ignored.returncode == 2 and "--law would not change it" in ignored.stderr
     bad = subprocess.run([*run, "optimal", fit_path, "--compute", "1e21,lots"], capture_output=True, text=True)
     assert bad.returncode == 2 and "expected numbers" in bad.stderr
