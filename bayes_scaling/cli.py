@@ -1,9 +1,16 @@
-"""The ``bayes-scaling`` command."""
+"""The ``bayes-scaling`` command.
+
+Errors a user can cause (any :class:`~bayes_scaling.BayesScalingError`) print one line and exit with 2;
+anything else is a bug and shows its traceback. Warnings print as ``bayes-scaling: warning: ...``; when
+stderr is not a terminal, each phase of long work (compiling, sampling, scoring) logs one line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import re
 import shlex
 import sys
@@ -11,24 +18,26 @@ import tomllib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from . import intervals
+from . import __version__, intervals
 from .calibration import calibration
 from .compare import backtest, compare, split_future, stack
-from .data import DataError, read_table
+from .data import read_table
 from .datasets import load_dataset
-from .expr import ExpressionError
+from .errors import BayesScalingError, FitFileError, OptionError
 from .fit import LIKELIHOODS, SAMPLERS, fit
-from .laws import Law, LawError, list_laws, load_law
-from .priors import PriorError, parse_prior
+from .laws import Law, list_laws, load_law
+from .priors import parse_prior
 from .result import SamplingWarning, ScalingFit
 
-USER_ERRORS = (DataError, LawError, PriorError, ExpressionError, OSError, ValueError, KeyError)
+#: Version of the JSON the commands print (``--json``); raised when its shape changes.
+SCHEMA = 1
 
 
-class CLIError(ValueError):
+class CLIError(OptionError):
     """Bad command-line input."""
 
 
@@ -55,11 +64,40 @@ def _points(texts: Sequence[str]) -> list[dict[str, float]]:
     return points
 
 
-def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **meta: object) -> None:
-    """Print a table, or with --json one JSON object: {"rows": [...], **meta}."""
+def _numbers(text: str, what: str) -> list[float]:
+    """``"1e21,1e23"`` -> ``[1e21, 1e23]``, or an error naming the option."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise CLIError(f"{what}: expected numbers like 1e21,1e23, got {text!r} ({err})") from None
+
+
+def _output(path: str | None, what: str, overwrite: bool = False) -> None:
+    """Refuse, before any work, an output path that exists (unless ``overwrite``) or whose folder does not."""
+    if not path:
+        return
+    if Path(path).exists() and not overwrite:
+        raise CLIError(f"{what} {path!r} exists; pass --overwrite to replace it")
+    if not Path(path).resolve().parent.is_dir():
+        raise CLIError(f"{what} {path!r}: folder {str(Path(path).parent)!r} does not exist")
+
+
+def _fit_meta(result: ScalingFit) -> dict[str, Any]:
+    d = result.diagnostics
+    return {"law": result.law.name, "runs": len(result.runs),
+            "diagnostics": {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}}
+
+
+def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **meta: Any) -> None:
+    """Print a table (or with --json one JSON object: the schema and package version, ``meta`` and the
+    rows), and with --csv also write it as CSV."""
+    rows = table.reset_index() if table.index.name else table
+    if getattr(args, "csv", None):
+        rows.to_csv(args.csv, index=False)
     if args.json:
-        rows = table.reset_index().to_dict(orient="records") if table.index.name else table.to_dict(orient="records")
-        print(json.dumps({**meta, "rows": rows}, indent=2, default=float))
+        out = {"schema": SCHEMA, "version": __version__, "interval": "equal-tailed", **meta,
+               "rows": rows.to_dict(orient="records")}
+        print(json.dumps(out, indent=2, default=float))
         return
     if title:
         print(title)
@@ -69,6 +107,7 @@ def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **m
         print(f"{key}: {value}")
 
 
+# ------------------------------------------------------------------------------------------------ options
 def _sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=SAMPLERS, default="nutpie")
     p.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t")
@@ -84,7 +123,7 @@ def _sampler_args(p: argparse.ArgumentParser) -> None:
                         "beyond the runs)")
 
 
-def _fit_kwargs(args: argparse.Namespace) -> dict:
+def _fit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
         likelihood=args.likelihood, sampler=args.sampler, chains=args.chains, draws=args.draws, tune=args.tune,
         seed=args.seed, adaptation=args.adaptation, progressbar=not args.no_progress and sys.stderr.isatty(),
@@ -92,20 +131,26 @@ def _fit_kwargs(args: argparse.Namespace) -> dict:
     )
 
 
-def _diagnostics_meta(result: ScalingFit) -> dict:
-    d = result.diagnostics
-    return {"diagnostics": {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}}
+#: The model options: defaults, to tell which a user gave.
+_MODEL_DEFAULTS = {"law": "chinchilla", "group": None, "pooling": None, "noise_by_group": False, "column": [],
+                   "formula": None, "inputs": None, "prior": [], "priors": None}
 
 
-def cmd_laws(args: argparse.Namespace) -> None:
-    laws = [load_law(name) for name in list_laws()]
-    rows = [{"name": law.name, "inputs": list(law.inputs), "formula": str(law.formula), "params": list(law.params),
-             "citation": law.citation} for law in laws]
-    if args.json:
-        print(json.dumps({"rows": rows}, indent=2))
-    else:
-        table = pd.DataFrame(rows).drop(columns="citation")
-        _emit(table.assign(inputs=table["inputs"].str.join(","), params=table["params"].str.join(",")), args)
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--law", default="chinchilla", help="law name (see `laws`) or path to a law TOML file")
+    p.add_argument("--group", default=None, help="group column (parameters are partially pooled across groups)")
+    p.add_argument("--pooling", default=None, choices=("shared", "partial", "none"),
+                   help="pooling of every parameter across groups (default partial)")
+    p.add_argument("--noise-by-group", action="store_true", help="one observation noise scale per group")
+    p.add_argument("--column", action="append", default=[], metavar="KEY=COL",
+                   help="map an input or 'loss' to a column, e.g. N=params,loss=val_loss")
+    p.add_argument("--formula", default=None,
+                   help="a law of your own instead of --law, e.g. 'E + A * N**-alpha' (every parameter needs a prior)")
+    p.add_argument("--inputs", default=None, help="inputs of --formula, e.g. N,D (default: N, D, C, U found in it)")
+    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
+                   help="override a prior, e.g. 'alpha=LogNormal(mu=-1, sigma=0.3)'")
+    p.add_argument("--priors", default=None, metavar="FILE.toml",
+                   help='priors as TOML: alpha = "Beta(2, 5)" or alpha = {dist = "Beta", kwargs = {alpha = 2, beta = 5}}')
 
 
 def _priors(args: argparse.Namespace) -> dict:
@@ -114,10 +159,10 @@ def _priors(args: argparse.Namespace) -> dict:
     if args.priors:
         path = Path(args.priors)
         if not path.is_file():
-            raise FileNotFoundError(f"no priors file at {args.priors!r}")
+            raise FitFileError(f"no priors file at {args.priors!r}")
         try:
             priors.update(tomllib.loads(path.read_text()))
-        except tomllib.TOMLDecodeError as err:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise CLIError(f"--priors {args.priors!r}: invalid TOML: {err}") from None
     for text in args.prior:
         name, sep, spec = text.partition("=")
@@ -134,24 +179,47 @@ def _columns(args: argparse.Namespace) -> dict[str, str] | None:
     return columns or None
 
 
-def cmd_fit(args: argparse.Namespace) -> None:
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``fit``'s model options from the command line: law (or --formula), priors, group, pooling, columns."""
     priors = _priors(args)
-    law = args.law
+    law: str | Law = args.law
     if args.formula:
         names = re.findall(r"[A-Za-z_]\w*", args.formula)
         inputs = args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]
-        noise = {k: priors.pop(k) for k in ("sigma", "nu", "kappa") if k in priors}  # the observation model's
+        noise = {k: priors.pop(k) for k in list(priors) if k in ("sigma", "nu", "kappa") or k.endswith("_sd")}
         law, priors = Law.from_formula(args.formula, inputs=inputs, priors=priors), noise
-    columns = _columns(args)
+    return dict(law=law, priors=priors or None, group=args.group, columns=_columns(args), pooling=args.pooling,
+                noise_by_group=args.noise_by_group)
+
+
+def _fitted(args: argparse.Namespace, data: Any) -> ScalingFit:
+    return fit(data, **_model_kwargs(args), **_fit_kwargs(args))
+
+
+def _saved_fit_only(args: argparse.Namespace, path: str) -> ScalingFit:
+    """A saved fit, refusing model options that would be silently ignored."""
+    given = [f"--{k.replace('_', '-')}" for k, v in _MODEL_DEFAULTS.items() if getattr(args, k, v) != v]
+    if given:
+        raise CLIError(f"{path!r} is a saved fit: {', '.join(given)} would not change it (refit from the runs instead)")
+    return ScalingFit.load(path)
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def cmd_laws(args: argparse.Namespace) -> None:
+    laws = [load_law(name) for name in list_laws()]
+    table = pd.DataFrame([{"name": law.name, "inputs": list(law.inputs), "formula": str(law.formula),
+                           "params": list(law.params), "citation": law.citation} for law in laws])
+    if not args.json:
+        table = table.drop(columns="citation").assign(inputs=table["inputs"].str.join(","),
+                                                       params=table["params"].str.join(","))
+    _emit(table, args)
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
     intervals.check_probs(args.prob)  # before sampling, not after
-    if args.out and Path(args.out).exists() and not args.overwrite:
-        raise CLIError(f"{args.out!r} exists; pass --overwrite to replace it")
-    if args.out and not Path(args.out).resolve().parent.is_dir():
-        raise CLIError(f"--out {args.out!r}: folder {str(Path(args.out).parent)!r} does not exist")
-    result = fit(args.data, law=law, priors=priors or None, group=args.group, columns=columns,
-                 pooling=args.pooling, noise_by_group=args.noise_by_group,
-                 **_fit_kwargs(args))
-    meta = _diagnostics_meta(result)
+    _output(args.out, "--out", args.overwrite)
+    result = _fitted(args, args.data)
+    meta = _fit_meta(result)
     table = result.summary(prob=args.prob)
     if args.out:
         result.save(args.out, overwrite=args.overwrite)
@@ -163,109 +231,102 @@ def cmd_fit(args: argparse.Namespace) -> None:
 def cmd_summary(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
     table = result.summary(prob=args.prob)
-    _emit(table, args, title=f"{result.law.title} ({table.attrs['interval']} intervals)", **_diagnostics_meta(result))
+    _emit(table, args, title=f"{result.law.title} ({table.attrs['interval']} intervals)", **_fit_meta(result))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
     if bool(args.at) == bool(args.runs):
         raise CLIError("give the points with --at N=..,D=.. (repeatable) or --runs FILE.csv, one of the two")
+    options = dict(prob=tuple(args.prob), kind=args.kind, group=args.group, new_group=args.new_group)
     if args.runs:
-        table = result.predict(read_table(args.runs), prob=tuple(args.prob), kind=args.kind, group=args.group)
+        table = result.predict(read_table(args.runs), **options)
     else:
-        table = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, **p)
-                           for p in _points(args.at)], ignore_index=True)
-    meta = {"interval": "equal-tailed", "kind": args.kind}
+        table = pd.concat([result.predict(**options, **p) for p in _points(args.at)], ignore_index=True)
+    meta = {"law": result.law.name, "kind": args.kind}
     if "observed" in table:
         meta["inside"] = {c.removeprefix("inside_"): int(table[c].sum()) for c in table if c.startswith("inside_")}
         meta["runs"] = len(table)
     _emit(table, args, title=f"predicted {args.kind} loss ({table.attrs['interval']})", **meta)
 
 
-def _calibration_figure(cal, path: str) -> None:
-    import matplotlib.pyplot as plt
+def _calibration_figure(cal: Any, path: str) -> None:
+    from matplotlib.figure import Figure
 
     from .plots import plot_calibration, plot_pit
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
     plot_calibration(cal, ax=left)
     plot_pit(cal, ax=right)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
+    _output(args.plot, "--plot", args.overwrite)
     if args.data.endswith(".nc"):
         if not args.runs:
             raise CLIError("calibrate FIT.nc needs --runs HELDOUT.csv: runs the fit did not see, with their loss")
-        result, test = ScalingFit.load(args.data), read_table(args.runs)
+        result, test = _saved_fit_only(args, args.data), read_table(args.runs)
     else:
         if args.runs:
             raise CLIError("--runs goes with a saved fit (FIT.nc); a CSV of runs is split by --holdout")
         train, test = split_future(args.data, args.holdout, by=args.by, columns=_columns(args))
-        result = fit(train, law=args.law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
-    cal = calibration(result, test, seed=0)
+        result = _fitted(args, train)
+    cal = calibration(result, test, new_group=args.new_group, seed=0)
     if args.plot:
         _calibration_figure(cal, args.plot)
     title = (f"Calibration of {result.law.name} on {len(test)} held-out runs (fitted on {len(result.runs)}): "
              "share inside each equal-tailed interval of a new run")
-    meta = {"summary": {k: round(v, 6) for k, v in cal.summary.items()}, **({"plot": args.plot} if args.plot else {})}
+    meta = {"law": result.law.name, "summary": {k: round(v, 6) for k, v in cal.summary.items()},
+            **({"plot": args.plot} if args.plot else {})}
     _emit(cal.curve, args, title=title, **meta)
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
     kwargs = _fit_kwargs(args)
     progress = kwargs.pop("progressbar")
-    holdout = [float(h) for h in args.holdout.split(",")]
-    result = stack(args.data, laws=_laws(args.laws), holdout=holdout, by=args.by, group=args.group,
-                   columns=_columns(args), progressbar=progress, **kwargs)
-    pred = None
-    if args.at:
-        pred = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, seed=0, **p)
-                          for p in _points(args.at)], ignore_index=True)
-    if args.json:
-        out = {"weights": result.lfo.reset_index().to_dict(orient="records"), "interval": "equal-tailed",
-               "kind": args.kind}
-        if pred is not None:
-            out["predictions"] = pred.to_dict(orient="records")
-        print(json.dumps(out, indent=2, default=float))
+    result = stack(args.data, laws=_laws(args.laws), holdout=_numbers(args.holdout, "--holdout"), by=args.by,
+                   group=args.group, columns=_columns(args), progressbar=progress, **kwargs)
+    if not args.at:
+        _emit(result.lfo, args, title="Leave-future-out stacking: each law's summed log score on runs beyond its "
+              "fit (elpd_lfo), 90% coverage there, and its weight")
         return
-    _emit(result.lfo, args, title="Leave-future-out stacking: each law's summed log score on runs beyond its "
-          "fit (elpd_lfo), 90% coverage there, and its weight")
-    if pred is not None:
-        print()
-        _emit(pred, args, title=f"stacked {args.kind} loss ({pred.attrs['interval']})")
-
-
-def _budgets(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as err:
-        raise CLIError(f"--compute: expected numbers like 1e21,1e23, got {text!r} ({err})") from None
+    pred = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, seed=0, **p)
+                      for p in _points(args.at)], ignore_index=True)
+    weights = {law: round(float(w), 6) for law, w in result.weights.items()}
+    _emit(pred, args, title=f"stacked {args.kind} loss ({pred.attrs['interval']}) with leave-future-out weights "
+          f"{weights}", kind=args.kind, weights=result.lfo.reset_index().to_dict(orient="records"))
 
 
 def cmd_optimal(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
-    table = result.compute_optimal(_budgets(args.compute), prob=tuple(args.prob), flops=args.flops, group=args.group)
+    table = result.compute_optimal(_numbers(args.compute, "--compute"), prob=tuple(args.prob), flops=args.flops,
+                                   group=args.group, new_group=args.new_group)
     _emit(table, args, title=f"compute-optimal allocation ({table.attrs['interval']}; FLOPs = {table.attrs['flops']})",
-          interval="equal-tailed")
+          law=result.law.name)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from .report import write_report
+    from .report import _target, write_report
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise CLIError(f"{args.out!r} exists; pass --overwrite to replace it")
-    if args.data.endswith(".nc"):
-        result = ScalingFit.load(args.data)
-    else:
-        result = fit(args.data, law=args.law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
-    points = _points(args.at)
-    path = write_report(result, args.out, at=points, compute=_budgets(args.compute) if args.compute else (),
+    target = _target(Path(args.out))
+    if target.exists() and not args.overwrite:
+        raise CLIError(f"{str(target)!r} exists; pass --overwrite to replace it")
+    _output(args.save, "--save", args.overwrite)
+    result = _saved_fit_only(args, args.data) if args.data.endswith(".nc") else _fitted(args, args.data)
+    if args.save:
+        result.save(args.save, overwrite=args.overwrite)
+    path = write_report(result, args.out, at=_points(args.at),
+                        compute=_numbers(args.compute, "--compute") if args.compute else (),
                         heldout=read_table(args.heldout) if args.heldout else None,
                         command="bayes-scaling " + shlex.join(sys.argv[1:]), overwrite=args.overwrite)
-    print(json.dumps({"report": str(path)}) if args.json else f"wrote {path}")
+    if args.json:
+        print(json.dumps({"schema": SCHEMA, "version": __version__, "report": str(path), "saved": args.save,
+                          **_fit_meta(result)}, indent=2))
+    else:
+        print(f"wrote {path}" + (f" and {args.save}" if args.save else ""))
 
 
 def _laws(text: str) -> list[str]:
@@ -279,17 +340,17 @@ def cmd_compare(args: argparse.Namespace) -> None:
     fits = {law: fit(args.data, law=law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
             for law in _laws(args.laws)}
     table = compare(fits)
-    _emit(table, args, title="PSIS-LOO comparison (elpd of the log-loss; weight: stacking)")
+    _emit(table, args, title="PSIS-LOO comparison (elpd of the log-loss; weight: stacking)",
+          runs=len(next(iter(fits.values())).runs))
 
 
 def cmd_backtest(args: argparse.Namespace) -> None:
-    holdout = [float(h) for h in args.holdout.split(",")]
     kwargs = _fit_kwargs(args)
     progress = kwargs.pop("progressbar")
-    table = backtest(args.data, laws=_laws(args.laws), holdout=holdout, by=args.by, group=args.group,
-                     columns=_columns(args), progressbar=progress, **kwargs)
+    table = backtest(args.data, laws=_laws(args.laws), holdout=_numbers(args.holdout, "--holdout"), by=args.by,
+                     group=args.group, columns=_columns(args), progressbar=progress, **kwargs)
     _emit(table, args, title=f"Leave-future-out backtest: fit the runs up to `cut` ({args.by}), score the rest "
-          "(coverage of the predictive intervals of a new run)", interval="equal-tailed")
+          "(coverage of the predictive intervals of a new run)")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -304,9 +365,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     pred = result.predict(large, prob=(0.5, 0.9), kind="observation", seed=0).drop(columns="new_group")
     pred.insert(0, "model", large["model_config"].to_numpy())
     if args.json:
-        print(json.dumps({"summary": summary.reset_index().to_dict(orient="records"),
-                          "predictions": pred.to_dict(orient="records"), **_diagnostics_meta(result)},
-                         indent=2, default=float))
+        print(json.dumps({"schema": SCHEMA, "version": __version__, "interval": "equal-tailed", **_fit_meta(result),
+                          "summary": summary.reset_index().to_dict(orient="records"),
+                          "predictions": pred.to_dict(orient="records")}, indent=2, default=float))
         return
     plain = argparse.Namespace(json=False)
     _emit(summary, plain, title="Posterior: population and per-dataset values (90% equal-tailed intervals)")
@@ -316,147 +377,146 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"\n{int(pred['inside_eti50'].sum())} of {len(pred)} held-out runs inside their 50% interval, "
           f"{int(pred['inside_eti90'].sum())} of {len(pred)} inside their 90% interval. Beyond the fitted runs the "
           "bands include the law's extrapolation discrepancy (kappa noise scales per decade of distance).\n"
-          f"diagnostics: {_diagnostics_meta(result)['diagnostics']}")
+          f"diagnostics: {_fit_meta(result)['diagnostics']}")
 
 
+# ------------------------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayes-scaling", description="Bayesian fits of neural scaling laws.")
+    parser.add_argument("--version", action="version", version=f"bayes-scaling {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("laws", help="list the bundled laws")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_laws)
+    def command(name: str, helptext: str, func: Any, *, json_out: bool = True, csv_out: bool = False
+                ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.set_defaults(func=func)
+        if json_out:
+            p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+        if csv_out:
+            p.add_argument("--csv", default=None, metavar="FILE.csv", help="also write the table as CSV")
+        return p
 
-    p = sub.add_parser("demo", help="fit the bundled Gadre 2024 runs (3 datasets as groups) and predict the held-out 1.4B / 6.9B runs")
+    def runs_arg(p: argparse.ArgumentParser, what: str = "runs: CSV or parquet, one row per run") -> None:
+        p.add_argument("data", help=what)
+
+    p = command("laws", "list the bundled laws", cmd_laws)
+
+    p = command("demo", "fit the bundled Gadre 2024 runs (3 datasets as groups) and predict the held-out 1.4B / "
+                "6.9B runs", cmd_demo)
     _sampler_args(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_demo, seed=1)  # the demo prints the same numbers every time
+    p.set_defaults(seed=1)  # the demo prints the same numbers every time
 
-    p = sub.add_parser("fit", help="fit a law to a CSV of runs")
-    p.add_argument("data", help="CSV with one row per run")
-    p.add_argument("--law", default="chinchilla", help="law name (see `laws`) or path to a law TOML file")
-    p.add_argument("--group", default=None, help="group column (parameters are partially pooled across groups)")
-    p.add_argument("--pooling", default=None, choices=("shared", "partial", "none"),
-                   help="pooling of every parameter across groups (default partial)")
-    p.add_argument("--noise-by-group", action="store_true", help="one observation noise scale per group")
-    p.add_argument("--column", action="append", default=[], metavar="KEY=COL",
-                   help="map an input or 'loss' to a column, e.g. N=params,loss=val_loss")
-    p.add_argument("--formula", default=None,
-                   help="a law of your own instead of --law, e.g. 'E + A * N**-alpha' (every parameter needs a prior)")
-    p.add_argument("--inputs", default=None, help="inputs of --formula, e.g. N,D (default: N, D, C, U found in it)")
-    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
-                   help="override a prior, e.g. 'alpha=LogNormal(mu=-1, sigma=0.3)'")
-    p.add_argument("--priors", default=None, metavar="FILE.toml",
-                   help="priors as TOML: alpha = \"Beta(2, 5)\" or alpha = {dist = \"Beta\", kwargs = {alpha = 2, beta = 5}}")
+    p = command("fit", "fit a law to a table of runs", cmd_fit, csv_out=True)
+    runs_arg(p)
+    _model_args(p)
     p.add_argument("--out", default=None, help="save the fit to this netCDF file")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--prob", type=float, default=intervals.PROB)
-    p.add_argument("--json", action="store_true")
     _sampler_args(p)
-    p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("summary", help="summarise a saved fit")
+    p = command("summary", "summarise a saved fit", cmd_summary, csv_out=True)
     p.add_argument("fit")
     p.add_argument("--prob", type=float, default=intervals.PROB)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("predict", help="predict loss from a saved fit")
+    p = command("predict", "predict loss from a saved fit", cmd_predict, csv_out=True)
     p.add_argument("fit")
     p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="inputs; repeat for more points")
     p.add_argument("--runs", default=None, metavar="FILE.csv",
                    help="predict at these runs instead; with their loss column, say which fall inside each interval")
     p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
     p.add_argument("--kind", choices=("mean", "observation"), default="mean")
-    p.add_argument("--group", default=None, help="for a grouped fit: a group's label (any other label: a new group)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_predict)
-    p = sub.add_parser("report", help="fit a CSV of runs (or load FIT.nc) and write an HTML report")
-    p.add_argument("data", help="CSV with one row per run, or a saved fit (.nc)")
-    p.add_argument("--law", default="chinchilla")
-    p.add_argument("--group", default=None)
-    p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
-    p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="extrapolation targets; repeatable")
-    p.add_argument("--compute", default=None, metavar="C1,C2,...", help="budgets for the compute-optimal table")
-    p.add_argument("--heldout", default=None, metavar="RUNS.csv",
-                   help="runs the fit did not see, with their loss: the report checks its intervals on them")
-    p.add_argument("--out", required=True, help="folder to write index.html and figures into")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--json", action="store_true")
-    _sampler_args(p)
-    p.set_defaults(func=cmd_report)
+    p.add_argument("--group", default=None, help="for a grouped fit: a group's label")
+    p.add_argument("--new-group", action="store_true", help="allow group labels the fit does not know (a new group)")
 
-    for name, helptext in (("compare", "fit several laws to a CSV and compare them by PSIS-LOO"),
-                           ("backtest", "fit several laws on the smaller runs and score them on the larger")):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("data", help="CSV with one row per run")
-        p.add_argument("--laws", required=True, metavar="A,B,...", help="law names, e.g. chinchilla,kaplan_nd")
-        p.add_argument("--group", default=None)
-        p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
-        if name == "backtest":
-            p.add_argument("--holdout", default="0.2", metavar="H[,H...]",
-                           help="fraction of runs with the most compute to hold out, or a FLOPs threshold; "
-                                "several for a rolling origin")
-            p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
-        p.add_argument("--json", action="store_true")
-        _sampler_args(p)
-        p.set_defaults(func=cmd_compare if name == "compare" else cmd_backtest)
-
-    p = sub.add_parser("calibrate", help="check the predictive intervals on held-out runs: coverage against "
-                       "nominal probability, PIT, interval score")
-    p.add_argument("data", help="CSV of runs (split by --holdout, the lower part fitted), or a saved fit (.nc)")
-    p.add_argument("--runs", default=None, metavar="HELDOUT.csv",
-                   help="with FIT.nc: runs it did not see, with their loss")
-    p.add_argument("--law", default="chinchilla")
-    p.add_argument("--holdout", type=float, default=0.2,
-                   help="fraction of the runs with the most compute to hold out, or a threshold (default 0.2)")
-    p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
-    p.add_argument("--group", default=None)
-    p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
-    p.add_argument("--plot", default=None, metavar="FILE.png", help="save the reliability diagram and PIT histogram")
-    p.add_argument("--json", action="store_true")
-    _sampler_args(p)
-    p.set_defaults(func=cmd_calibrate)
-
-    p = sub.add_parser("stack", help="stack several laws by leave-future-out scores; predict with the mixture")
-    p.add_argument("data", help="CSV with one row per run")
-    p.add_argument("--laws", required=True, metavar="A,B,...", help="law names, e.g. chinchilla,kaplan_nd")
-    p.add_argument("--holdout", default="0.4,0.3,0.2", metavar="H[,H...]",
-                   help="cuts of the leave-future-out scoring: fractions of the runs with the most compute, "
-                        "or thresholds")
-    p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
-    p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="predict here; repeatable")
-    p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
-    p.add_argument("--kind", choices=("mean", "observation"), default="mean")
-    p.add_argument("--group", default=None)
-    p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
-    p.add_argument("--json", action="store_true")
-    _sampler_args(p)
-    p.set_defaults(func=cmd_stack)
-
-    p = sub.add_parser("optimal", help="compute-optimal N, D and loss at given budgets, from a saved fit")
+    p = command("optimal", "compute-optimal N, D and loss at given budgets, from a saved fit", cmd_optimal, csv_out=True)
     p.add_argument("fit")
     p.add_argument("--compute", required=True, metavar="C1,C2,...", help="budgets in FLOPs, e.g. 1e21,1e23,5.76e23")
     p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
     p.add_argument("--flops", default=None, help="FLOPs formula in N and D (default: the law's, 6 * N * D)")
     p.add_argument("--group", default=None, help="for a grouped fit: one group (default: every group)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_optimal)
+    p.add_argument("--new-group", action="store_true", help="allow a group label the fit does not know")
+
+    p = command("report", "fit a table of runs (or load FIT.nc) and write one self-contained HTML report that "
+                "opens with the compute-optimal allocation per budget", cmd_report)
+    runs_arg(p, "runs (CSV or parquet) to fit, or a saved fit (.nc)")
+    _model_args(p)
+    p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="extrapolation targets; repeatable")
+    p.add_argument("--compute", default=None, metavar="C1,C2,...",
+                   help="budgets for the decision table (default: 10, 100 and 1000 times the largest run)")
+    p.add_argument("--heldout", default=None, metavar="RUNS.csv",
+                   help="runs the fit did not see, with their loss: the report checks its intervals on them")
+    p.add_argument("--out", required=True, help="the report: FILE.html, or a folder that gets index.html")
+    p.add_argument("--save", default=None, metavar="FIT.nc", help="also save the fit")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier report (and --save) of the same name")
+    _sampler_args(p)
+
+    p = command("calibrate", "check the predictive intervals on held-out runs: coverage against nominal "
+                "probability, PIT, interval score", cmd_calibrate, csv_out=True)
+    runs_arg(p, "runs (CSV or parquet; split by --holdout, the lower part fitted), or a saved fit (.nc)")
+    _model_args(p)
+    p.add_argument("--runs", default=None, metavar="HELDOUT.csv",
+                   help="with FIT.nc: runs it did not see, with their loss")
+    p.add_argument("--holdout", type=float, default=0.2,
+                   help="fraction of the runs with the most compute to hold out, or a threshold (default 0.2)")
+    p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
+    p.add_argument("--new-group", action="store_true", help="allow held-out runs of groups the fit does not know")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="save the reliability diagram and PIT histogram")
+    p.add_argument("--overwrite", action="store_true", help="replace --plot if it exists")
+    _sampler_args(p)
+
+    for name, helptext, func in (
+        ("compare", "fit several laws to the runs and compare them by PSIS-LOO", cmd_compare),
+        ("backtest", "fit several laws on the smaller runs and score them on the larger", cmd_backtest),
+        ("stack", "stack several laws by leave-future-out scores; predict with the mixture", cmd_stack),
+    ):
+        p = command(name, helptext, func, csv_out=True)
+        runs_arg(p)
+        p.add_argument("--laws", required=True, metavar="A,B,...", help="law names, e.g. chinchilla,kaplan_nd")
+        p.add_argument("--group", default=None)
+        p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
+        if name != "compare":
+            p.add_argument("--holdout", default="0.2" if name == "backtest" else "0.4,0.3,0.2", metavar="H[,H...]",
+                           help="fractions of the runs with the most compute to hold out, or thresholds; several "
+                                "for a rolling origin")
+            p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
+        if name == "stack":
+            p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="predict here; repeatable")
+            p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
+            p.add_argument("--kind", choices=("mean", "observation"), default="mean")
+        _sampler_args(p)
     return parser
 
 
+def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None, line: Any = None) -> None:
+    print(f"bayes-scaling: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; errors a user can cause print one line and exit with 2, bugs show a traceback."""
     args = build_parser().parse_args(argv)
     if getattr(args, "prob", 0) is None:
         args.prob = list(intervals.PROBS)
+    logger = logging.getLogger("bayes_scaling")
+    handler = None
+    if not sys.stderr.isatty():  # no progress bar there: one line per phase instead
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("bayes-scaling: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", SamplingWarning)
+            warnings.showwarning = _show_warning
             args.func(args)
-    except (CLIError, *USER_ERRORS) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"bayes-scaling: error: {message}", file=sys.stderr)
+    except BayesScalingError as err:
+        print(f"bayes-scaling: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
     return 0
 
 

@@ -151,7 +151,7 @@ def test_calibrate_predict_runs_and_stack(tmp_path, capsys):
                        "--at", "N=1e10,D=2e11", "--kind", "observation", *quick, "--json")
     stacked = json.loads(out)
     assert code == 0 and [r["law"] for r in stacked["weights"]] == ["chinchilla", "kaplan_nd"]
-    assert abs(sum(r["weight"] for r in stacked["weights"]) - 1) < 1e-9 and len(stacked["predictions"]) == 1
+    assert abs(sum(r["weight"] for r in stacked["weights"]) - 1) < 1e-9 and len(stacked["rows"]) == 1
 
     code, _, err = cli(capsys, "calibrate", tmp_path / "fit.nc")
     assert code == 2 and "needs --runs" in err
