@@ -155,7 +155,9 @@ def test_custom_formula_law():
                            priors={"E": "LogNormal(0.5, 0.4)", "A": "LogNormal(6, 2)", "alpha": "LogNormal(-1.2, 0.5)"})
     assert law.params == ("A", "E", "alpha") and law.inputs == ("N",)
     assert law.evaluate({"E": 1.7, "A": 400.0, "alpha": 0.34}, N=1e9) == pytest.approx(1.7 + 400 * 1e9**-0.34)
-    assert Law.from_toml(law.source).source == law.source  # saved fits rebuild it from its text
+    rebuilt = Law.from_toml(law.source)  # saved fits rebuild a formula law from its generated text
+    assert (rebuilt.params, rebuilt.inputs, rebuilt.priors) == (law.params, law.inputs, law.priors)
+    assert rebuilt.evaluate({"E": 1.7, "A": 400.0, "alpha": 0.34}, N=1e9) == pytest.approx(1.7 + 400 * 1e9**-0.34)
 
 
 @pytest.mark.parametrize(
