@@ -22,8 +22,17 @@ from . import intervals
 from .errors import DataError, OptionError
 from .priors import Prior
 
-__all__ = ["Calibration", "calibration", "scores", "interval_score", "discrepancy_evidence",
-           "estimate_kappa", "KappaEstimate", "RELIABILITY_PROBS", "KAPPA_GRID"]
+__all__ = [
+    "KAPPA_GRID",
+    "RELIABILITY_PROBS",
+    "Calibration",
+    "KappaEstimate",
+    "calibration",
+    "discrepancy_evidence",
+    "estimate_kappa",
+    "interval_score",
+    "scores",
+]
 
 #: Nominal probabilities of the reliability curve (always with 0.5 and 0.9).
 RELIABILITY_PROBS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -35,8 +44,11 @@ def interval_score(lower: np.ndarray, upper: np.ndarray, observed: np.ndarray, p
     """Interval score of a central ``prob`` interval (Gneiting and Raftery 2007, eq. 43): its width plus
     2 / (1 - prob) times the distance by which the observation misses it. Lower is better."""
     alpha = 1 - prob
-    return ((upper - lower) + 2 / alpha * np.clip(lower - observed, 0, None)
-            + 2 / alpha * np.clip(observed - upper, 0, None))
+    return (
+        (upper - lower)
+        + 2 / alpha * np.clip(lower - observed, 0, None)
+        + 2 / alpha * np.clip(observed - upper, 0, None)
+    )
 
 
 def scores(draws: np.ndarray, observed: np.ndarray, probs: Sequence[float] = RELIABILITY_PROBS) -> dict[str, Any]:
@@ -78,9 +90,11 @@ class Calibration:
 
     def __repr__(self) -> str:
         s = self.summary
-        return (f"<Calibration n={s['n']:.0f} coverage 50%: {s['coverage_50']:.2f}, 90%: {s['coverage_90']:.2f}; "
-                f"90% width {s['width_90']:.4g}, interval score {s['interval_score_90']:.4g}, "
-                f"MdAPE {100 * s['mdape']:.2f}% ({self.kind})>")
+        return (
+            f"<Calibration n={s['n']:.0f} coverage 50%: {s['coverage_50']:.2f}, 90%: {s['coverage_90']:.2f}; "
+            f"90% width {s['width_90']:.4g}, interval score {s['interval_score_90']:.4g}, "
+            f"MdAPE {100 * s['mdape']:.2f}% ({self.kind})>"
+        )
 
 
 def calibration(
@@ -106,17 +120,24 @@ def calibration(
     draws = model.predict_draws(runs, kind=kind, new_group=new_group, seed=seed)
     found = scores(intervals.sample_matrix(draws), observed, probs)
     points = intervals.summarize(draws, (0.5, 0.9), observed).assign(pit=found["pit"])
-    curve = pd.DataFrame({
-        "coverage": [float(np.mean(found[f"inside_{intervals.label(p)}"])) for p in probs],
-        "width": [float(np.median(found[f"{intervals.label(p)}_upper"] - found[f"{intervals.label(p)}_lower"]))
-                  for p in probs],
-        "interval_score": [float(np.mean(found[f"interval_score_{intervals.label(p)}"])) for p in probs],
-    }, index=pd.Index(probs, name="prob"))
+    curve = pd.DataFrame(
+        {
+            "coverage": [float(np.mean(found[f"inside_{intervals.label(p)}"])) for p in probs],
+            "width": [
+                float(np.median(found[f"{intervals.label(p)}_upper"] - found[f"{intervals.label(p)}_lower"]))
+                for p in probs
+            ],
+            "interval_score": [float(np.mean(found[f"interval_score_{intervals.label(p)}"])) for p in probs],
+        },
+        index=pd.Index(probs, name="prob"),
+    )
     lpd = model.log_predictive_density(runs, new_group=new_group, seed=seed)
     summary = {
         "n": float(len(observed)),
-        "coverage_50": curve.loc[0.5, "coverage"], "coverage_90": curve.loc[0.9, "coverage"],
-        "width_90": curve.loc[0.9, "width"], "interval_score_90": curve.loc[0.9, "interval_score"],
+        "coverage_50": curve.loc[0.5, "coverage"],
+        "coverage_90": curve.loc[0.9, "coverage"],
+        "width_90": curve.loc[0.9, "width"],
+        "interval_score_90": curve.loc[0.9, "interval_score"],
         "mdape": float(np.median(np.abs(found["median"] / observed - 1))),
         "bias": float(np.mean(observed - found["median"])),
         "lpd_per_run": float(np.mean(lpd)),
@@ -155,7 +176,7 @@ def discrepancy_evidence(fit: Any, runs: pd.DataFrame, *, seed: int | None = Non
     null = tilt(fit.observation.sample(mu[order], {k: v[order] for k, v in noise.items()}, rng) - center)
     observed = tilt(y - center)
     q75, q25 = np.quantile(null, [0.75, 0.25])
-    bandwidth = 1.06 * (q75 - q25) / 1.349 * null.size ** -0.2
+    bandwidth = 1.06 * (q75 - q25) / 1.349 * null.size**-0.2
     sd = np.sqrt((KAPPA_GRID[:, None] * np.median(noise["sigma"])) ** 2 + bandwidth**2)
     logpdf = -0.5 * ((observed - null[None, :]) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
     return logsumexp(logpdf, axis=1) - np.log(null.size)
@@ -172,8 +193,10 @@ class KappaEstimate:
     prior: Prior
 
     def __repr__(self) -> str:
-        return (f"<KappaEstimate kappa ~ {self.prior} from {self.n} datasets; population median "
-                f"{np.exp(self.mu):.2f}, spread {self.s:.2f} (log scale)>")
+        return (
+            f"<KappaEstimate kappa ~ {self.prior} from {self.n} datasets; population median "
+            f"{np.exp(self.mu):.2f}, spread {self.s:.2f} (log scale)>"
+        )
 
 
 def estimate_kappa(evidence: Sequence[np.ndarray] | Mapping[str, np.ndarray]) -> KappaEstimate:
@@ -190,8 +213,11 @@ def estimate_kappa(evidence: Sequence[np.ndarray] | Mapping[str, np.ndarray]) ->
     step = log_k[1] - log_k[0]
     mus = np.linspace(np.log(0.05), np.log(50.0), 121)
     ss = np.linspace(0.05, 3.0, 60)
-    dens = (-0.5 * ((log_k[None, None, :] - mus[:, None, None]) / ss[None, :, None]) ** 2
-            - np.log(ss[None, :, None]) - 0.5 * np.log(2 * np.pi))  # (mu, s, grid)
+    dens = (
+        -0.5 * ((log_k[None, None, :] - mus[:, None, None]) / ss[None, :, None]) ** 2
+        - np.log(ss[None, :, None])
+        - 0.5 * np.log(2 * np.pi)
+    )  # (mu, s, grid)
     logpost = -0.5 * ss[None, :] ** 2  # HalfNormal(1) on s, flat on mu
     for curve in curves:
         logpost = logpost + logsumexp(dens + curve[None, None, :], axis=2) + np.log(step)

@@ -84,8 +84,11 @@ def _output(path: str | None, what: str, overwrite: bool = False) -> None:
 
 def _fit_meta(result: ScalingFit) -> dict[str, Any]:
     d = result.diagnostics
-    return {"law": result.law.name, "runs": len(result.runs),
-            "diagnostics": {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}}
+    return {
+        "law": result.law.name,
+        "runs": len(result.runs),
+        "diagnostics": {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()},
+    }
 
 
 def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **meta: Any) -> None:
@@ -95,8 +98,13 @@ def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **m
     if getattr(args, "csv", None):
         rows.to_csv(args.csv, index=False)
     if args.json:
-        out = {"schema": SCHEMA, "version": __version__, "interval": "equal-tailed", **meta,
-               "rows": rows.to_dict(orient="records")}
+        out = {
+            "schema": SCHEMA,
+            "version": __version__,
+            "interval": "equal-tailed",
+            **meta,
+            "rows": rows.to_dict(orient="records"),
+        }
         print(json.dumps(out, indent=2, default=float))
         return
     if title:
@@ -115,42 +123,84 @@ def _sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--adaptation", choices=("diag", "low_rank"), default="diag",
-                   help="nutpie's mass matrix adaptation (low_rank: faster on many runs, less robust on few)")
+    p.add_argument(
+        "--adaptation",
+        choices=("diag", "low_rank"),
+        default="diag",
+        help="nutpie's mass matrix adaptation (low_rank: faster on many runs, less robust on few)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
-    p.add_argument("--no-discrepancy", action="store_true",
-                   help="bands of the fitted law alone, without its extrapolation discrepancy (overconfident "
-                        "beyond the runs)")
-
-
-def _fit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(
-        likelihood=args.likelihood, sampler=args.sampler, chains=args.chains, draws=args.draws, tune=args.tune,
-        seed=args.seed, adaptation=args.adaptation, progressbar=not args.no_progress and sys.stderr.isatty(),
-        discrepancy=not args.no_discrepancy,
+    p.add_argument(
+        "--no-discrepancy",
+        action="store_true",
+        help="bands of the fitted law alone, without its extrapolation discrepancy (overconfident beyond the runs)",
     )
 
 
+def _fit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "likelihood": args.likelihood,
+        "sampler": args.sampler,
+        "chains": args.chains,
+        "draws": args.draws,
+        "tune": args.tune,
+        "seed": args.seed,
+        "adaptation": args.adaptation,
+        "progressbar": not args.no_progress and sys.stderr.isatty(),
+        "discrepancy": not args.no_discrepancy,
+    }
+
+
 #: The model options: defaults, to tell which a user gave.
-_MODEL_DEFAULTS = {"law": "chinchilla", "group": None, "pooling": None, "noise_by_group": False, "column": [],
-                   "formula": None, "inputs": None, "prior": [], "priors": None}
+_MODEL_DEFAULTS = {
+    "law": "chinchilla",
+    "group": None,
+    "pooling": None,
+    "noise_by_group": False,
+    "column": [],
+    "formula": None,
+    "inputs": None,
+    "prior": [],
+    "priors": None,
+}
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--law", default="chinchilla", help="law name (see `laws`) or path to a law TOML file")
     p.add_argument("--group", default=None, help="group column (parameters are partially pooled across groups)")
-    p.add_argument("--pooling", default=None, choices=("shared", "partial", "none"),
-                   help="pooling of every parameter across groups (default partial)")
+    p.add_argument(
+        "--pooling",
+        default=None,
+        choices=("shared", "partial", "none"),
+        help="pooling of every parameter across groups (default partial)",
+    )
     p.add_argument("--noise-by-group", action="store_true", help="one observation noise scale per group")
-    p.add_argument("--column", action="append", default=[], metavar="KEY=COL",
-                   help="map an input or 'loss' to a column, e.g. N=params,loss=val_loss")
-    p.add_argument("--formula", default=None,
-                   help="a law of your own instead of --law, e.g. 'E + A * N**-alpha' (every parameter needs a prior)")
+    p.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="KEY=COL",
+        help="map an input or 'loss' to a column, e.g. N=params,loss=val_loss",
+    )
+    p.add_argument(
+        "--formula",
+        default=None,
+        help="a law of your own instead of --law, e.g. 'E + A * N**-alpha' (every parameter needs a prior)",
+    )
     p.add_argument("--inputs", default=None, help="inputs of --formula, e.g. N,D (default: N, D, C, U found in it)")
-    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
-                   help="override a prior, e.g. 'alpha=LogNormal(mu=-1, sigma=0.3)'")
-    p.add_argument("--priors", default=None, metavar="FILE.toml",
-                   help='priors as TOML: alpha = "Beta(2, 5)" or alpha = {dist = "Beta", kwargs = {alpha = 2, beta = 5}}')
+    p.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="NAME=DIST(...)",
+        help="override a prior, e.g. 'alpha=LogNormal(mu=-1, sigma=0.3)'",
+    )
+    p.add_argument(
+        "--priors",
+        default=None,
+        metavar="FILE.toml",
+        help='priors as TOML: alpha = "Beta(2, 5)" or alpha = {dist = "Beta", kwargs = {alpha = 2, beta = 5}}',
+    )
 
 
 def _priors(args: argparse.Namespace) -> dict:
@@ -185,11 +235,19 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     law: str | Law = args.law
     if args.formula:
         names = re.findall(r"[A-Za-z_]\w*", args.formula)
-        inputs = args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]
+        inputs = (
+            args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]
+        )
         noise = {k: priors.pop(k) for k in list(priors) if k in ("sigma", "nu", "kappa") or k.endswith("_sd")}
         law, priors = Law.from_formula(args.formula, inputs=inputs, priors=priors), noise
-    return dict(law=law, priors=priors or None, group=args.group, columns=_columns(args), pooling=args.pooling,
-                noise_by_group=args.noise_by_group)
+    return {
+        "law": law,
+        "priors": priors or None,
+        "group": args.group,
+        "columns": _columns(args),
+        "pooling": args.pooling,
+        "noise_by_group": args.noise_by_group,
+    }
 
 
 def _fitted(args: argparse.Namespace, data: Any) -> ScalingFit:
@@ -207,11 +265,22 @@ def _saved_fit_only(args: argparse.Namespace, path: str) -> ScalingFit:
 # ------------------------------------------------------------------------------------------------ commands
 def cmd_laws(args: argparse.Namespace) -> None:
     laws = [load_law(name) for name in list_laws()]
-    table = pd.DataFrame([{"name": law.name, "inputs": list(law.inputs), "formula": str(law.formula),
-                           "params": list(law.params), "citation": law.citation} for law in laws])
+    table = pd.DataFrame(
+        [
+            {
+                "name": law.name,
+                "inputs": list(law.inputs),
+                "formula": str(law.formula),
+                "params": list(law.params),
+                "citation": law.citation,
+            }
+            for law in laws
+        ]
+    )
     if not args.json:
-        table = table.drop(columns="citation").assign(inputs=table["inputs"].str.join(","),
-                                                       params=table["params"].str.join(","))
+        table = table.drop(columns="citation").assign(
+            inputs=table["inputs"].str.join(","), params=table["params"].str.join(",")
+        )
     _emit(table, args)
 
 
@@ -224,8 +293,12 @@ def cmd_fit(args: argparse.Namespace) -> None:
     if args.out:
         result.save(args.out, overwrite=args.overwrite)
         meta["saved"] = args.out
-    _emit(table, args, title=f"{result.law.title} on {len(result.runs)} runs ({table.attrs['interval']} intervals)",
-          **meta)
+    _emit(
+        table,
+        args,
+        title=f"{result.law.title} on {len(result.runs)} runs ({table.attrs['interval']} intervals)",
+        **meta,
+    )
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -238,7 +311,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
     if bool(args.at) == bool(args.runs):
         raise CLIError("give the points with --at N=..,D=.. (repeatable) or --runs FILE.csv, one of the two")
-    options = dict(prob=tuple(args.prob), kind=args.kind, group=args.group, new_group=args.new_group)
+    options = {"prob": tuple(args.prob), "kind": args.kind, "group": args.group, "new_group": args.new_group}
     if args.runs:
         table = result.predict(read_table(args.runs), **options)
     else:
@@ -277,35 +350,71 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     cal = calibration(result, test, new_group=args.new_group, seed=0)
     if args.plot:
         _calibration_figure(cal, args.plot)
-    title = (f"Calibration of {result.law.name} on {len(test)} held-out runs (fitted on {len(result.runs)}): "
-             "share inside each equal-tailed interval of a new run")
-    meta = {"law": result.law.name, "summary": {k: round(v, 6) for k, v in cal.summary.items()},
-            **({"plot": args.plot} if args.plot else {})}
+    title = (
+        f"Calibration of {result.law.name} on {len(test)} held-out runs (fitted on {len(result.runs)}): "
+        "share inside each equal-tailed interval of a new run"
+    )
+    meta = {
+        "law": result.law.name,
+        "summary": {k: round(v, 6) for k, v in cal.summary.items()},
+        **({"plot": args.plot} if args.plot else {}),
+    }
     _emit(cal.curve, args, title=title, **meta)
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
     kwargs = _fit_kwargs(args)
     progress = kwargs.pop("progressbar")
-    result = stack(args.data, laws=_laws(args.laws), holdout=_numbers(args.holdout, "--holdout"), by=args.by,
-                   group=args.group, columns=_columns(args), progressbar=progress, **kwargs)
+    result = stack(
+        args.data,
+        laws=_laws(args.laws),
+        holdout=_numbers(args.holdout, "--holdout"),
+        by=args.by,
+        group=args.group,
+        columns=_columns(args),
+        progressbar=progress,
+        **kwargs,
+    )
     if not args.at:
-        _emit(result.lfo, args, title="Leave-future-out stacking: each law's summed log score on runs beyond its "
-              "fit (elpd_lfo), 90% coverage there, and its weight")
+        _emit(
+            result.lfo,
+            args,
+            title="Leave-future-out stacking: each law's summed log score on runs beyond its "
+            "fit (elpd_lfo), 90% coverage there, and its weight",
+        )
         return
-    pred = pd.concat([result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, seed=0, **p)
-                      for p in _points(args.at)], ignore_index=True)
+    pred = pd.concat(
+        [
+            result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, seed=0, **p)
+            for p in _points(args.at)
+        ],
+        ignore_index=True,
+    )
     weights = {law: round(float(w), 6) for law, w in result.weights.items()}
-    _emit(pred, args, title=f"stacked {args.kind} loss ({pred.attrs['interval']}) with leave-future-out weights "
-          f"{weights}", kind=args.kind, weights=result.lfo.reset_index().to_dict(orient="records"))
+    _emit(
+        pred,
+        args,
+        title=f"stacked {args.kind} loss ({pred.attrs['interval']}) with leave-future-out weights {weights}",
+        kind=args.kind,
+        weights=result.lfo.reset_index().to_dict(orient="records"),
+    )
 
 
 def cmd_optimal(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
-    table = result.compute_optimal(_numbers(args.compute, "--compute"), prob=tuple(args.prob), flops=args.flops,
-                                   group=args.group, new_group=args.new_group)
-    _emit(table, args, title=f"compute-optimal allocation ({table.attrs['interval']}; FLOPs = {table.attrs['flops']})",
-          law=result.law.name)
+    table = result.compute_optimal(
+        _numbers(args.compute, "--compute"),
+        prob=tuple(args.prob),
+        flops=args.flops,
+        group=args.group,
+        new_group=args.new_group,
+    )
+    _emit(
+        table,
+        args,
+        title=f"compute-optimal allocation ({table.attrs['interval']}; FLOPs = {table.attrs['flops']})",
+        law=result.law.name,
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -318,13 +427,28 @@ def cmd_report(args: argparse.Namespace) -> None:
     result = _saved_fit_only(args, args.data) if args.data.endswith(".nc") else _fitted(args, args.data)
     if args.save:
         result.save(args.save, overwrite=args.overwrite)
-    path = write_report(result, args.out, at=_points(args.at),
-                        compute=_numbers(args.compute, "--compute") if args.compute else (),
-                        heldout=read_table(args.heldout) if args.heldout else None,
-                        command="bayes-scaling " + shlex.join(sys.argv[1:]), overwrite=args.overwrite)
+    path = write_report(
+        result,
+        args.out,
+        at=_points(args.at),
+        compute=_numbers(args.compute, "--compute") if args.compute else (),
+        heldout=read_table(args.heldout) if args.heldout else None,
+        command="bayes-scaling " + shlex.join(sys.argv[1:]),
+        overwrite=args.overwrite,
+    )
     if args.json:
-        print(json.dumps({"schema": SCHEMA, "version": __version__, "report": str(path), "saved": args.save,
-                          **_fit_meta(result)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "schema": SCHEMA,
+                    "version": __version__,
+                    "report": str(path),
+                    "saved": args.save,
+                    **_fit_meta(result),
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"wrote {path}" + (f" and {args.save}" if args.save else ""))
 
@@ -337,47 +461,84 @@ def _laws(text: str) -> list[str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    fits = {law: fit(args.data, law=law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
-            for law in _laws(args.laws)}
+    fits = {
+        law: fit(args.data, law=law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
+        for law in _laws(args.laws)
+    }
     table = compare(fits)
-    _emit(table, args, title="PSIS-LOO comparison (elpd of the log-loss; weight: stacking)",
-          runs=len(next(iter(fits.values())).runs))
+    _emit(
+        table,
+        args,
+        title="PSIS-LOO comparison (elpd of the log-loss; weight: stacking)",
+        runs=len(next(iter(fits.values())).runs),
+    )
 
 
 def cmd_backtest(args: argparse.Namespace) -> None:
     kwargs = _fit_kwargs(args)
     progress = kwargs.pop("progressbar")
-    table = backtest(args.data, laws=_laws(args.laws), holdout=_numbers(args.holdout, "--holdout"), by=args.by,
-                     group=args.group, columns=_columns(args), progressbar=progress, **kwargs)
-    _emit(table, args, title=f"Leave-future-out backtest: fit the runs up to `cut` ({args.by}), score the rest "
-          "(coverage of the predictive intervals of a new run)")
+    table = backtest(
+        args.data,
+        laws=_laws(args.laws),
+        holdout=_numbers(args.holdout, "--holdout"),
+        by=args.by,
+        group=args.group,
+        columns=_columns(args),
+        progressbar=progress,
+        **kwargs,
+    )
+    _emit(
+        table,
+        args,
+        title=f"Leave-future-out backtest: fit the runs up to `cut` ({args.by}), score the rest "
+        "(coverage of the predictive intervals of a new run)",
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     runs = load_dataset("gadre2024")
     small, large = runs[runs["n_params"] < 5e8], runs[runs["n_params"] >= 5e8]
     if not args.json:
-        print(f"Gadre et al. 2024: fitting chinchilla, partially pooled across 3 pretraining datasets, on "
-              f"{len(small)} runs up to {small['n_params'].max() / 1e6:.0f}M parameters; "
-              f"{len(large)} larger runs (1.4B, 6.9B) held out.\n")
+        print(
+            f"Gadre et al. 2024: fitting chinchilla, partially pooled across 3 pretraining datasets, on "
+            f"{len(small)} runs up to {small['n_params'].max() / 1e6:.0f}M parameters; "
+            f"{len(large)} larger runs (1.4B, 6.9B) held out.\n"
+        )
     result = fit(small, law="chinchilla", group="dataset", **_fit_kwargs(args))
     summary = result.summary(prob=0.9)
     pred = result.predict(large, prob=(0.5, 0.9), kind="observation", seed=0).drop(columns="new_group")
     pred.insert(0, "model", large["model_config"].to_numpy())
     if args.json:
-        print(json.dumps({"schema": SCHEMA, "version": __version__, "interval": "equal-tailed", **_fit_meta(result),
-                          "summary": summary.reset_index().to_dict(orient="records"),
-                          "predictions": pred.to_dict(orient="records")}, indent=2, default=float))
+        print(
+            json.dumps(
+                {
+                    "schema": SCHEMA,
+                    "version": __version__,
+                    "interval": "equal-tailed",
+                    **_fit_meta(result),
+                    "summary": summary.reset_index().to_dict(orient="records"),
+                    "predictions": pred.to_dict(orient="records"),
+                },
+                indent=2,
+                default=float,
+            )
+        )
         return
     plain = argparse.Namespace(json=False)
     _emit(summary, plain, title="Posterior: population and per-dataset values (90% equal-tailed intervals)")
     print()
-    _emit(pred, plain, title="Held-out runs: predicted C4 loss of a new run (median, 50% and 90% equal-tailed) vs "
-          "observed; distance: decades beyond the fitted runs")
-    print(f"\n{int(pred['inside_eti50'].sum())} of {len(pred)} held-out runs inside their 50% interval, "
-          f"{int(pred['inside_eti90'].sum())} of {len(pred)} inside their 90% interval. Beyond the fitted runs the "
-          "bands include the law's extrapolation discrepancy (kappa noise scales per decade of distance).\n"
-          f"diagnostics: {_fit_meta(result)['diagnostics']}")
+    _emit(
+        pred,
+        plain,
+        title="Held-out runs: predicted C4 loss of a new run (median, 50% and 90% equal-tailed) vs "
+        "observed; distance: decades beyond the fitted runs",
+    )
+    print(
+        f"\n{int(pred['inside_eti50'].sum())} of {len(pred)} held-out runs inside their 50% interval, "
+        f"{int(pred['inside_eti90'].sum())} of {len(pred)} inside their 90% interval. Beyond the fitted runs the "
+        "bands include the law's extrapolation discrepancy (kappa noise scales per decade of distance).\n"
+        f"diagnostics: {_fit_meta(result)['diagnostics']}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ parser
@@ -386,8 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bayes-scaling {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, helptext: str, func: Any, *, json_out: bool = True, csv_out: bool = False
-                ) -> argparse.ArgumentParser:
+    def command(
+        name: str, helptext: str, func: Any, *, json_out: bool = True, csv_out: bool = False
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext, description=helptext)
         p.set_defaults(func=func)
         if json_out:
@@ -401,8 +563,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("laws", "list the bundled laws", cmd_laws)
 
-    p = command("demo", "fit the bundled Gadre 2024 runs (3 datasets as groups) and predict the held-out 1.4B / "
-                "6.9B runs", cmd_demo)
+    p = command(
+        "demo",
+        "fit the bundled Gadre 2024 runs (3 datasets as groups) and predict the held-out 1.4B / 6.9B runs",
+        cmd_demo,
+    )
     _sampler_args(p)
     p.set_defaults(seed=1)  # the demo prints the same numbers every time
 
@@ -421,14 +586,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("predict", "predict loss from a saved fit", cmd_predict, csv_out=True)
     p.add_argument("fit")
     p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="inputs; repeat for more points")
-    p.add_argument("--runs", default=None, metavar="FILE.csv",
-                   help="predict at these runs instead; with their loss column, say which fall inside each interval")
+    p.add_argument(
+        "--runs",
+        default=None,
+        metavar="FILE.csv",
+        help="predict at these runs instead; with their loss column, say which fall inside each interval",
+    )
     p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
     p.add_argument("--kind", choices=("mean", "observation"), default="mean")
     p.add_argument("--group", default=None, help="for a grouped fit: a group's label")
     p.add_argument("--new-group", action="store_true", help="allow group labels the fit does not know (a new group)")
 
-    p = command("optimal", "compute-optimal N, D and loss at given budgets, from a saved fit", cmd_optimal, csv_out=True)
+    p = command(
+        "optimal", "compute-optimal N, D and loss at given budgets, from a saved fit", cmd_optimal, csv_out=True
+    )
     p.add_argument("fit")
     p.add_argument("--compute", required=True, metavar="C1,C2,...", help="budgets in FLOPs, e.g. 1e21,1e23,5.76e23")
     p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")
@@ -436,28 +607,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", default=None, help="for a grouped fit: one group (default: every group)")
     p.add_argument("--new-group", action="store_true", help="allow a group label the fit does not know")
 
-    p = command("report", "fit a table of runs (or load FIT.nc) and write one self-contained HTML report that "
-                "opens with the compute-optimal allocation per budget", cmd_report)
+    p = command(
+        "report",
+        "fit a table of runs (or load FIT.nc) and write one self-contained HTML report that "
+        "opens with the compute-optimal allocation per budget",
+        cmd_report,
+    )
     runs_arg(p, "runs (CSV or parquet) to fit, or a saved fit (.nc)")
     _model_args(p)
     p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="extrapolation targets; repeatable")
-    p.add_argument("--compute", default=None, metavar="C1,C2,...",
-                   help="budgets for the decision table (default: 10, 100 and 1000 times the largest run)")
-    p.add_argument("--heldout", default=None, metavar="RUNS.csv",
-                   help="runs the fit did not see, with their loss: the report checks its intervals on them")
+    p.add_argument(
+        "--compute",
+        default=None,
+        metavar="C1,C2,...",
+        help="budgets for the decision table (default: 10, 100 and 1000 times the largest run)",
+    )
+    p.add_argument(
+        "--heldout",
+        default=None,
+        metavar="RUNS.csv",
+        help="runs the fit did not see, with their loss: the report checks its intervals on them",
+    )
     p.add_argument("--out", required=True, help="the report: FILE.html, or a folder that gets index.html")
     p.add_argument("--save", default=None, metavar="FIT.nc", help="also save the fit")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier report (and --save) of the same name")
     _sampler_args(p)
 
-    p = command("calibrate", "check the predictive intervals on held-out runs: coverage against nominal "
-                "probability, PIT, interval score", cmd_calibrate, csv_out=True)
+    p = command(
+        "calibrate",
+        "check the predictive intervals on held-out runs: coverage against nominal probability, PIT, interval score",
+        cmd_calibrate,
+        csv_out=True,
+    )
     runs_arg(p, "runs (CSV or parquet; split by --holdout, the lower part fitted), or a saved fit (.nc)")
     _model_args(p)
-    p.add_argument("--runs", default=None, metavar="HELDOUT.csv",
-                   help="with FIT.nc: runs it did not see, with their loss")
-    p.add_argument("--holdout", type=float, default=0.2,
-                   help="fraction of the runs with the most compute to hold out, or a threshold (default 0.2)")
+    p.add_argument(
+        "--runs", default=None, metavar="HELDOUT.csv", help="with FIT.nc: runs it did not see, with their loss"
+    )
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="fraction of the runs with the most compute to hold out, or a threshold (default 0.2)",
+    )
     p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
     p.add_argument("--new-group", action="store_true", help="allow held-out runs of groups the fit does not know")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="save the reliability diagram and PIT histogram")
@@ -475,9 +667,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--group", default=None)
         p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
         if name != "compare":
-            p.add_argument("--holdout", default="0.2" if name == "backtest" else "0.4,0.3,0.2", metavar="H[,H...]",
-                           help="fractions of the runs with the most compute to hold out, or thresholds; several "
-                                "for a rolling origin")
+            p.add_argument(
+                "--holdout",
+                default="0.2" if name == "backtest" else "0.4,0.3,0.2",
+                metavar="H[,H...]",
+                help="fractions of the runs with the most compute to hold out, or thresholds; several "
+                "for a rolling origin",
+            )
             p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
         if name == "stack":
             p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="predict here; repeatable")

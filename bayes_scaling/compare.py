@@ -22,7 +22,7 @@ from .result import SamplingWarning, ScalingFit
 
 log = logging.getLogger("bayes_scaling")
 
-__all__ = ["compare", "backtest", "split_future", "stack", "stacking_weights", "average", "Average", "PARETO_K_MAX"]
+__all__ = ["PARETO_K_MAX", "Average", "average", "backtest", "compare", "split_future", "stack", "stacking_weights"]
 
 #: PSIS-LOO is unreliable for observations whose Pareto k exceeds this.
 PARETO_K_MAX = 0.7
@@ -33,10 +33,14 @@ def _same_runs(fits: Mapping[str, ScalingFit]) -> None:
     first = fits[names[0]].runs
     for name in names[1:]:
         other = fits[name].runs
-        if len(other) != len(first) or not np.array_equal(other.loss, first.loss) or any(
-            not np.array_equal(other.inputs[k], first.inputs[k]) for k in set(other.inputs) & set(first.inputs)
+        if (
+            len(other) != len(first)
+            or not np.array_equal(other.loss, first.loss)
+            or any(not np.array_equal(other.inputs[k], first.inputs[k]) for k in set(other.inputs) & set(first.inputs))
         ):
-            raise DataError(f"fits {names[0]!r} and {name!r} were made on different runs; LOO compares fits of the same runs")
+            raise DataError(
+                f"fits {names[0]!r} and {name!r} were made on different runs; LOO compares fits of the same runs"
+            )
 
 
 def compare(fits: Mapping[str, ScalingFit], *, method: str = "stacking") -> pd.DataFrame:
@@ -55,14 +59,20 @@ def compare(fits: Mapping[str, ScalingFit], *, method: str = "stacking") -> pd.D
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # we count and name the high Pareto k ourselves
         table = arviz_stats.compare(trees, method=method, round_to="none")
-        high = {name: int((arviz_stats.loo(tree, pointwise=True).pareto_k.values > PARETO_K_MAX).sum())
-                for name, tree in trees.items()}
+        high = {
+            name: int((arviz_stats.loo(tree, pointwise=True).pareto_k.values > PARETO_K_MAX).sum())
+            for name, tree in trees.items()
+        }
     table = pd.DataFrame(table)
     table["n_pareto_k_high"] = [high[name] for name in table.index]
     flagged = {name: n for name, n in high.items() if n}
     if flagged:
-        warnings.warn("PSIS-LOO is unreliable for " + ", ".join(f"{n} run(s) of {name!r}" for name, n in flagged.items())
-                      + f" (Pareto k > {PARETO_K_MAX}); prefer a backtest or K-fold for these", stacklevel=2)
+        warnings.warn(
+            "PSIS-LOO is unreliable for "
+            + ", ".join(f"{n} run(s) of {name!r}" for name, n in flagged.items())
+            + f" (Pareto k > {PARETO_K_MAX}); prefer a backtest or K-fold for these",
+            stacklevel=2,
+        )
     keep = ["rank", "elpd", "p", "elpd_diff", "se", "dse", "weight", "n_pareto_k_high"]
     table = table[[c for c in keep if c in table]].rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
     table.index.name = "law"
@@ -95,14 +105,17 @@ def _cuts(compute: np.ndarray, holdout: float | Sequence[float]) -> list[float]:
             raise OptionError(f"holdout must be a fraction in (0, 1) or a compute threshold in FLOPs, got {h!r}")
         cut = float(ordered[len(ordered) - int(np.ceil(h * len(ordered))) - 1]) if h < 1 else float(h)
         if not (compute > cut).any() or (compute <= cut).sum() < 2:
-            raise OptionError(f"holdout {h:g} leaves no runs to fit or none to score (the runs span {ordered[0]:.3g} "
-                             f"to {ordered[-1]:.3g})")
+            raise OptionError(
+                f"holdout {h:g} leaves no runs to fit or none to score (the runs span {ordered[0]:.3g} "
+                f"to {ordered[-1]:.3g})"
+            )
         cuts.append(cut)
     return cuts
 
 
-def split_future(runs: pd.DataFrame | str | Path, holdout: float, *, by: str = "C",
-                 columns: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_future(
+    runs: pd.DataFrame | str | Path, holdout: float, *, by: str = "C", columns: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs to fit, runs held out): ``holdout`` is a fraction of the runs furthest in the future (by
     compute, or ``by="N"`` / ``"D"``) or a threshold; the runs above it are held out."""
     frame = read_table(runs)
@@ -119,8 +132,9 @@ def _checked_ordering(frame: pd.DataFrame, columns: Mapping[str, str] | None, by
     return order
 
 
-def score(fit: ScalingFit | Average, runs: pd.DataFrame, *, prob: Sequence[float] = intervals.PROBS,
-          seed: int | None = None) -> dict[str, float]:
+def score(
+    fit: ScalingFit | Average, runs: pd.DataFrame, *, prob: Sequence[float] = intervals.PROBS, seed: int | None = None
+) -> dict[str, float]:
     """How well a fit predicts ``runs`` it was not fitted on (they need their loss): the log predictive
     density of their log-loss (sum and mean per run), the share inside each predictive interval of a
     new run, the 90% interval's median width and mean interval score, MdAPE and bias
@@ -135,8 +149,15 @@ def score(fit: ScalingFit | Average, runs: pd.DataFrame, *, prob: Sequence[float
 
 
 def _leave_future_out(
-    runs: pd.DataFrame | str | Path, laws: Sequence[str], holdout: float | Sequence[float], by: str,
-    columns: Mapping[str, str] | None, group: str | None, seed: int | None, progressbar: bool, desc: str,
+    runs: pd.DataFrame | str | Path,
+    laws: Sequence[str],
+    holdout: float | Sequence[float],
+    by: str,
+    columns: Mapping[str, str] | None,
+    group: str | None,
+    seed: int | None,
+    progressbar: bool,
+    desc: str,
     fit_kwargs: Mapping[str, Any],
 ) -> Iterator[tuple[float, str, ScalingFit, pd.DataFrame, float]]:
     """For each cut and law: (cut, law, the fit of the runs at or below the cut, the runs above, seconds).
@@ -189,13 +210,23 @@ def backtest(
     """
     probs = intervals.check_probs(prob)
     rows = []
-    for cut, law, result, test, seconds in _leave_future_out(runs, laws, holdout, by, columns, group, seed,
-                                                             progressbar, "backtest", fit_kwargs):
+    for cut, law, result, test, seconds in _leave_future_out(
+        runs, laws, holdout, by, columns, group, seed, progressbar, "backtest", fit_kwargs
+    ):
         d = result.diagnostics
-        rows.append({"cut": cut, "law": law, "n_fit": len(result.runs), "n_scored": len(test),
-                     **score(result, test, prob=probs, seed=seed),
-                     "divergences": d["divergences"], "max_r_hat": d["max_r_hat"],
-                     "compile_seconds": result.settings["compile_seconds"], "seconds": seconds})
+        rows.append(
+            {
+                "cut": cut,
+                "law": law,
+                "n_fit": len(result.runs),
+                "n_scored": len(test),
+                **score(result, test, prob=probs, seed=seed),
+                "divergences": d["divergences"],
+                "max_r_hat": d["max_r_hat"],
+                "compile_seconds": result.settings["compile_seconds"],
+                "seconds": seconds,
+            }
+        )
     table = pd.DataFrame(rows)
     table.attrs.update(interval="equal-tailed", kind="observation")
     return table
@@ -250,8 +281,9 @@ def stack(
         raise OptionError(f"stack needs at least two different laws, got {list(laws)}")
     lpd: dict[str, list[np.ndarray]] = {law: [] for law in laws}
     inside: dict[str, list[np.ndarray]] = {law: [] for law in laws}
-    for _, law, result, test, _ in _leave_future_out(runs, laws, holdout, by, columns, group, seed, progressbar,
-                                                     "stack", fit_kwargs):
+    for _, law, result, test, _ in _leave_future_out(
+        runs, laws, holdout, by, columns, group, seed, progressbar, "stack", fit_kwargs
+    ):
         lpd[law].append(result.log_predictive_density(test, seed=seed))
         inside[law].append(result.predict(test, prob=0.9, kind="observation", seed=seed)["inside_eti90"].to_numpy())
     matrix = np.stack([np.concatenate(lpd[law]) for law in laws])
@@ -260,13 +292,20 @@ def stack(
     for law in laws:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)  # checked below, by name
-            fits[law] = fit(read_table(runs), law=law, columns=columns, group=group, seed=seed, progressbar=False,
-                            **fit_kwargs)
+            fits[law] = fit(
+                read_table(runs), law=law, columns=columns, group=group, seed=seed, progressbar=False, **fit_kwargs
+            )
         fits[law].warn_if_unreliable()
     result = Average(fits, dict(zip(laws, weights, strict=True)))
-    result.lfo = pd.DataFrame({"elpd_lfo": matrix.sum(axis=1), "n_predictions": matrix.shape[1],
-                               "coverage_90": [np.concatenate(inside[law]).mean() for law in laws],
-                               "weight": weights}, index=pd.Index(laws, name="law"))
+    result.lfo = pd.DataFrame(
+        {
+            "elpd_lfo": matrix.sum(axis=1),
+            "n_predictions": matrix.shape[1],
+            "coverage_90": [np.concatenate(inside[law]).mean() for law in laws],
+            "weight": weights,
+        },
+        index=pd.Index(laws, name="law"),
+    )
     return result
 
 
@@ -280,26 +319,39 @@ class Average:
         self.lfo: pd.DataFrame | None = None  # set by stack(): each law's leave-future-out score
 
     def predict_draws(
-        self, runs: pd.DataFrame | None = None, *, kind: str = "mean", group: str | Sequence[str] | None = None,
-        new_group: bool = False, seed: int | None = None, **inputs: Any,
+        self,
+        runs: pd.DataFrame | None = None,
+        *,
+        kind: str = "mean",
+        group: str | Sequence[str] | None = None,
+        new_group: bool = False,
+        seed: int | None = None,
+        **inputs: Any,
     ) -> xr.DataArray:
         """Draws of the loss from the weighted mixture of the fits' predictives: dims (chain, draw, point),
         the mixture's draws in one chain; coordinates as in :meth:`ScalingFit.predict_draws`."""
         rng = np.random.default_rng(seed)
         names = list(self.fits)
-        parts = [self.fits[name].predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed,
-                                               **inputs) for name in names]
+        parts = [
+            self.fits[name].predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed, **inputs)
+            for name in names
+        ]
         flat = [intervals.sample_matrix(p) for p in parts]
         size = max(len(f) for f in flat)
         which = rng.choice(len(names), size=size, p=[self.weights[n] for n in names])
         mixed = np.concatenate([f[rng.integers(len(f), size=(which == i).sum())] for i, f in enumerate(flat)])
         point = {k: v for k, v in parts[0].coords.items() if v.dims == ("point",)}
-        return xr.DataArray(mixed[None], dims=("chain", "draw", "point"), name="loss",
-                            coords={"chain": [0], "draw": np.arange(size), **point},
-                            attrs={"kind": kind, "weights": str(self.weights)})
+        return xr.DataArray(
+            mixed[None],
+            dims=("chain", "draw", "point"),
+            name="loss",
+            coords={"chain": [0], "draw": np.arange(size), **point},
+            attrs={"kind": kind, "weights": str(self.weights)},
+        )
 
-    def log_predictive_density(self, runs: pd.DataFrame, *, new_group: bool = False, seed: int | None = None
-                               ) -> np.ndarray:
+    def log_predictive_density(
+        self, runs: pd.DataFrame, *, new_group: bool = False, seed: int | None = None
+    ) -> np.ndarray:
         """Log predictive density of each run's observed log-loss under the mixture."""
         names = list(self.fits)
         logp = np.stack([self.fits[n].log_predictive_density(runs, new_group=new_group, seed=seed) for n in names])

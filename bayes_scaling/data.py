@@ -11,7 +11,7 @@ import pandas as pd
 
 from .errors import DataError
 
-__all__ = ["RunTable", "DataError", "DEFAULT_COLUMNS", "load_runs", "read_table"]
+__all__ = ["DEFAULT_COLUMNS", "DataError", "RunTable", "load_runs", "read_table"]
 
 #: Default column for each law input, and for the loss.
 DEFAULT_COLUMNS: dict[str, str] = {
@@ -94,7 +94,9 @@ def load_runs(
     columns = dict(columns or {})
     unknown = set(columns) - set(inputs) - {"loss"}
     if unknown:
-        raise DataError(f"columns given for {sorted(unknown)}, which are not inputs of the law {list(inputs)} or 'loss'")
+        raise DataError(
+            f"columns given for {sorted(unknown)}, which are not inputs of the law {list(inputs)} or 'loss'"
+        )
     mapping = {k: columns.get(k, DEFAULT_COLUMNS.get(k, k)) for k in [*inputs, "loss"]}
     mapping_with_group = {**mapping, **({"group": group} if group is not None else {})}
     seen: dict[str, str] = {}
@@ -105,8 +107,10 @@ def load_runs(
     missing = [f"{col!r} (for {key})" for key, col in mapping_with_group.items() if col not in runs.columns]
     no_default = [k for k in inputs if k not in DEFAULT_COLUMNS and k not in columns]
     if no_default:
-        raise DataError(f"law input(s) {no_default} have no default column; map them, e.g. "
-                        f"columns={{{no_default[0]!r}: 'compute_flops'}} (CLI: --column {no_default[0]}=compute_flops)")
+        raise DataError(
+            f"law input(s) {no_default} have no default column; map them, e.g. "
+            f"columns={{{no_default[0]!r}: 'compute_flops'}} (CLI: --column {no_default[0]}=compute_flops)"
+        )
     if missing:
         raise DataError(
             f"missing column(s) {', '.join(missing)}; the table has {', '.join(map(repr, runs.columns))}. "
@@ -131,7 +135,9 @@ def load_runs(
     if group is not None:
         labels = runs[group]
         if labels.isna().any():
-            raise DataError(f"group column {group!r} has missing values, first in row {int(np.flatnonzero(labels.isna())[0])}")
+            raise DataError(
+                f"group column {group!r} has missing values, first in row {int(np.flatnonzero(labels.isna())[0])}"
+            )
         cat = pd.Categorical(labels.astype(str))
         codes, groups = np.asarray(cat.codes, dtype=np.int64), tuple(cat.categories)
     return RunTable(

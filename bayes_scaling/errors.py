@@ -9,14 +9,14 @@ from __future__ import annotations
 __all__ = [
     "BayesScalingError",
     "DataError",
-    "LawError",
     "ExpressionError",
-    "PriorError",
-    "OptionError",
-    "GroupError",
     "FitFileError",
-    "OutputExistsError",
+    "GroupError",
+    "LawError",
     "MissingDependencyError",
+    "OptionError",
+    "OutputExistsError",
+    "PriorError",
 ]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ExpressionError
 
-__all__ = ["Expression", "ExpressionError", "FUNCTIONS"]
+__all__ = ["FUNCTIONS", "Expression", "ExpressionError"]
 
 #: Allowed functions and their number of arguments.
 FUNCTIONS: dict[str, int] = {"exp": 1, "log": 1, "log1p": 1, "sqrt": 1, "minimum": 2, "maximum": 2}
@@ -126,13 +126,13 @@ def _check(node: ast.AST, text: str, allowed: frozenset[str], used: set[str], wh
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-            raise _fail(
-                node.func, text, what, f"call of {name!r} is not allowed (functions: {', '.join(FUNCTIONS)})"
-            )
+            raise _fail(node.func, text, what, f"call of {name!r} is not allowed (functions: {', '.join(FUNCTIONS)})")
         if node.keywords:
             raise _fail(node, text, what, f"{node.func.id}() takes no keyword arguments")
         if len(node.args) != FUNCTIONS[node.func.id]:
-            raise _fail(node, text, what, f"{node.func.id}() takes {FUNCTIONS[node.func.id]} argument(s), got {len(node.args)}")
+            raise _fail(
+                node, text, what, f"{node.func.id}() takes {FUNCTIONS[node.func.id]} argument(s), got {len(node.args)}"
+            )
         for arg in node.args:
             _check(arg, text, allowed, used, what)
     else:

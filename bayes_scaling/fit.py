@@ -21,11 +21,12 @@ from .observation import LIKELIHOODS, ObservationModel
 from .priors import GROUP_SD, Prior, resolve_priors
 from .result import ScalingFit, assemble_tree
 
-__all__ = ["fit", "SAMPLERS", "LIKELIHOODS", "compiled_model", "CompileCache", "compile_cache"]
+__all__ = ["LIKELIHOODS", "SAMPLERS", "CompileCache", "compile_cache", "compiled_model", "fit"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 log = logging.getLogger("bayes_scaling")
+
 
 class CompileCache:
     """Compiled models kept for reuse within this process, keyed by everything that shapes the model (law,
@@ -65,8 +66,13 @@ compile_cache = CompileCache()
 
 
 def compiled_model(
-    law: Law, runs: RunTable, priors: Mapping[str, Prior], observation: ObservationModel, sampler: str,
-    pooling: Mapping[str, str] | None = None, cache: CompileCache | None = None,
+    law: Law,
+    runs: RunTable,
+    priors: Mapping[str, Prior],
+    observation: ObservationModel,
+    sampler: str,
+    pooling: Mapping[str, str] | None = None,
+    cache: CompileCache | None = None,
 ) -> tuple[pm.Model, Any, float]:
     """The PyMC model (and, for nutpie, its compiled form) with ``runs`` as data; compiles once per key
     of the ``cache`` (default :data:`compile_cache`).
@@ -76,8 +82,15 @@ def compiled_model(
     """
     cache = compile_cache if cache is None else cache
     pooling = pooling or resolve_pooling(law, runs, None)
-    key = (law.digest, tuple((k, v.dist, tuple(sorted(v.kwargs.items()))) for k, v in priors.items()),
-           observation.likelihood, observation.noise_by_group, sampler, tuple(pooling.items()), runs.groups)
+    key = (
+        law.digest,
+        tuple((k, v.dist, tuple(sorted(v.kwargs.items()))) for k, v in priors.items()),
+        observation.likelihood,
+        observation.noise_by_group,
+        sampler,
+        tuple(pooling.items()),
+        runs.groups,
+    )
     values = data_values(law, runs)
     start = time.perf_counter()
     found = cache.get(key)
@@ -181,51 +194,77 @@ def fit(
     spreads = {k: user.pop(k) for k in list(user) if k.endswith("_sd") and k.removesuffix("_sd") in law.priors}
     resolved = resolve_priors({**law.priors, **observation.default_priors()}, user)
     if not isinstance(runs, RunTable):
-        runs = load_runs(runs, inputs=law.inputs, columns=columns, group=group,
-                         min_runs=len(law.priors) + len(observation.params))
+        runs = load_runs(
+            runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(law.priors) + len(observation.params)
+        )
     law = law.with_scales(runs.inputs)
     pooling = resolve_pooling(law, runs, pooling)
     partial = [f"{p}_sd" for p, mode in pooling.items() if mode == "partial"]
     stray = sorted(set(spreads) - set(partial))
     if stray:
-        raise PriorError(f"prior(s) for {stray}: a spread across groups exists only for partially pooled parameters "
-                         f"({', '.join(partial) or 'none in this fit'})")
+        raise PriorError(
+            f"prior(s) for {stray}: a spread across groups exists only for partially pooled parameters "
+            f"({', '.join(partial) or 'none in this fit'})"
+        )
     resolved.update(resolve_priors(dict.fromkeys(partial, GROUP_SD), spreads))
     sampled = {k: v for k, v in resolved.items() if k != "kappa"}  # what NUTS samples
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 
     model, compiled, compile_s = compiled_model(law, runs, sampled, observation, sampler, pooling, cache)
-    log.info("sampling %s on %d runs: %d chains x %d draws after %d tuning steps", law.name, len(runs), chains,
-             draws, tune)
+    log.info(
+        "sampling %s on %d runs: %d chains x %d draws after %d tuning steps", law.name, len(runs), chains, draws, tune
+    )
     start = time.perf_counter()
     if sampler == "nutpie":
         import nutpie
 
         tree = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-            target_accept=target_accept, progress_bar=progressbar, adaptation=adaptation,
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=target_accept,
+            progress_bar=progressbar,
+            adaptation=adaptation,
         )
     else:
         if sampler == "numpyro":
             try:
                 import numpyro  # noqa: F401
             except ImportError:
-                raise MissingDependencyError("sampler='numpyro' needs jax and numpyro: pip install 'bayes-scaling[jax]'") from None
+                raise MissingDependencyError(
+                    "sampler='numpyro' needs jax and numpyro: pip install 'bayes-scaling[jax]'"
+                ) from None
         tree = pm.sample(
-            draws=draws, tune=tune, chains=chains, random_seed=seed, target_accept=target_accept,
-            progressbar=progressbar, model=model, compute_convergence_checks=False,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=seed,
+            target_accept=target_accept,
+            progressbar=progressbar,
+            model=model,
+            compute_convergence_checks=False,
             nuts_sampler=sampler,  # named explicitly: PyMC 6's own default is nutpie
         )
     sample_s = time.perf_counter() - start
     log.info("sampled in %.1f s; scoring: log-likelihood and diagnostics", sample_s)
     settings = {
-        "sampler": sampler, "chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept,
-        "adaptation": adaptation, "seed": seed, "compile_seconds": compile_s, "sample_seconds": sample_s,
+        "sampler": sampler,
+        "chains": chains,
+        "draws": draws,
+        "tune": tune,
+        "target_accept": target_accept,
+        "adaptation": adaptation,
+        "seed": seed,
+        "compile_seconds": compile_s,
+        "sample_seconds": sample_s,
     }
     result = ScalingFit(
-        assemble_tree(tree, law=law, runs=runs, priors=resolved, pooling=pooling, observation=observation,
-                      settings=settings),
+        assemble_tree(
+            tree, law=law, runs=runs, priors=resolved, pooling=pooling, observation=observation, settings=settings
+        ),
     )
     result.warn_if_unreliable()
     return result

@@ -45,8 +45,10 @@ def bounds(samples: np.ndarray, probs: Iterable[float], axis: int = 0) -> dict[s
 def inside(observed: np.ndarray, table: Mapping[str, np.ndarray], probs: Iterable[float]) -> dict[str, np.ndarray]:
     """Whether each observed value lies in each interval of ``table`` (as made by :func:`bounds`):
     ``{"inside_eti90": ...}``; False where the observation is missing (NaN)."""
-    return {f"inside_{label(p)}": (observed >= table[f"{label(p)}_lower"]) & (observed <= table[f"{label(p)}_upper"])
-            for p in probs}
+    return {
+        f"inside_{label(p)}": (observed >= table[f"{label(p)}_lower"]) & (observed <= table[f"{label(p)}_upper"])
+        for p in probs
+    }
 
 
 #: The dimensions that index posterior draws.
@@ -58,8 +60,9 @@ def sample_matrix(draws: xr.DataArray) -> np.ndarray:
     return draws.stack(sample=SAMPLE_DIMS).transpose("sample", ...).values
 
 
-def summarize(draws: xr.DataArray | xr.Dataset, probs: Iterable[float], observed: np.ndarray | None = None
-              ) -> pd.DataFrame:
+def summarize(
+    draws: xr.DataArray | xr.Dataset, probs: Iterable[float], observed: np.ndarray | None = None
+) -> pd.DataFrame:
     """The one summary of posterior draws: a row per element of the non-sample dimensions (points, budgets,
     groups), with their coordinates as columns, then the median and the bounds of each equal-tailed interval
     (``median``, ``eti90_lower``, ...; prefixed by the variable's name for a Dataset: ``N_opt_median``).

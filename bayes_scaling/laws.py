@@ -18,7 +18,7 @@ from .errors import ExpressionError, LawError, PriorError
 from .expr import FUNCTIONS, Expression
 from .priors import Prior
 
-__all__ = ["Law", "LawError", "load_law", "list_laws", "laws_dir"]
+__all__ = ["Law", "LawError", "laws_dir", "list_laws", "load_law"]
 
 
 def laws_dir() -> Path:
@@ -44,8 +44,9 @@ class Law:
     quantities ``define`` (evaluated in order). ``model_formula`` is the well-conditioned form NUTS
     samples: its inputs are divided by the reference ``scales`` and its parameters are the keys of
     ``priors``; without one, the model evaluates ``formula`` at the published parameters. ``natural``
-    maps each published parameter to an expression of the sampled ones (and of ``<input>_ref``). A scale given as ``"data"`` in the file (None here)
-    is set at fit time to the geometric mean of that input over the runs (:meth:`with_scales`).
+    maps each published parameter to an expression of the sampled ones (and of ``<input>_ref``). A scale
+    given as ``"data"`` in the file (None here) is set at fit time to the geometric mean of that input over
+    the runs (:meth:`with_scales`).
     """
 
     name: str
@@ -84,7 +85,7 @@ class Law:
         if set(scales) != set(inputs) or not all(
             (isinstance(v, int | float) and v > 0) or v == "data" for v in scales.values()
         ):
-            raise LawError(f"law {name!r}: [scales] must give one positive number (or \"data\") per input {list(inputs)}")
+            raise LawError(f'law {name!r}: [scales] must give one positive number (or "data") per input {list(inputs)}')
         model = raw["model"]
         if "priors" not in model or not set(model) <= {"formula", "priors"}:
             raise LawError(f"law {name!r}: [model] must have 'priors' and may have 'formula', nothing else")
@@ -96,8 +97,10 @@ class Law:
         if clash:
             raise LawError(f"law {name!r}: {sorted(clash)} named both as input and parameter")
         named = {*priors, *raw["natural"], *raw.get("define", {})}
-        reserved = sorted(named & (RESERVED | {f"{i}_ref" for i in inputs})
-                          | {p for p in priors if p.endswith(("_sd", "_z", "_group"))})
+        reserved = sorted(
+            named & (RESERVED | {f"{i}_ref" for i in inputs})
+            | {p for p in priors if p.endswith(("_sd", "_z", "_group"))}
+        )
         if reserved:
             raise LawError(f"law {name!r}: {reserved} are names the model uses itself; rename them")
         shadow = sorted(set(inputs) & {*raw["natural"], *raw.get("define", {})})
@@ -106,7 +109,8 @@ class Law:
         refs = [f"{i}_ref" for i in inputs]
         try:
             model_formula = model.get("formula") and Expression.parse(
-                model["formula"], [*inputs, *priors], what=f"law {name!r} model formula")
+                model["formula"], [*inputs, *priors], what=f"law {name!r} model formula"
+            )
             natural = {
                 p: Expression.parse(e, [*priors, *refs], what=f"law {name!r} natural parameter {p!r}")
                 for p, e in raw["natural"].items()
@@ -115,8 +119,10 @@ class Law:
             for key, text_ in raw.get("define", {}).items():
                 define[key] = Expression.parse(text_, [*inputs, *natural, *define], what=f"law {name!r} define {key!r}")
             formula = Expression.parse(raw["formula"], [*inputs, *natural, *define], what=f"law {name!r} formula")
-            optimal = {k: Expression.parse(v, [*natural, "C"], what=f"law {name!r} optimal {k}")
-                       for k, v in raw.get("optimal", {}).items()}
+            optimal = {
+                k: Expression.parse(v, [*natural, "C"], what=f"law {name!r} optimal {k}")
+                for k, v in raw.get("optimal", {}).items()
+            }
             compute_text = raw.get("compute", "6 * N * D" if {"N", "D"} <= set(inputs) else None)
             compute = compute_text and Expression.parse(compute_text, inputs, what=f"law {name!r} compute")
         except ExpressionError as err:
@@ -180,12 +186,23 @@ class Law:
         missing = [p for p in params if p not in priors]
         unknown = [p for p in priors if p not in params]
         if missing or unknown:
-            raise LawError(f"formula {formula!r} has parameters {params}; priors missing for {missing}, "
-                           f"given for unknown {unknown}")
+            raise LawError(
+                f"formula {formula!r} has parameters {params}; priors missing for {missing}, "
+                f"given for unknown {unknown}"
+            )
         specs = {p: Prior.from_spec(p, priors[p]).to_dict() for p in params}
         q = json.dumps
-        lines = [f"name = {q(name)}", f"citation = {q(citation)}", f"formula = {q(formula)}",
-                 f"inputs = {q(inputs)}", "", "[scales]", *(f"{i} = \"data\"" for i in inputs), "", "[model.priors]"]
+        lines = [
+            f"name = {q(name)}",
+            f"citation = {q(citation)}",
+            f"formula = {q(formula)}",
+            f"inputs = {q(inputs)}",
+            "",
+            "[scales]",
+            *(f'{i} = "data"' for i in inputs),
+            "",
+            "[model.priors]",
+        ]
         for p, spec in specs.items():
             kwargs = ", ".join(f"{k} = {v!r}" for k, v in spec["kwargs"].items())
             lines.append(f"{p} = {{ dist = {q(spec['dist'])}, kwargs = {{ {kwargs} }} }}")
@@ -219,7 +236,9 @@ class Law:
     def _check_scales(self) -> None:
         unset = [k for k, v in self.scales.items() if v is None]
         if unset:
-            raise LawError(f"law {self.name!r}: the reference scale of {unset} comes from data; use law.with_scales(...)")
+            raise LawError(
+                f"law {self.name!r}: the reference scale of {unset} comes from data; use law.with_scales(...)"
+            )
 
     def _inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         missing = [i for i in self.inputs if i not in inputs]
@@ -243,7 +262,10 @@ class Law:
         return self.sampled_loss({p: np.asarray(sampled[p], dtype=float) for p in self.sampled_params}, scaled)
 
     def sampled_loss(
-        self, sampled: Mapping[str, Any], scaled: Mapping[str, Any], backend: str = "numpy",
+        self,
+        sampled: Mapping[str, Any],
+        scaled: Mapping[str, Any],
+        backend: str = "numpy",
         scales: Mapping[str, Any] | None = None,
     ) -> Any:
         """The law at sampled parameters and inputs divided by their reference scales (numpy or pytensor).

@@ -14,7 +14,7 @@ from .laws import Law
 from .observation import OBSERVED, ObservationModel
 from .priors import Prior, link_functions
 
-__all__ = ["build_model", "resolve_pooling", "POOLING", "data_values"]
+__all__ = ["POOLING", "build_model", "data_values", "resolve_pooling"]
 
 POOLING = ("shared", "partial", "none")
 
@@ -29,8 +29,10 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
     if isinstance(pooling, Mapping):
         unknown = set(pooling) - set(law.sampled_params)
         if unknown:
-            raise OptionError(f"pooling given for unknown parameter(s) {sorted(unknown)}; "
-                             f"law {law.name!r} samples {', '.join(law.sampled_params)}")
+            raise OptionError(
+                f"pooling given for unknown parameter(s) {sorted(unknown)}; "
+                f"law {law.name!r} samples {', '.join(law.sampled_params)}"
+            )
         chosen.update(pooling)
     for name, mode in chosen.items():
         if mode not in POOLING:

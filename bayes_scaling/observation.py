@@ -31,7 +31,7 @@ from scipy import special, stats
 
 from .errors import OptionError
 
-__all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "distance", "flat_draws", "discrepancy_file"]
+__all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "discrepancy_file", "distance", "flat_draws"]
 
 LIKELIHOODS = ("student_t", "normal")
 #: Name of the observed log-loss variable (and of its log-likelihood).
@@ -67,8 +67,8 @@ def distance(points: Mapping[str, np.ndarray], design: Mapping[str, np.ndarray])
     d = np.stack([np.log10(np.asarray(design[k], dtype=float)) for k in names], axis=-1)
     out = np.empty(p.shape[0])
     for start in range(0, p.shape[0], 512):  # bounded memory for many points against many runs
-        diff = p[start:start + 512, None, :] - d[None, :, :]
-        out[start:start + 512] = np.sqrt((diff**2).sum(-1)).min(axis=1)
+        diff = p[start : start + 512, None, :] - d[None, :, :]
+        out[start : start + 512] = np.sqrt((diff**2).sum(-1)).min(axis=1)
     return out
 
 
@@ -116,8 +116,9 @@ class ObservationModel:
             pm.Normal(OBSERVED, mu=mu, sigma=sigma, observed=observed, dims="obs")
 
     # ---------------------------------------------------------------------------------------- numpy
-    def noise(self, posterior: xr.Dataset, codes: np.ndarray | None, rng: np.random.Generator | None = None
-              ) -> dict[str, np.ndarray]:
+    def noise(
+        self, posterior: xr.Dataset, codes: np.ndarray | None, rng: np.random.Generator | None = None
+    ) -> dict[str, np.ndarray]:
         """Noise parameters at each point: ``sigma`` (S, points) or (S, 1), ``nu`` (S, 1) for Student-t.
 
         With noise per group, a point of a group not in the data (negative code) takes, draw by draw,

@@ -17,7 +17,7 @@ from .errors import ExpressionError, LawError, OptionError
 from .expr import Expression
 from .laws import Law
 
-__all__ = ["flops_per_token", "optimum", "budget_for_loss"]
+__all__ = ["budget_for_loss", "flops_per_token", "optimum"]
 
 _GOLDEN = (np.sqrt(5) - 1) / 2
 #: Golden-section iterations: the bracket shrinks by 0.618 a step; 90 steps shrink it by ~1e-19.
@@ -102,6 +102,7 @@ def optimum(
         N, D = _closed_form(law, law.to_natural(sampled), C)
         N, D = np.broadcast_to(N, shape), np.broadcast_to(D, shape)
     else:
+
         def along(x: np.ndarray) -> np.ndarray:  # loss at N = exp(x) on the constraint
             return loss(np.exp(x), C / f(np.exp(x)))
 
@@ -113,8 +114,7 @@ def optimum(
             lo, hi = np.where(left, lo, a), np.where(left, b, hi)
             x = np.where(left, hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo))
             fx = along(x)
-            a, fa, b, fb = (np.where(left, x, b), np.where(left, fx, fb),
-                            np.where(left, a, x), np.where(left, fa, fx))
+            a, fa, b, fb = (np.where(left, x, b), np.where(left, fx, fb), np.where(left, a, x), np.where(left, fa, fx))
         N = np.exp((lo + hi) / 2)
         D = C / f(N)
     at = loss(N, D)
@@ -151,6 +151,7 @@ def budget_for_loss(
     law's own floor, e.g. its irreducible loss) and the offset loss does at some budget; other draws get
     NaN and ``reachable`` False.
     """
+
     def at(C: np.ndarray, offset: Any = offset) -> dict[str, np.ndarray]:
         return optimum(law, sampled, C, flops=flops, fixed=fixed, method=method, offset=offset)
 

@@ -20,9 +20,22 @@ if TYPE_CHECKING:
     from .calibration import Calibration
     from .result import ScalingFit
 
-__all__ = ["plot_draws", "plot_loss", "plot_frontier", "plot_isoflop", "plot_exponents", "plot_calibration",
-           "plot_pit", "plot_ppc", "plot_residuals", "plot_pareto_k", "plot_loo_pit", "plot_rank", "group_colors",
-           "PUBLISHED"]
+__all__ = [
+    "PUBLISHED",
+    "group_colors",
+    "plot_calibration",
+    "plot_draws",
+    "plot_exponents",
+    "plot_frontier",
+    "plot_isoflop",
+    "plot_loo_pit",
+    "plot_loss",
+    "plot_pareto_k",
+    "plot_pit",
+    "plot_ppc",
+    "plot_rank",
+    "plot_residuals",
+]
 
 #: Published allocations to overlay on the frontier: (label, N, D, C = 6ND).
 PUBLISHED = (
@@ -64,27 +77,42 @@ def group_colors(n: int) -> list:
     return [colormaps["viridis"](i / (n - 1)) for i in range(n)]
 
 
-def _band(ax: Axes, x: np.ndarray, draws: np.ndarray, probs: Sequence[float], color: Any, label: str,
-          ls: str = "-") -> None:
+def _band(
+    ax: Axes, x: np.ndarray, draws: np.ndarray, probs: Sequence[float], color: Any, label: str, ls: str = "-"
+) -> None:
     """Median and equal-tailed bands of ``draws`` (samples, len(x)) against ``x``."""
     found = intervals.bounds(draws, probs)
     for p in sorted(probs, reverse=True):
         name = intervals.label(p)
-        ax.fill_between(x, found[f"{name}_lower"], found[f"{name}_upper"], color=color, alpha=0.12 + 0.25 * (1 - p),
-                        lw=0)
+        ax.fill_between(
+            x, found[f"{name}_lower"], found[f"{name}_upper"], color=color, alpha=0.12 + 0.25 * (1 - p), lw=0
+        )
     ax.plot(x, found["median"], color=color, lw=1.6, ls=ls, label=label)
 
 
-def plot_draws(draws: xr.DataArray, x: str, *, ax: Axes | None = None, prob: Sequence[float] = intervals.PROBS,
-               color: Any = "C0", label: str | None = None) -> Axes:
+def plot_draws(
+    draws: xr.DataArray,
+    x: str,
+    *,
+    ax: Axes | None = None,
+    prob: Sequence[float] = intervals.PROBS,
+    color: Any = "C0",
+    label: str | None = None,
+) -> Axes:
     """Median and bands of draws with dims (chain, draw, point) against their coordinate ``x`` (e.g. the
     output of ``fit.predict_draws(N=grid, D=20 * grid)`` against ``"N"``), on log-log axes."""
     ax = _axes(ax)
     if x not in draws.coords:
         raise OptionError(f"the draws have no coordinate {x!r}; they have {sorted(draws.coords)}")
     order = np.argsort(draws[x].values)
-    _band(ax, draws[x].values[order], intervals.sample_matrix(draws)[:, order], intervals.check_probs(prob),
-          color, label or str(draws.name or ""))
+    _band(
+        ax,
+        draws[x].values[order],
+        intervals.sample_matrix(draws)[:, order],
+        intervals.check_probs(prob),
+        color,
+        label or str(draws.name or ""),
+    )
     ax.set(xscale="log", yscale="log", xlabel=_LABELS.get(x, x), ylabel=str(draws.name or ""))
     return ax
 
@@ -156,8 +184,13 @@ def plot_loss(
         mine = _mine(fit, g)
         ax.scatter(seen[mine], fit.runs.loss[mine], s=12, color=color, edgecolor="k", lw=0.3, zorder=3)
     ax.axvspan(seen.max(), grid.max(), color="0.85", alpha=0.5, lw=0, label="extrapolation")
-    ax.set(xscale="log", yscale="log", xlabel=_LABELS.get(x, x), ylabel="loss",
-           title=f"{fit.law.name}: bands {', '.join(f'{100 * p:g}%' for p in probs)} (equal-tailed)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel=_LABELS.get(x, x),
+        ylabel="loss",
+        title=f"{fit.law.name}: bands {', '.join(f'{100 * p:g}%' for p in probs)} (equal-tailed)",
+    )
     ax.legend(fontsize=8, ncol=1 + len(groups) // 8)
     return ax
 
@@ -192,8 +225,13 @@ def plot_frontier(
         ax.scatter([c, c], [n, d], marker="*", s=90, color="gold", edgecolor="k", zorder=4)
         ax.annotate(label, (c, n), textcoords="offset points", xytext=(6, -10), fontsize=8)
     ax.axvline(_run_x(fit, "C").max(), color="0.5", ls=":", lw=1)
-    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="parameters / tokens",
-           title="compute-optimal allocation (stars: published; dotted: largest run)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="compute C (FLOPs)",
+        ylabel="parameters / tokens",
+        title="compute-optimal allocation (stars: published; dotted: largest run)",
+    )
     ax.legend(fontsize=8, ncol=1 + len(groups) // 6)
     return ax
 
@@ -233,8 +271,12 @@ def plot_isoflop(
         draws = fit.predict_draws(N=grid, D=budget / f(grid), group=group, **extra)
         _band(ax, grid, intervals.sample_matrix(draws), probs, f"C{i}", f"C = {budget:.2g}")
         ax.plot(n_opt, float(np.median(opt["loss"].isel(budget=i))), "k*", ms=9, zorder=4)
-    ax.set(xscale="log", xlabel="parameters N", ylabel="loss",
-           title="IsoFLOP profiles (star: median optimum)" + ("" if group is None else f", {group}"))
+    ax.set(
+        xscale="log",
+        xlabel="parameters N",
+        ylabel="loss",
+        title="IsoFLOP profiles (star: median optimum)" + ("" if group is None else f", {group}"),
+    )
     ax.legend(fontsize=8)
     return ax
 
@@ -274,10 +316,14 @@ def plot_calibration(cal: Calibration | dict[str, Calibration], *, ax: Axes | No
     ax.fill_between(probs, lo, hi, color="0.85", lw=0, label=f"calibrated, {n} runs (95%)")
     ax.plot([0, 1], [0, 1], color="0.4", lw=0.8, ls="--")
     for i, (label, c) in enumerate(cals.items()):
-        ax.plot(c.curve.index, c.curve["coverage"], "o-", color=f"C{i}", ms=4,
-                label=label or f"coverage ({c.kind})")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="nominal probability of the central interval",
-           ylabel="share of held-out runs inside", title="calibration on held-out runs (equal-tailed intervals)")
+        ax.plot(c.curve.index, c.curve["coverage"], "o-", color=f"C{i}", ms=4, label=label or f"coverage ({c.kind})")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        xlabel="nominal probability of the central interval",
+        ylabel="share of held-out runs inside",
+        title="calibration on held-out runs (equal-tailed intervals)",
+    )
     ax.legend(fontsize=8, loc="upper left")
     return ax
 
@@ -294,8 +340,9 @@ def plot_pit(cal: Calibration, *, ax: Axes | None = None, bins: int = 10) -> Axe
     """Histogram of PIT values (the predictive probability below each observed loss): flat when the
     predictive is calibrated, U-shaped when too narrow, humped when too wide, tilted when biased."""
     pit = cal.points["pit"].to_numpy()
-    return _pit_histogram(_axes(ax), pit, bins, f"PIT of {len(pit)} held-out runs",
-                          "PIT (predictive probability below the observed loss)")
+    return _pit_histogram(
+        _axes(ax), pit, bins, f"PIT of {len(pit)} held-out runs", "PIT (predictive probability below the observed loss)"
+    )
 
 
 def plot_loo_pit(fit: ScalingFit, *, ax: Axes | None = None, bins: int = 10) -> Axes:
@@ -323,14 +370,25 @@ def plot_ppc(fit: ScalingFit, *, ax: Axes | None = None, prob: Sequence[float] =
     order = np.argsort(x)
     for p in sorted(intervals.check_probs(prob), reverse=True):
         name = intervals.label(p)
-        ax.vlines(x[order], found[f"{name}_lower"][order], found[f"{name}_upper"][order], color="C0",
-                  lw=1 + 2 * (1 - p), alpha=0.35 + 0.4 * (1 - p))
+        ax.vlines(
+            x[order],
+            found[f"{name}_lower"][order],
+            found[f"{name}_upper"][order],
+            color="C0",
+            lw=1 + 2 * (1 - p),
+            alpha=0.35 + 0.4 * (1 - p),
+        )
     lo, hi = np.quantile(np.exp(rep), [0.05, 0.95], axis=0)
     outside = (np.exp(y) < lo) | (np.exp(y) > hi)
     ax.scatter(x[~outside], np.exp(y[~outside]), s=10, color="k", zorder=3, label="observed")
     ax.scatter(x[outside], np.exp(y[outside]), s=16, color="C3", zorder=4, label=f"outside 90% ({outside.sum()})")
-    ax.set(xscale="log", yscale="log", xlabel=_LABELS.get("C", "C"), ylabel="loss",
-           title="posterior predictive check of the fitted runs")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel=_LABELS.get("C", "C"),
+        ylabel="loss",
+        title="posterior predictive check of the fitted runs",
+    )
     ax.legend(fontsize=8)
     return ax
 
@@ -364,8 +422,12 @@ def plot_pareto_k(fit: ScalingFit, *, ax: Axes | None = None) -> Axes:
     k = np.asarray(arviz_stats.loo(fit.tree, pointwise=True).pareto_k.values).ravel()
     ax.scatter(x, k, s=12, color=np.where(k > 0.7, "C3", "C0"))
     ax.axhline(0.7, color="C3", ls="--", lw=0.8)
-    ax.set(xscale="log", xlabel=_LABELS.get("C", "C"), ylabel="Pareto k",
-           title=f"PSIS-LOO Pareto k ({int((k > 0.7).sum())} of {k.size} runs above 0.7)")
+    ax.set(
+        xscale="log",
+        xlabel=_LABELS.get("C", "C"),
+        ylabel="Pareto k",
+        title=f"PSIS-LOO Pareto k ({int((k > 0.7).sum())} of {k.size} runs above 0.7)",
+    )
     return ax
 
 

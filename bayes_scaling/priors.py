@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import PriorError
 
-__all__ = ["Prior", "PriorError", "resolve_priors", "parse_prior"]
+__all__ = ["Prior", "PriorError", "parse_prior", "resolve_priors"]
 
 #: Distributions a prior may name, with the parameters each accepts.
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
@@ -37,14 +37,16 @@ _OPTIONAL = frozenset({"lower", "upper"})
 #: Support of each distribution: where partial pooling adds group offsets (log, logit or identity link).
 SUPPORT: dict[str, str] = {
     **dict.fromkeys(("Normal", "StudentT"), "real"),
-    **dict.fromkeys(("HalfNormal", "HalfStudentT", "HalfCauchy", "LogNormal", "Gamma", "InverseGamma", "Exponential"),
-                    "positive"),
+    **dict.fromkeys(
+        ("HalfNormal", "HalfStudentT", "HalfCauchy", "LogNormal", "Gamma", "InverseGamma", "Exponential"), "positive"
+    ),
     "Beta": "unit",
     **dict.fromkeys(("Uniform", "TruncatedNormal"), "bounded"),
 }
 
 #: Prior of the spread of a partially pooled parameter across groups, on its link scale.
 GROUP_SD = {"dist": "HalfNormal", "kwargs": {"sigma": 0.2}}
+
 
 @dataclass(frozen=True)
 class Prior:
@@ -67,9 +69,7 @@ class Prior:
             raise PriorError(f"prior for {name!r} has unknown key(s) {sorted(extra)}; use 'dist' and 'kwargs'")
         dist, kwargs = spec["dist"], dict(spec.get("kwargs", {}))
         if dist not in DISTRIBUTIONS:
-            raise PriorError(
-                f"prior for {name!r}: unknown distribution {dist!r} (known: {', '.join(DISTRIBUTIONS)})"
-            )
+            raise PriorError(f"prior for {name!r}: unknown distribution {dist!r} (known: {', '.join(DISTRIBUTIONS)})")
         allowed = DISTRIBUTIONS[dist]
         for key, value in kwargs.items():
             if key not in allowed:

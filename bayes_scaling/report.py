@@ -21,7 +21,7 @@ from . import intervals, plots
 from .errors import OptionError, OutputExistsError
 from .result import MAX_RHAT, MIN_ESS, ScalingFit
 
-__all__ = ["write_report", "decision_table", "FAR"]
+__all__ = ["FAR", "decision_table", "write_report"]
 
 #: A budget more than this many times the largest run's compute is flagged as a far extrapolation.
 FAR = 100.0
@@ -48,11 +48,14 @@ def _fmt(value: float) -> str:
 
 def _interval(row: Mapping[str, Any], name: str, prob: float = intervals.PROB) -> str:
     lab = intervals.label(prob)
-    return f"{_fmt(row[f'{name}_median'])} ({_fmt(row[f'{name}_{lab}_lower'])}&ndash;{_fmt(row[f'{name}_{lab}_upper'])})"
+    return (
+        f"{_fmt(row[f'{name}_median'])} ({_fmt(row[f'{name}_{lab}_lower'])}&ndash;{_fmt(row[f'{name}_{lab}_upper'])})"
+    )
 
 
-def decision_table(fit: ScalingFit, budgets: Sequence[float], *, prob: float = intervals.PROB
-                   ) -> tuple[pd.DataFrame, list[str]]:
+def decision_table(
+    fit: ScalingFit, budgets: Sequence[float], *, prob: float = intervals.PROB
+) -> tuple[pd.DataFrame, list[str]]:
     """For each budget (and group): the compute-optimal N and D, tokens per parameter and the loss there,
     as medians with their ``prob`` interval, how many times the largest run's compute the budget is, and
     the allocation's distance (decades) from the runs. Returns the table and warnings, one per kind: budgets
@@ -77,24 +80,37 @@ def decision_table(fit: ScalingFit, budgets: Sequence[float], *, prob: float = i
             if not ranges[k][0] <= value <= ranges[k][1]:
                 notes.append(f"{k} {'above' if value > ranges[k][1] else 'below'} the runs")
                 flagged[k].append(where)
-        rows.append({"budget C (FLOPs)": _fmt(row["C"]), **({"group": row["group"]} if "group" in row else {}),
-                     "x largest run": f"{times:,.0f}" if times >= 10 else f"{times:.2g}",
-                     "N_opt": _interval(row, "N_opt"), "D_opt": _interval(row, "D_opt"),
-                     "tokens / param": _interval(row, "tokens_per_param"), "loss": _interval(row, "loss"),
-                     "distance (decades)": f"{float(fit.distance(at, codes)[0]):.2f}",
-                     "note": "; ".join(notes) or "within the runs' range"})
+        rows.append(
+            {
+                "budget C (FLOPs)": _fmt(row["C"]),
+                **({"group": row["group"]} if "group" in row else {}),
+                "x largest run": f"{times:,.0f}" if times >= 10 else f"{times:.2g}",
+                "N_opt": _interval(row, "N_opt"),
+                "D_opt": _interval(row, "D_opt"),
+                "tokens / param": _interval(row, "tokens_per_param"),
+                "loss": _interval(row, "loss"),
+                "distance (decades)": f"{float(fit.distance(at, codes)[0]):.2f}",
+                "note": "; ".join(notes) or "within the runs' range",
+            }
+        )
     total, warnings = len(rows), []
     if flagged["far"]:
-        warnings.append(f"{len(flagged['far'])} of {total} budgets lie more than {FAR:g}x beyond the largest run "
-                        f"({largest:.3g} FLOPs): {', '.join(flagged['far'])}.")
+        warnings.append(
+            f"{len(flagged['far'])} of {total} budgets lie more than {FAR:g}x beyond the largest run "
+            f"({largest:.3g} FLOPs): {', '.join(flagged['far'])}."
+        )
     for k, what in (("N", "model size"), ("D", "token count")):
         if flagged[k]:
             lo, hi = ranges[k]
-            warnings.append(f"At {len(flagged[k])} of {total} budgets the optimal {what} {k} lies outside the runs' "
-                            f"{_fmt(lo)}-{_fmt(hi)}: {', '.join(flagged[k])}.")
+            warnings.append(
+                f"At {len(flagged[k])} of {total} budgets the optimal {what} {k} lies outside the runs' "
+                f"{_fmt(lo)}-{_fmt(hi)}: {', '.join(flagged[k])}."
+            )
     if warnings:
-        warnings.append("Those allocations are extrapolations: their intervals carry the law's discrepancy at that "
-                        "distance (the distance column), not certainty.")
+        warnings.append(
+            "Those allocations are extrapolations: their intervals carry the law's discrepancy at that "
+            "distance (the distance column), not certainty."
+        )
     return pd.DataFrame(rows), warnings
 
 
@@ -125,8 +141,10 @@ def _figures(items: Sequence[tuple[str, Callable[[Any], Any]]]) -> str:
     for caption, draw in items:
         uri = _png(draw)
         if uri is not None:
-            out.append(f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
-                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            out.append(
+                f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
     return "".join(out)
 
 
@@ -178,8 +196,14 @@ def write_report(
     return target
 
 
-def _page(fit: ScalingFit, *, at: Sequence[Mapping[str, float]], compute: Sequence[float],
-          heldout: pd.DataFrame | None, command: str | None) -> str:
+def _page(
+    fit: ScalingFit,
+    *,
+    at: Sequence[Mapping[str, float]],
+    compute: Sequence[float],
+    heldout: pd.DataFrame | None,
+    command: str | None,
+) -> str:
     esc = html.escape
     grouped = fit.runs.group is not None
     has_nd = {"N", "D"} <= set(fit.law.inputs) and fit.law.compute is not None
@@ -187,30 +211,43 @@ def _page(fit: ScalingFit, *, at: Sequence[Mapping[str, float]], compute: Sequen
     problems = fit.problems
     sections = [
         f"<h1>{esc(fit.law.title)}</h1>",
-        f"<p>{len(fit.runs)} runs" + (f", {len(fit.runs.groups)} groups by <code>{esc(fit.runs.group_column)}</code>"
-                                      if grouped else "")
+        f"<p>{len(fit.runs)} runs"
+        + (f", {len(fit.runs.groups)} groups by <code>{esc(fit.runs.group_column)}</code>" if grouped else "")
         + f"; <code>{esc(str(fit.law.formula))}</code> ({esc(fit.law.citation)}). Intervals are 90% equal-tailed; "
-          "beyond the runs they carry the law's extrapolation discrepancy.</p>",
+        "beyond the runs they carry the law's extrapolation discrepancy.</p>",
     ]
     if problems:
-        sections.append(f'<p class="warn">The sampler flagged this posterior: {esc("; ".join(problems))}. '
-                        "Treat every number below with care.</p>")
+        sections.append(
+            f'<p class="warn">The sampler flagged this posterior: {esc("; ".join(problems))}. '
+            "Treat every number below with care.</p>"
+        )
     if has_nd:
         largest = float(fit.law.compute_flops(**{k: fit.runs.inputs[k] for k in fit.law.compute.names}).max())
         budgets = list(compute) or [10 * largest, 100 * largest, 1000 * largest]
         table, warns = decision_table(fit, budgets)
-        sections += ["<h2>Decision: compute-optimal allocation per budget</h2>",
-                     '<p class="answer">For each budget: the parameters N and tokens D that minimise the loss, and '
-                     f"the loss there. The largest fitted run used {largest:.3g} FLOPs.</p>", _table(table)]
+        sections += [
+            "<h2>Decision: compute-optimal allocation per budget</h2>",
+            '<p class="answer">For each budget: the parameters N and tokens D that minimise the loss, and '
+            f"the loss there. The largest fitted run used {largest:.3g} FLOPs.</p>",
+            _table(table),
+        ]
         if warns:
             sections.append(f'<p class="warn">{"<br>".join(esc(w) for w in warns)}</p>')
     if at:
         labels = list(fit.runs.groups) if grouped else [None]
-        rows = [fit.predict(kind=kind, prob=intervals.PROBS, **point, **({} if g is None else {"group": g}))
-                .assign(kind=kind) for point in at for g in labels for kind in ("mean", "observation")]
-        sections += ["<h2>Extrapolation</h2><p><i>mean</i>: the expected loss of a run there; <i>observation</i>: a "
-                     "new run's loss (adds the noise). <i>distance</i>: decades beyond the fitted runs.</p>",
-                     _table(pd.concat(rows, ignore_index=True))]
+        rows = [
+            fit.predict(kind=kind, prob=intervals.PROBS, **point, **({} if g is None else {"group": g})).assign(
+                kind=kind
+            )
+            for point in at
+            for g in labels
+            for kind in ("mean", "observation")
+        ]
+        sections += [
+            "<h2>Extrapolation</h2><p><i>mean</i>: the expected loss of a run there; <i>observation</i>: a "
+            "new run's loss (adds the noise). <i>distance</i>: decades beyond the fitted runs.</p>",
+            _table(pd.concat(rows, ignore_index=True)),
+        ]
     cal = None
     if heldout is not None:
         from .calibration import calibration
@@ -225,35 +262,59 @@ def _page(fit: ScalingFit, *, at: Sequence[Mapping[str, float]], compute: Sequen
             f"width {s['width_90']:.3g}, interval score {s['interval_score_90']:.3g}, MdAPE {s['mdape']:.2%}, bias "
             f"(observed - median) {s['bias']:+.3g}.</p>",
             _table(cal.curve, index=True),
-            f"<p>{len(outside)} run(s) outside their 90% interval" + (":</p>" + _table(outside) if len(outside)
-                                                                      else ".</p>"),
-            _figures([("Coverage of each interval on the held-out runs",
-                       lambda ax: plots.plot_calibration(cal, ax=ax)),
-                      ("PIT of the held-out runs", lambda ax: plots.plot_pit(cal, ax=ax))]),
+            f"<p>{len(outside)} run(s) outside their 90% interval"
+            + (":</p>" + _table(outside) if len(outside) else ".</p>"),
+            _figures(
+                [
+                    ("Coverage of each interval on the held-out runs", lambda ax: plots.plot_calibration(cal, ax=ax)),
+                    ("PIT of the held-out runs", lambda ax: plots.plot_pit(cal, ax=ax)),
+                ]
+            ),
         ]
-    main = [(f"Loss against {x}, extrapolated region shaded" + ("; held-out runs as crosses" if cal else ""),
-             lambda ax, x=x: _loss_with_heldout(fit, x, ax, cal))
-            for x in (["C", "N"] if has_nd else list(fit.law.inputs))]
+    main = [
+        (
+            f"Loss against {x}, extrapolated region shaded" + ("; held-out runs as crosses" if cal else ""),
+            lambda ax, x=x: _loss_with_heldout(fit, x, ax, cal),
+        )
+        for x in (["C", "N"] if has_nd else list(fit.law.inputs))
+    ]
     if has_nd:
-        main.append(("Compute-optimal N (solid) and D (dashed) against compute; stars: published allocations",
-                     lambda ax: plots.plot_frontier(fit, ax=ax)))
+        main.append(
+            (
+                "Compute-optimal N (solid) and D (dashed) against compute; stars: published allocations",
+                lambda ax: plots.plot_frontier(fit, ax=ax),
+            )
+        )
     sections += ["<h2>Figures</h2>", _figures(main)]
     if has_nd:
-        iso = [("IsoFLOP profiles" + (f" ({g})" if g else ""),
-                lambda ax, g=g: plots.plot_isoflop(fit, budgets[:3], ax=ax, group=g))
-               for g in (fit.runs.groups if grouped else [None])]
+        iso = [
+            (
+                "IsoFLOP profiles" + (f" ({g})" if g else ""),
+                lambda ax, g=g: plots.plot_isoflop(fit, budgets[:3], ax=ax, group=g),
+            )
+            for g in (fit.runs.groups if grouped else [None])
+        ]
         sections.append(_figures(iso))
-    diag = "".join(f"<tr{' class=\"bad\"' if bad else ''}><th class='text'>{esc(k)}</th><td>{v:.4g}</td></tr>"
-                   for k, (v, bad) in _marked(d).items())
-    checks = [("Posterior predictive check of the fitted runs", lambda ax: plots.plot_ppc(fit, ax=ax)),
-              ("Residuals against compute", lambda ax: plots.plot_residuals(fit, ax=ax)),
-              ("LOO-PIT of the fitted runs (flat: the observation model describes them)",
-               lambda ax: plots.plot_loo_pit(fit, ax=ax)),
-              ("PSIS-LOO Pareto k of each run", lambda ax: plots.plot_pareto_k(fit, ax=ax)),
-              ("Rank plots of the law's parameters (flat in every chain: the chains agree)",
-               lambda ax: plots.plot_rank(fit))]
-    sections += ["<h2>Checks</h2>", f"<table>{diag}</table>",
-                 f"<p>Red: divergences, R-hat &gt; {MAX_RHAT} or ESS &lt; {MIN_ESS}.</p>", _figures(checks)]
+    diag = "".join(
+        f"<tr{' class="bad"' if bad else ''}><th class='text'>{esc(k)}</th><td>{v:.4g}</td></tr>"
+        for k, (v, bad) in _marked(d).items()
+    )
+    checks = [
+        ("Posterior predictive check of the fitted runs", lambda ax: plots.plot_ppc(fit, ax=ax)),
+        ("Residuals against compute", lambda ax: plots.plot_residuals(fit, ax=ax)),
+        (
+            "LOO-PIT of the fitted runs (flat: the observation model describes them)",
+            lambda ax: plots.plot_loo_pit(fit, ax=ax),
+        ),
+        ("PSIS-LOO Pareto k of each run", lambda ax: plots.plot_pareto_k(fit, ax=ax)),
+        ("Rank plots of the law's parameters (flat in every chain: the chains agree)", lambda ax: plots.plot_rank(fit)),
+    ]
+    sections += [
+        "<h2>Checks</h2>",
+        f"<table>{diag}</table>",
+        f"<p>Red: divergences, R-hat &gt; {MAX_RHAT} or ESS &lt; {MIN_ESS}.</p>",
+        _figures(checks),
+    ]
     summary = fit.summary(prob=intervals.PROB)
     sections += ["<h2>Parameters (90% intervals)</h2>", _table(summary.round(6), index=True)]
     versions = json.loads(fit.tree.attrs["versions"])
@@ -265,26 +326,33 @@ def _page(fit: ScalingFit, *, at: Sequence[Mapping[str, float]], compute: Sequen
         f"steps, seed {s['seed']}; likelihood {esc(fit.likelihood)}; fitted {esc(fit.tree.attrs['created_at'])}.</p>",
         "<p>" + ", ".join(f"{esc(k)} {esc(v)}" for k, v in versions.items()) + ".</p>",
     ]
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">{_GENERATOR}"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{esc(fit.law.name)} report</title><style>{_STYLE}</style></head><body>{''.join(sections)}"
-            "</body></html>")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{_GENERATOR}'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(fit.law.name)} report</title><style>{_STYLE}</style></head><body>{''.join(sections)}"
+        "</body></html>"
+    )
 
 
 def _marked(d: Mapping[str, float]) -> dict[str, tuple[float, bool]]:
     """Each diagnostic with whether it fails its check."""
-    return {"divergences": (d["divergences"], d["divergences"] > 0),
-            "max_r_hat": (d["max_r_hat"], d["max_r_hat"] > MAX_RHAT),
-            "min_ess_bulk": (d["min_ess_bulk"], d["min_ess_bulk"] < MIN_ESS),
-            "min_ess_tail": (d["min_ess_tail"], d["min_ess_tail"] < MIN_ESS)}
+    return {
+        "divergences": (d["divergences"], d["divergences"] > 0),
+        "max_r_hat": (d["max_r_hat"], d["max_r_hat"] > MAX_RHAT),
+        "min_ess_bulk": (d["min_ess_bulk"], d["min_ess_bulk"] < MIN_ESS),
+        "min_ess_tail": (d["min_ess_tail"], d["min_ess_tail"] < MIN_ESS),
+    }
 
 
 def _loss_with_heldout(fit: ScalingFit, x: str, ax: Any, cal: Any) -> Any:
     plots.plot_loss(fit, x, ax=ax)
     if cal is not None:
         points = cal.points
-        xs = points[x] if x in points else fit.law.compute_flops(**{k: points[k].to_numpy()
-                                                                   for k in fit.law.compute.names})
+        xs = (
+            points[x]
+            if x in points
+            else fit.law.compute_flops(**{k: points[k].to_numpy() for k in fit.law.compute.names})
+        )
         ax.scatter(xs, points["observed"], marker="x", s=30, color="k", zorder=5, label="held out")
         ax.legend(fontsize=8)
     return ax

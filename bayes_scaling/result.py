@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from .laws import Law
 from .observation import OBSERVED, ObservationModel, distance, flat_draws
 from .priors import Prior, link_functions
 
-__all__ = ["ScalingFit", "SamplingWarning", "assemble_tree", "versions"]
+__all__ = ["SamplingWarning", "ScalingFit", "assemble_tree", "versions"]
 
 #: Thresholds of the convergence warning.
 MAX_RHAT = 1.01
@@ -89,8 +89,9 @@ def sampled_draws(
     return out
 
 
-def _fitted_runs(law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling, observation: ObservationModel,
-                 seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _fitted_runs(
+    law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling, observation: ObservationModel, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """At the fitted runs (where the discrepancy is zero): the pointwise log density of their observed
     log-loss, and one posterior predictive replicate of it per draw, both of shape (chain, draw, obs)."""
     sampled = sampled_draws(law, posterior, priors, pooling, runs.group)
@@ -117,8 +118,10 @@ def discrepancy_draws(kappa: Prior, posterior: xr.Dataset, seed: int | None) -> 
     rng = np.random.default_rng([0 if seed is None else seed, 1])
     dims = ("chain", "draw")
     draws = np.asarray(kappa.sample(shape[0] * shape[1], seed=int(rng.integers(2**31))), dtype=float)
-    return {"kappa": xr.DataArray(draws.reshape(shape), dims=dims),
-            "z": xr.DataArray(rng.standard_normal(shape), dims=dims)}
+    return {
+        "kappa": xr.DataArray(draws.reshape(shape), dims=dims),
+        "z": xr.DataArray(rng.standard_normal(shape), dims=dims),
+    }
 
 
 def assemble_tree(
@@ -160,7 +163,7 @@ def assemble_tree(
         "group_column": runs.group_column or "",
         "settings": json.dumps(dict(settings)),
         "versions": json.dumps(versions()),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values, "obs": obs}
     return xr.DataTree.from_dict(
@@ -263,7 +266,11 @@ class ScalingFit:
         names += [f"{p}_sd" for p, mode in self.pooling.items() if mode == "partial"] + list(self.observation.params)
         names += ["kappa"] if self.observation.discrepancy else []
         post = post[names]
-        rhat, bulk, tail = arviz_stats.rhat(post), arviz_stats.ess(post, method="bulk"), arviz_stats.ess(post, method="tail")
+        rhat, bulk, tail = (
+            arviz_stats.rhat(post),
+            arviz_stats.ess(post, method="bulk"),
+            arviz_stats.ess(post, method="tail"),
+        )
         rows = []
         for name in names:
             draws = self.draws(name)
@@ -287,16 +294,21 @@ class ScalingFit:
             if inputs:
                 raise OptionError("give either a table of runs or inputs as keywords, not both")
             columns = {k: v for k, v in self.runs.columns.items() if k in self.law.inputs}
-            values = dict(load_runs(runs.assign(**{"__loss": 1.0}), inputs=self.law.inputs,
-                                    columns={**columns, "loss": "__loss"}).inputs)
+            values = dict(
+                load_runs(
+                    runs.assign(**{"__loss": 1.0}), inputs=self.law.inputs, columns={**columns, "loss": "__loss"}
+                ).inputs
+            )
             if group is None and self.runs.group_column in runs:
                 group = runs[self.runs.group_column].astype(str).to_numpy()
         else:
             missing = [k for k in self.law.inputs if k not in inputs]
             unknown = [k for k in inputs if k not in self.law.inputs]
             if missing or unknown:
-                raise OptionError(f"law {self.law.name!r} predicts from inputs {list(self.law.inputs)}; "
-                                 f"missing {missing}, unknown {unknown}")
+                raise OptionError(
+                    f"law {self.law.name!r} predicts from inputs {list(self.law.inputs)}; "
+                    f"missing {missing}, unknown {unknown}"
+                )
             arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs))
             values = dict(zip(self.law.inputs, (a.ravel() for a in arrays), strict=True))
             for k, v in values.items():
@@ -308,8 +320,10 @@ class ScalingFit:
                 raise GroupError("this fit has no groups; predict without group=")
             return values, None, None
         if group is None:
-            raise GroupError(f"this fit is grouped by {self.runs.group_column!r}: pass group= one of "
-                             f"{list(self.runs.groups)} (or a new label with new_group=True)")
+            raise GroupError(
+                f"this fit is grouped by {self.runs.group_column!r}: pass group= one of "
+                f"{list(self.runs.groups)} (or a new label with new_group=True)"
+            )
         labels = np.broadcast_to(np.asarray(group, dtype=str), next(iter(values.values())).shape)
         return values, labels, self._group_codes(labels, new_group)
 
@@ -318,15 +332,18 @@ class ScalingFit:
         (codes -1, -2, ...), drawn from the population; without, such a label is an error."""
         unknown = sorted({str(g) for g in labels} - set(self.runs.groups))
         if unknown and not new_group:
-            raise GroupError(f"unknown group(s) {unknown} of {self.runs.group_column!r}; this fit knows "
-                             f"{list(self.runs.groups)}. To predict for a group not in the fit (from the "
-                             "population, a wider band) pass new_group=True (CLI: --new-group)")
+            raise GroupError(
+                f"unknown group(s) {unknown} of {self.runs.group_column!r}; this fit knows "
+                f"{list(self.runs.groups)}. To predict for a group not in the fit (from the "
+                "population, a wider band) pass new_group=True (CLI: --new-group)"
+            )
         index = {g: i for i, g in enumerate(self.runs.groups)}
         index.update({g: -1 - i for i, g in enumerate(dict.fromkeys(g for g in labels if g not in index))})
         return np.array([index[g] for g in labels])
 
-    def log_curve(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None,
-                  rng: np.random.Generator | None = None) -> np.ndarray:
+    def log_curve(
+        self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         """Posterior draws of the fitted law's log-loss at ``inputs`` (no discrepancy): (chain * draw, points).
 
         ``codes`` are group indices (-1: a new group, drawn from the population with ``rng``)."""
@@ -342,12 +359,14 @@ class ScalingFit:
         out = np.empty(len(codes))
         for code in np.unique(codes):
             at, mine = codes == code, self.runs.group == code if code >= 0 else slice(None)
-            out[at] = distance({k: np.asarray(v)[at] for k, v in inputs.items()},
-                               {k: v[mine] for k, v in design.items()})
+            out[at] = distance(
+                {k: np.asarray(v)[at] for k, v in inputs.items()}, {k: v[mine] for k, v in design.items()}
+            )
         return out
 
-    def _predictive(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None, rng: np.random.Generator
-                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _predictive(
+        self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Draws of the expected log-loss (the law plus the discrepancy) and of the noise at ``inputs``."""
         mu = self.log_curve(inputs, codes, rng)
         noise = self.observation.noise(self.posterior, codes, rng)
@@ -360,7 +379,11 @@ class ScalingFit:
         return self.observation.delta(self.draws("kappa")[:, None], sigma, self.draws("z")[:, None], dist)
 
     def log_loss_draws(
-        self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
+        self,
+        inputs: Mapping[str, np.ndarray],
+        codes: np.ndarray | None = None,
+        *,
+        kind: str = "mean",
         seed: int | np.random.Generator | None = None,
     ) -> np.ndarray:
         """Posterior draws of the log-loss at ``inputs``: shape (chain * draw, points).
@@ -375,15 +398,24 @@ class ScalingFit:
         return self.observation.sample(mu, noise, rng) if kind == "observation" else mu
 
     def loss_draws(
-        self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, *, kind: str = "mean",
+        self,
+        inputs: Mapping[str, np.ndarray],
+        codes: np.ndarray | None = None,
+        *,
+        kind: str = "mean",
         seed: int | np.random.Generator | None = None,
     ) -> np.ndarray:
         """Posterior draws of the loss at ``inputs`` (see :meth:`log_loss_draws`)."""
         with np.errstate(over="ignore"):  # heavy-tailed noise can put a draw beyond float range: inf is right
             return np.exp(self.log_loss_draws(inputs, codes, kind=kind, seed=seed))
 
-    def log_density(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None, loss: np.ndarray,
-                    seed: int | np.random.Generator | None = None) -> np.ndarray:
+    def log_density(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        codes: np.ndarray | None,
+        loss: np.ndarray,
+        seed: int | np.random.Generator | None = None,
+    ) -> np.ndarray:
         """Log density of an observed ``loss`` (as log-loss) at ``inputs`` under each draw: (chain * draw, points)."""
         mu, noise = self._predictive(inputs, codes, np.random.default_rng(seed))
         return self.observation.logpdf(np.log(loss), mu, noise)
@@ -402,17 +434,29 @@ class ScalingFit:
         tree.attrs = {**tree.attrs, "priors": json.dumps({k: v.to_dict() for k, v in priors.items()})}
         return ScalingFit(tree)
 
-    def _as_draws(self, values: np.ndarray, dims: tuple[str, ...], coords: Mapping[str, Any], name: str,
-                  **attrs: Any) -> xr.DataArray:
+    def _as_draws(
+        self, values: np.ndarray, dims: tuple[str, ...], coords: Mapping[str, Any], name: str, **attrs: Any
+    ) -> xr.DataArray:
         """Draws of shape (chain * draw, ...) as a DataArray with dims (chain, draw, *dims)."""
         post = self.tree["posterior"]
         shape = (post.sizes["chain"], post.sizes["draw"], *values.shape[1:])
-        return xr.DataArray(values.reshape(shape), dims=("chain", "draw", *dims), name=name, attrs=attrs,
-                            coords={"chain": post["chain"].values, "draw": post["draw"].values, **coords})
+        return xr.DataArray(
+            values.reshape(shape),
+            dims=("chain", "draw", *dims),
+            name=name,
+            attrs=attrs,
+            coords={"chain": post["chain"].values, "draw": post["draw"].values, **coords},
+        )
 
     def predict_draws(
-        self, runs: pd.DataFrame | None = None, *, kind: str = "mean", group: str | Sequence[str] | None = None,
-        new_group: bool = False, seed: int | None = None, **inputs: Any,
+        self,
+        runs: pd.DataFrame | None = None,
+        *,
+        kind: str = "mean",
+        group: str | Sequence[str] | None = None,
+        new_group: bool = False,
+        seed: int | None = None,
+        **inputs: Any,
     ) -> xr.DataArray:
         """Posterior draws of the loss at new runs or inputs: dims (chain, draw, point), with each point's
         inputs, group and distance from the fitted runs as coordinates. Arguments as in :meth:`predict`."""
@@ -421,8 +465,9 @@ class ScalingFit:
         if codes is not None:
             coords.update(group=("point", labels), new_group=("point", codes < 0))
         coords["distance"] = ("point", self.distance(values, codes))
-        return self._as_draws(self.loss_draws(values, codes, kind=kind, seed=seed), ("point",), coords, "loss",
-                              kind=kind)
+        return self._as_draws(
+            self.loss_draws(values, codes, kind=kind, seed=seed), ("point",), coords, "loss", kind=kind
+        )
 
     def predict(
         self,
@@ -453,8 +498,9 @@ class ScalingFit:
         table.attrs["kind"] = kind
         return table
 
-    def log_predictive_density(self, runs: pd.DataFrame, *, new_group: bool = False, seed: int | None = None
-                               ) -> np.ndarray:
+    def log_predictive_density(
+        self, runs: pd.DataFrame, *, new_group: bool = False, seed: int | None = None
+    ) -> np.ndarray:
         """Log posterior predictive density of each run's observed log-loss (the runs need their loss)."""
         values, _, codes = self._prediction_inputs(runs, {}, None, new_group)
         logp = self.log_density(values, codes, self.checked_loss(runs), seed)
@@ -466,8 +512,10 @@ class ScalingFit:
         if observed is None:
             raise DataError(f"runs to score need the loss column {self.runs.columns['loss']!r}")
         if np.isnan(observed).any():
-            raise DataError(f"column {self.runs.columns['loss']!r} has a missing value in row "
-                            f"{int(np.flatnonzero(np.isnan(observed))[0])}; every run scored needs its loss")
+            raise DataError(
+                f"column {self.runs.columns['loss']!r} has a missing value in row "
+                f"{int(np.flatnonzero(np.isnan(observed))[0])}; every run scored needs its loss"
+            )
         return observed
 
     def observed_loss(self, runs: pd.DataFrame | None) -> np.ndarray | None:
@@ -479,13 +527,15 @@ class ScalingFit:
         values = pd.to_numeric(runs[column], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero((runs[column].notna().to_numpy() & np.isnan(values)) | (values <= 0) | np.isinf(values))
         if bad.size:
-            raise DataError(f"column {column!r} must hold positive losses; "
-                            f"row {bad[0]} has {runs[column].iloc[bad[0]]!r}")
+            raise DataError(
+                f"column {column!r} must hold positive losses; row {bad[0]} has {runs[column].iloc[bad[0]]!r}"
+            )
         return values
 
     # ------------------------------------------------------------------------------ compute-optimal
-    def _group_draws(self, group: str | Sequence[str] | None, new_group: bool, seed: int | None
-                     ) -> tuple[list[str] | None, list[tuple[dict, Any]]]:
+    def _group_draws(
+        self, group: str | Sequence[str] | None, new_group: bool, seed: int | None
+    ) -> tuple[list[str] | None, list[tuple[dict, Any]]]:
         """The group labels asked for (every known one by default; None for a fit without groups) and, for
         each, sampled draws of shape (S, 1) and the discrepancy's offset, which maps inputs of shape
         (S, budgets) to log-offsets."""
@@ -497,8 +547,13 @@ class ScalingFit:
             return None, [(sampled, self._offset(None))]
         labels = list(self.runs.groups) if group is None else [str(g) for g in np.atleast_1d(group)]
         codes = self._group_codes(labels, new_group)
-        return labels, [(sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes[i:i + 1], rng),
-                         self._offset(codes[i:i + 1], rng)) for i in range(len(labels))]
+        return labels, [
+            (
+                sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes[i : i + 1], rng),
+                self._offset(codes[i : i + 1], rng),
+            )
+            for i in range(len(labels))
+        ]
 
     def _offset(self, codes: np.ndarray | None, rng: np.random.Generator | None = None) -> Any:
         """The discrepancy as a function of inputs of shape (S, k), for one group (None without it)."""
@@ -515,14 +570,27 @@ class ScalingFit:
 
         return offset
 
-    def _by_group(self, labels: list[str] | None, parts: list[dict[str, np.ndarray]], trailing: tuple[str, ...],
-                  coords: Mapping[str, Any]) -> xr.Dataset:
+    def _by_group(
+        self,
+        labels: list[str] | None,
+        parts: list[dict[str, np.ndarray]],
+        trailing: tuple[str, ...],
+        coords: Mapping[str, Any],
+    ) -> xr.Dataset:
         """Per-group dicts of draws (S, *trailing) as one Dataset: dims (chain, draw[, group], *trailing)."""
         dims = trailing if labels is None else ("group", *trailing)
         coords = dict(coords) | ({} if labels is None else {"group": labels})
-        return xr.Dataset({name: self._as_draws(np.stack([p[name] for p in parts], axis=1) if labels is not None
-                                                else parts[0][name], dims, coords, name)
-                           for name in parts[0]})
+        return xr.Dataset(
+            {
+                name: self._as_draws(
+                    np.stack([p[name] for p in parts], axis=1) if labels is not None else parts[0][name],
+                    dims,
+                    coords,
+                    name,
+                )
+                for name in parts[0]
+            }
+        )
 
     def optimal_draws(
         self,
@@ -550,11 +618,16 @@ class ScalingFit:
             opt = optimum(self.law, sampled, budgets[None, :], flops=flops, fixed=fixed, method=method, offset=offset)
             up = optimum(self.law, sampled, budgets[None, :] * step, flops=flops, fixed=fixed, method=method)
             down = optimum(self.law, sampled, budgets[None, :] / step, flops=flops, fixed=fixed, method=method)
-            parts.append({
-                "N_opt": opt["N"], "D_opt": opt["D"], "loss": opt["loss"], "tokens_per_param": opt["D"] / opt["N"],
-                "a": np.log(up["N"] / down["N"]) / (2 * np.log(step)),
-                "b": np.log(up["D"] / down["D"]) / (2 * np.log(step)),
-            })
+            parts.append(
+                {
+                    "N_opt": opt["N"],
+                    "D_opt": opt["D"],
+                    "loss": opt["loss"],
+                    "tokens_per_param": opt["D"] / opt["N"],
+                    "a": np.log(up["N"] / down["N"]) / (2 * np.log(step)),
+                    "b": np.log(up["D"] / down["D"]) / (2 * np.log(step)),
+                }
+            )
         out = self._by_group(labels, parts, ("budget",), {"C": ("budget", budgets)})
         out.attrs.update(method=method, flops=flops or str(self.law.compute))
         return out
@@ -584,8 +657,7 @@ class ScalingFit:
         fit gives every group, or ``group``. The draws themselves: :meth:`optimal_draws`.
         """
         probs = intervals.check_probs(prob)
-        draws = self.optimal_draws(C, flops=flops, group=group, new_group=new_group, method=method, seed=seed,
-                                   **fixed)
+        draws = self.optimal_draws(C, flops=flops, group=group, new_group=new_group, method=method, seed=seed, **fixed)
         table = intervals.summarize(draws, probs)
         table.attrs.update(draws.attrs)
         return table
@@ -609,8 +681,10 @@ class ScalingFit:
         if not (isinstance(target, int | float) and not isinstance(target, bool) and target > 0):
             raise OptionError(f"target loss must be a positive number, got {target!r}")
         labels, groups = self._group_draws(group, new_group, seed)
-        parts = [budget_for_loss(self.law, sampled, float(target), flops=flops, fixed=fixed, method=method,
-                                 offset=offset) for sampled, offset in groups]
+        parts = [
+            budget_for_loss(self.law, sampled, float(target), flops=flops, fixed=fixed, method=method, offset=offset)
+            for sampled, offset in groups
+        ]
         out = self._by_group(labels, parts, (), {})
         out.attrs["target"] = float(target)
         return out
@@ -636,19 +710,25 @@ class ScalingFit:
         themselves: :meth:`budget_draws`.
         """
         probs = intervals.check_probs(prob)
-        draws = self.budget_draws(target, flops=flops, group=group, new_group=new_group, method=method, seed=seed,
-                                  **fixed)
+        draws = self.budget_draws(
+            target, flops=flops, group=group, new_group=new_group, method=method, seed=seed, **fixed
+        )
         share = draws["reachable"].mean(intervals.SAMPLE_DIMS)
         labels = list(draws["group"].values) if "group" in draws.dims else [None]
         for label, fraction in zip(labels, np.atleast_1d(share.values), strict=True):
             name = "" if label is None else f" for group {label!r}"
             if fraction == 0:
-                raise OptionError(f"loss {target:g} is out of reach{name}: no posterior draw gets there at any "
-                                  "budget up to 1e40 FLOPs (the target is below the loss the law can reach)")
+                raise OptionError(
+                    f"loss {target:g} is out of reach{name}: no posterior draw gets there at any "
+                    "budget up to 1e40 FLOPs (the target is below the loss the law can reach)"
+                )
             if fraction < 1:
-                warnings.warn(f"loss {target:g}{name} is out of reach for {1 - fraction:.1%} of the posterior "
-                              "(below its irreducible loss, or its extrapolation discrepancy keeps it above); "
-                              "intervals describe the other draws", stacklevel=2)
+                warnings.warn(
+                    f"loss {target:g}{name} is out of reach for {1 - fraction:.1%} of the posterior "
+                    "(below its irreducible loss, or its extrapolation discrepancy keeps it above); "
+                    "intervals describe the other draws",
+                    stacklevel=2,
+                )
         table = intervals.summarize(draws[["C", "N", "D"]], probs)
         table.insert(0, "target", float(target))
         table.insert(1 + ("group" in table), "reachable_fraction", np.atleast_1d(share.values).astype(float))
@@ -672,32 +752,42 @@ class ScalingFit:
         no fit and no compiled model kept for reuse."""
         from .model import build_model
 
-        return build_model(self.law, self.runs, self._priors_with_spreads(), observation=self.observation,
-                           pooling=self.pooling)
+        return build_model(
+            self.law, self.runs, self._priors_with_spreads(), observation=self.observation, pooling=self.pooling
+        )
 
     def _fit_options(self) -> dict[str, Any]:
         """What ``fit`` needs to fit this model again: the law as written (data-derived scales unset), its
         priors, observation model, pooling, sampler settings and columns."""
         s = self.settings
         columns = {k: v for k, v in self.runs.columns.items() if k in (*self.law.inputs, "loss")}
-        return dict(law=Law.from_toml(self.tree.attrs["law"], origin=f"fit of {self.law.name!r}"),
-                    priors={**self._priors_with_spreads(), **({"kappa": self.priors["kappa"]}
-                                                             if "kappa" in self.priors else {})},
-                    likelihood=self.likelihood, noise_by_group=self.observation.noise_by_group,
-                    discrepancy=self.observation.discrepancy, pooling=dict(self.pooling),
-                    group=self.runs.group_column, columns=columns,
-                    **{k: s[k] for k in ("sampler", "chains", "draws", "tune", "target_accept", "adaptation")})
+        return dict(
+            law=Law.from_toml(self.tree.attrs["law"], origin=f"fit of {self.law.name!r}"),
+            priors={
+                **self._priors_with_spreads(),
+                **({"kappa": self.priors["kappa"]} if "kappa" in self.priors else {}),
+            },
+            likelihood=self.likelihood,
+            noise_by_group=self.observation.noise_by_group,
+            discrepancy=self.observation.discrepancy,
+            pooling=dict(self.pooling),
+            group=self.runs.group_column,
+            columns=columns,
+            **{k: s[k] for k in ("sampler", "chains", "draws", "tune", "target_accept", "adaptation")},
+        )
 
-    def refit(self, runs: pd.DataFrame | str | Path, *, seed: int | None = None, progressbar: bool = True,
-              cache: Any = None) -> ScalingFit:
+    def refit(
+        self, runs: pd.DataFrame | str | Path, *, seed: int | None = None, progressbar: bool = True, cache: Any = None
+    ) -> ScalingFit:
         """The same model (law, priors, observation model, pooling and sampler settings) fitted to other
         runs with the same columns; in this process it reuses the compiled model when the groups match."""
         from .fit import fit
 
         return fit(runs, **self._fit_options(), seed=seed, progressbar=progressbar, cache=cache)
 
-    def extend(self, draws: int | None = None, *, seed: int | None = None, progressbar: bool = True,
-               cache: Any = None) -> ScalingFit:
+    def extend(
+        self, draws: int | None = None, *, seed: int | None = None, progressbar: bool = True, cache: Any = None
+    ) -> ScalingFit:
         """More posterior draws: at least ``draws`` more (default: as many as the fit has), sampled with the
         same model and settings as new chains of the fit's length (a chain cannot be resumed) and appended
         to its chains. Diagnostics then cover every chain."""
@@ -716,8 +806,9 @@ class ScalingFit:
         for name in ("posterior", "sample_stats", "posterior_predictive", "log_likelihood"):
             new = extra.tree[name].to_dataset().assign_coords(chain=np.arange(chains, chains + more))
             tree[name] = xr.DataTree(xr.concat([self.tree[name].to_dataset(), new], dim="chain", join="outer"))
-        settings = dict(self.settings, chains=chains + more, seeds=[*self.settings.get("seeds", [self.settings["seed"]]),
-                                                                    seed])
+        settings = dict(
+            self.settings, chains=chains + more, seeds=[*self.settings.get("seeds", [self.settings["seed"]]), seed]
+        )
         tree.attrs = {**tree.attrs, "settings": json.dumps(settings)}
         result = ScalingFit(tree)
         result.warn_if_unreliable()
@@ -772,5 +863,7 @@ class ScalingFit:
 
     def __repr__(self) -> str:
         s = self.settings
-        return (f"<ScalingFit law={self.law.name!r} runs={len(self.runs)} sampler={s['sampler']} "
-                f"chains={s['chains']} draws={s['draws']}>")
+        return (
+            f"<ScalingFit law={self.law.name!r} runs={len(self.runs)} sampler={s['sampler']} "
+            f"chains={s['chains']} draws={s['draws']}>"
+        )

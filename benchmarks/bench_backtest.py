@@ -36,8 +36,12 @@ def worker(data: str, reuse: bool) -> dict:
         fit_module.fit = fit_fresh
     start = time.perf_counter()
     table = bs.backtest(data, laws=["chinchilla", "kaplan_nd"], holdout=[0.4, 0.3, 0.2], seed=1, progressbar=False)
-    return {"wall": time.perf_counter() - start, "compile": float(table["compile_seconds"].sum()),
-            "fits": len(table), "lpd": table["lpd"].round(1).tolist()}
+    return {
+        "wall": time.perf_counter() - start,
+        "compile": float(table["compile_seconds"].sum()),
+        "fits": len(table),
+        "lpd": table["lpd"].round(1).tolist(),
+    }
 
 
 def main() -> None:
@@ -50,13 +54,19 @@ def main() -> None:
         return
     out = {}
     for mode in ("reuse", "recompile"):
-        proc = subprocess.run([sys.executable, __file__, "--worker", mode, "--data", args.data],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", mode, "--data", args.data],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     for mode, r in out.items():
         print(f"{mode:10s} {r['fits']} fits: wall {r['wall']:.1f} s, of which compiling {r['compile']:.1f} s")
-    print(f"reusing compiled models: {out['recompile']['wall'] / out['reuse']['wall']:.2f}x faster in wall time, "
-          f"compile time {out['recompile']['compile']:.1f} s -> {out['reuse']['compile']:.1f} s")
+    print(
+        f"reusing compiled models: {out['recompile']['wall'] / out['reuse']['wall']:.2f}x faster in wall time, "
+        f"compile time {out['recompile']['compile']:.1f} s -> {out['reuse']['compile']:.1f} s"
+    )
 
 
 if __name__ == "__main__":

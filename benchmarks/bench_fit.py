@@ -36,22 +36,45 @@ def worker(sampler: str, data: str, reps: int) -> dict:
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = bs.fit(data, law="chinchilla", sampler=sampler, seed=100 + rep, progressbar=False,
-                         adaptation=adaptation or "diag")
+            fit = bs.fit(
+                data,
+                law="chinchilla",
+                sampler=sampler,
+                seed=100 + rep,
+                progressbar=False,
+                adaptation=adaptation or "diag",
+            )
         wall = time.perf_counter() - start
         sampling = fit.settings["sample_seconds"]
         if sampler == "pymc":  # pm.sample compiles inside; its own record of the sampling loop
             sampling = float(fit.tree["posterior"].attrs["sampling_time"])
         d = fit.diagnostics
-        rows.append({"wall": wall, "sampling": sampling, "setup": wall - sampling, "ess": d["min_ess_bulk"],
-                     "divergences": d["divergences"], "r_hat": d["max_r_hat"]})
-    return {"first": rows[0], "repeat": rows[1:], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        rows.append(
+            {
+                "wall": wall,
+                "sampling": sampling,
+                "setup": wall - sampling,
+                "ess": d["min_ess_bulk"],
+                "divergences": d["divergences"],
+                "r_hat": d["max_r_hat"],
+            }
+        )
+    return {
+        "first": rows[0],
+        "repeat": rows[1:],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_worker(sampler: str, data: str, reps: int, cache: str) -> dict:
     env = {**os.environ, "PYTENSOR_FLAGS": f"compiledir={cache}/pytensor", "NUMBA_CACHE_DIR": f"{cache}/numba"}
-    out = subprocess.run([sys.executable, __file__, "--worker", sampler, "--data", data, "--reps", str(reps)],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", sampler, "--data", data, "--reps", str(reps)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -82,18 +105,32 @@ def main() -> None:
             "peak_rss_mb": max(cold["peak_rss_mb"], warm["peak_rss_mb"]),
         }
     print(f"bs.fit, chinchilla, {args.data}: 4 chains x (1000 tune + 1000 draws); medians of {args.reps} refits")
-    header = ("compile_cold", "compile_warm", "refit_setup", "sampling", "ess_per_s", "divergences", "max_r_hat", "peak_rss_mb")
+    header = (
+        "compile_cold",
+        "compile_warm",
+        "refit_setup",
+        "sampling",
+        "ess_per_s",
+        "divergences",
+        "max_r_hat",
+        "peak_rss_mb",
+    )
     print(f"{'sampler':16s}" + "".join(f"{h:>14s}" for h in header))
     for sampler, r in results.items():
         print(f"{sampler:16s}" + "".join(f"{r[h]:14.3f}" if isinstance(r[h], float) else f"{r[h]:14d}" for h in header))
     nut, pymc = results["nutpie"], results["pymc"]
-    print(f"sampling speed-up nutpie vs PyMC NUTS: {pymc['sampling'] / nut['sampling']:.1f}x; "
-          f"ESS/s ratio: {nut['ess_per_s'] / pymc['ess_per_s']:.1f}x; "
-          f"compile cold / warm / refit: nutpie {nut['compile_cold']:.1f} / {nut['compile_warm']:.1f} / "
-          f"{nut['refit_setup']:.2f} s, PyMC {pymc['compile_cold']:.1f} / {pymc['compile_warm']:.1f} / {pymc['refit_setup']:.2f} s")
+    print(
+        f"sampling speed-up nutpie vs PyMC NUTS: {pymc['sampling'] / nut['sampling']:.1f}x; "
+        f"ESS/s ratio: {nut['ess_per_s'] / pymc['ess_per_s']:.1f}x; "
+        f"compile cold / warm / refit: nutpie {nut['compile_cold']:.1f} / {nut['compile_warm']:.1f} / "
+        f"{nut['refit_setup']:.2f} s, PyMC {pymc['compile_cold']:.1f} / {pymc['compile_warm']:.1f} / "
+        f"{pymc['refit_setup']:.2f} s"
+    )
     low = results["nutpie:low_rank"]
-    print(f"nutpie low_rank vs PyMC NUTS: sampling {pymc['sampling'] / low['sampling']:.1f}x, "
-          f"ESS/s {low['ess_per_s'] / pymc['ess_per_s']:.1f}x")
+    print(
+        f"nutpie low_rank vs PyMC NUTS: sampling {pymc['sampling'] / low['sampling']:.1f}x, "
+        f"ESS/s {low['ess_per_s'] / pymc['ess_per_s']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 import time
+import tomllib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,7 +48,7 @@ from bayes_scaling.data import DEFAULT_COLUMNS
 from bayes_scaling.result import versions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer import peer_intervals  # noqa: E402
+from peer import peer_intervals
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,20 +108,42 @@ def _alab(size: float) -> pd.DataFrame:
 SPECS: list[Spec] = [
     Spec("epoch_245", "epoch", lambda: _epoch(False)),
     Spec("epoch_240", "epoch", lambda: _epoch(True)),
-    *(Spec(f"gadre_{d}", "gadre", lambda d=d: _gadre(d), heldout=lambda f: f["n_params"].to_numpy() >= 5e8)
-      for d in ("c4_original", "rpj", "rw_original")),
+    *(
+        Spec(f"gadre_{d}", "gadre", lambda d=d: _gadre(d), heldout=lambda f: f["n_params"].to_numpy() >= 5e8)
+        for d in ("c4_original", "rpj", "rw_original")
+    ),
     Spec("li2025", "li", _li),
-    *(Spec(f"beck_{s.removeprefix('isoflop_')}", "beck", lambda s=s: _beck(s))
-      for s in ("isoflop_llama_ctx2048", "isoflop_llama_ctx8192", "isoflop_llama_ctx16384", "isoflop_mlstm_ctx16384")),
-    *(Spec(f"porian_{c.split('|')[0]}_{'cosine' if 'chinchilla' in c else 'const'}", "porian", lambda c=c: _porian(c))
-      for c in ("rw|base|short|chinchilla|standard|val", "owt2|base|short|chinchilla|standard|val",
-                "rw|tuned|short|const|standard|val", "owt2|tuned|short|const|standard|val")),
-    Spec("muennighoff_data_constrained", "muennighoff", lambda: bs.load_dataset("muennighoff2023"),
-         law="data_constrained"),
+    *(
+        Spec(f"beck_{s.removeprefix('isoflop_')}", "beck", lambda s=s: _beck(s))
+        for s in ("isoflop_llama_ctx2048", "isoflop_llama_ctx8192", "isoflop_llama_ctx16384", "isoflop_mlstm_ctx16384")
+    ),
+    *(
+        Spec(f"porian_{c.split('|')[0]}_{'cosine' if 'chinchilla' in c else 'const'}", "porian", lambda c=c: _porian(c))
+        for c in (
+            "rw|base|short|chinchilla|standard|val",
+            "owt2|base|short|chinchilla|standard|val",
+            "rw|tuned|short|const|standard|val",
+            "owt2|tuned|short|const|standard|val",
+        )
+    ),
+    Spec(
+        "muennighoff_data_constrained",
+        "muennighoff",
+        lambda: bs.load_dataset("muennighoff2023"),
+        law="data_constrained",
+    ),
     Spec("muennighoff_chinchilla", "muennighoff", lambda: bs.load_dataset("muennighoff2023")),
-    *(Spec(f"alabdulmohsin_{size:.3g}", "alabdulmohsin", lambda size=size: _alab(size), law="power_irreducible",
-           columns={"x": "n_tokens"}, heldout=lambda f: f["is_train_split"].to_numpy() == 0)
-      for size in (1.68e7, 1.34e8, 2.62e8, 4.53e8, 1.07e9)),
+    *(
+        Spec(
+            f"alabdulmohsin_{size:.3g}",
+            "alabdulmohsin",
+            lambda size=size: _alab(size),
+            law="power_irreducible",
+            columns={"x": "n_tokens"},
+            heldout=lambda f: f["is_train_split"].to_numpy() == 0,
+        )
+        for size in (1.68e7, 1.34e8, 2.62e8, 4.53e8, 1.07e9)
+    ),
 ]
 
 
@@ -141,8 +163,9 @@ def top(order: np.ndarray, fraction: float) -> np.ndarray:
     return order > cut
 
 
-def conformal(fit: bs.ScalingFit, spec: Spec, train: pd.DataFrame, test: pd.DataFrame, settings: dict,
-              probs=intervals.PROBS) -> dict[str, np.ndarray]:
+def conformal(
+    fit: bs.ScalingFit, spec: Spec, train: pd.DataFrame, test: pd.DataFrame, settings: dict, probs=intervals.PROBS
+) -> dict[str, np.ndarray]:
     """Split conformal on |log residuals|, calibrated on the top 20% of the training runs (a fit of the rest
     predicts them), around the median of ``fit`` (the law without discrepancy)."""
     held = top(ordering(spec, train), 0.2)
@@ -164,11 +187,15 @@ def summarise(bands: dict[str, np.ndarray], observed: np.ndarray) -> dict[str, f
     """The table's columns from interval bounds (for methods that give bounds, not draws)."""
     inside = intervals.inside(observed, bands, intervals.PROBS)
     lo, hi = bands["eti90_lower"], bands["eti90_upper"]
-    return {"n": len(observed), "coverage_50": float(np.mean(inside["inside_eti50"])),
-            "coverage_90": float(np.mean(inside["inside_eti90"])), "width_90": float(np.median(hi - lo)),
-            "interval_score_90": float(np.mean(interval_score(lo, hi, observed, 0.9))),
-            "mdape": float(np.median(np.abs(bands["median"] / observed - 1))),
-            "bias": float(np.mean(observed - bands["median"]))}
+    return {
+        "n": len(observed),
+        "coverage_50": float(np.mean(inside["inside_eti50"])),
+        "coverage_90": float(np.mean(inside["inside_eti90"])),
+        "width_90": float(np.median(hi - lo)),
+        "interval_score_90": float(np.mean(interval_score(lo, hi, observed, 0.9))),
+        "mdape": float(np.median(np.abs(bands["median"] / observed - 1))),
+        "bias": float(np.mean(observed - bands["median"])),
+    }
 
 
 def splits(spec: Spec, runs: pd.DataFrame, rolling: bool) -> list[tuple[str, np.ndarray]]:
@@ -182,8 +209,15 @@ def splits(spec: Spec, runs: pd.DataFrame, rolling: bool) -> list[tuple[str, np.
     return out
 
 
-def run(specs: list[Spec], *, rolling: bool = True, settings: dict | None = None, peer: bool = True,
-        stacked: bool = False, log=print) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def run(
+    specs: list[Spec],
+    *,
+    rolling: bool = True,
+    settings: dict | None = None,
+    peer: bool = True,
+    stacked: bool = False,
+    log=print,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Fit and score every split; returns the rows (without the `default` method, which needs every
     source's evidence) and the discrepancy evidence of each main split. Fits and predictions are kept
     on the rows' ``_fit`` / ``_test`` columns for :func:`add_default`."""
@@ -210,27 +244,47 @@ def run(specs: list[Spec], *, rolling: bool = True, settings: dict | None = None
             observed = fit.checked_loss(test)
             start = time.perf_counter()
             bands = conformal(fit, spec, train, test, settings)
-            rows.append({**base, "method": "conformal", **summarise(bands, observed),
-                         "seconds": seconds + time.perf_counter() - start})
+            rows.append(
+                {
+                    **base,
+                    "method": "conformal",
+                    **summarise(bands, observed),
+                    "seconds": seconds + time.perf_counter() - start,
+                }
+            )
             if peer:
                 inputs = {k: {**DEFAULT_COLUMNS, **spec.columns}[k] for k in fit.law.inputs if k != "U"}
                 start = time.perf_counter()
                 found = peer_intervals(train, test, inputs=inputs, loss=fit.runs.columns["loss"])
                 if found is not None:
-                    rows.append({**base, "method": "peer", **summarise(found, observed),
-                                 "seconds": time.perf_counter() - start})
+                    rows.append(
+                        {**base, "method": "peer", **summarise(found, observed), "seconds": time.perf_counter() - start}
+                    )
             if stacked and label == "main" and spec.law == "chinchilla":
                 start = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    mix = bs.stack(train, laws=["chinchilla", "kaplan_nd"], columns=spec.columns or None,
-                                   **{k: v for k, v in settings.items() if k != "progressbar"}, progressbar=False)
-                rows.append({**base, "method": "stacked", **calibration(mix, test, seed=0).summary,
-                             "seconds": time.perf_counter() - start,
-                             "weight_kaplan_nd": mix.weights["kaplan_nd"]})
+                    mix = bs.stack(
+                        train,
+                        laws=["chinchilla", "kaplan_nd"],
+                        columns=spec.columns or None,
+                        **{k: v for k, v in settings.items() if k != "progressbar"},
+                        progressbar=False,
+                    )
+                rows.append(
+                    {
+                        **base,
+                        "method": "stacked",
+                        **calibration(mix, test, seed=0).summary,
+                        "seconds": time.perf_counter() - start,
+                        "weight_kaplan_nd": mix.weights["kaplan_nd"],
+                    }
+                )
             d = fit.diagnostics
-            log(f"{spec.name:32s} {label:8s} fit {len(train):4d} score {len(test):3d}  {seconds:5.1f}s  "
-                f"divergences {d['divergences']}  R-hat {d['max_r_hat']:.3f}")
+            log(
+                f"{spec.name:32s} {label:8s} fit {len(train):4d} score {len(test):3d}  {seconds:5.1f}s  "
+                f"divergences {d['divergences']}  R-hat {d['max_r_hat']:.3f}"
+            )
     return pd.DataFrame(rows), evidence
 
 
@@ -262,22 +316,31 @@ def pooled(table: pd.DataFrame) -> pd.DataFrame:
     for method, part in table.groupby("method"):
         w = part["n"]
         by_source = part.groupby("source").apply(lambda g: np.average(g["coverage_90"], weights=g["n"]))
-        out[method] = {"n": w.sum(), "coverage_50": np.average(part["coverage_50"], weights=w),
-                       "coverage_90": np.average(part["coverage_90"], weights=w),
-                       "lowest source coverage_90": by_source.min(), "median mdape": part["mdape"].median()}
+        out[method] = {
+            "n": w.sum(),
+            "coverage_50": np.average(part["coverage_50"], weights=w),
+            "coverage_90": np.average(part["coverage_90"], weights=w),
+            "lowest source coverage_90": by_source.min(),
+            "median mdape": part["mdape"].median(),
+        }
     return pd.DataFrame(out).T.reindex([m for m in METHODS if m in out])
 
 
 def markdown(table: pd.DataFrame) -> str:
     """The per-dataset table as Markdown (methods side by side within a dataset)."""
-    lines = ["| dataset | split | method | n | 50% covers | 90% covers | 90% width | interval score | MdAPE | bias "
-             "| s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | split | method | n | 50% covers | 90% covers | 90% width | interval score | MdAPE | bias | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     order = {m: i for i, m in enumerate(METHODS)}
-    for _, r in table.sort_values(["dataset", "split", "method"], key=lambda c: c.map(order) if c.name == "method"
-                                  else c).iterrows():
-        lines.append(f"| {r['dataset']} | {r['split']} | {r['method']} | {r['n']:.0f} | {r['coverage_50']:.2f} | "
-                     f"{r['coverage_90']:.2f} | {r['width_90']:.3g} | {r['interval_score_90']:.3g} | "
-                     f"{100 * r['mdape']:.2f}% | {r['bias']:+.3f} | {r['seconds']:.1f} |")
+    for _, r in table.sort_values(
+        ["dataset", "split", "method"], key=lambda c: c.map(order) if c.name == "method" else c
+    ).iterrows():
+        lines.append(
+            f"| {r['dataset']} | {r['split']} | {r['method']} | {r['n']:.0f} | {r['coverage_50']:.2f} | "
+            f"{r['coverage_90']:.2f} | {r['width_90']:.3g} | {r['interval_score_90']:.3g} | "
+            f"{100 * r['mdape']:.2f}% | {r['bias']:+.3f} | {r['seconds']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -285,16 +348,23 @@ def readme_table(table: pd.DataFrame) -> str:
     """Main splits, one row per dataset: the default, with the others in brackets."""
     main = table[table["split"] == "main"].set_index(["dataset", "method"])
     others = [m for m in ("no discrepancy", "conformal", "peer") if m in set(table["method"])]  # stacked: not all rows
-    lines = ["| dataset | n | 50% covers | 90% covers | 90% width | interval score | MdAPE |",
-             "|---|---|---|---|---|---|---|",
-             f"| | | default ({' / '.join(others)}) | | | | |"]
+    lines = [
+        "| dataset | n | 50% covers | 90% covers | 90% width | interval score | MdAPE |",
+        "|---|---|---|---|---|---|---|",
+        f"| | | default ({' / '.join(others)}) | | | | |",
+    ]
+
+    def cell(name: str, column: str, fmt: str) -> str:
+        rest = " / ".join(format(main.loc[(name, m), column], fmt) for m in others if (name, m) in main.index)
+        return f"{format(main.loc[(name, 'default'), column], fmt)} ({rest})"
+
     for name in dict.fromkeys(main.index.get_level_values(0)):
-        def cell(column: str, fmt: str) -> str:
-            rest = " / ".join(format(main.loc[(name, m), column], fmt) for m in others if (name, m) in main.index)
-            return f"{format(main.loc[(name, 'default'), column], fmt)} ({rest})"
-        lines.append(f"| {name} | {main.loc[(name, 'default'), 'n']:.0f} | {cell('coverage_50', '.2f')} | "
-                     f"{cell('coverage_90', '.2f')} | {cell('width_90', '.3g')} | {cell('interval_score_90', '.3g')} "
-                     f"| {100 * main.loc[(name, 'default'), 'mdape']:.2f}% |")
+        lines.append(
+            f"| {name} | {main.loc[(name, 'default'), 'n']:.0f} | {cell(name, 'coverage_50', '.2f')} | "
+            f"{cell(name, 'coverage_90', '.2f')} | {cell(name, 'width_90', '.3g')} | "
+            f"{cell(name, 'interval_score_90', '.3g')} "
+            f"| {100 * main.loc[(name, 'default'), 'mdape']:.2f}% |"
+        )
     return "\n".join(lines)
 
 
@@ -304,19 +374,26 @@ def write_kappa(evidence: dict[str, np.ndarray], path: Path) -> str:
     q = json.dumps  # a JSON string is a TOML basic string
     provenance = {
         "method": "log kappa ~ Normal(mu, s) across datasets, flat prior on mu, HalfNormal(1) on s; each dataset's "
-                  "likelihood of kappa from the tilt of its held-out runs (bayes_scaling.calibration."
-                  "discrepancy_evidence); the prior is the predictive of kappa for a new dataset",
+        "likelihood of kappa from the tilt of its held-out runs (bayes_scaling.calibration."
+        "discrepancy_evidence); the prior is the predictive of kappa for a new dataset",
         "population": f"median kappa {np.exp(estimate.mu):.2f}, spread of log kappa {estimate.s:.2f}",
         "split": "fit the runs with the least compute (6ND), hold out the top 20% (Gadre: the 1.4B and 6.9B runs; "
-                 "Alabdulmohsin: its own split)",
+        "Alabdulmohsin: its own split)",
         "command": "python benchmarks/calibration.py --write-kappa",
         "date": date.today().isoformat(),
         "bayes_scaling": versions()["bayes-scaling"],
     }
     lines = [line for line in path.read_text().splitlines() if line.startswith("#")]
-    lines += ["", "[kappa]", 'dist = "LogNormal"',
-              f"kwargs = {{ mu = {estimate.prior.kwargs['mu']}, sigma = {estimate.prior.kwargs['sigma']} }}",
-              "", "[provenance]", *(f"{k} = {q(v)}" for k, v in provenance.items()), f"datasets = {q(sorted(evidence))}"]
+    lines += [
+        "",
+        "[kappa]",
+        'dist = "LogNormal"',
+        f"kwargs = {{ mu = {estimate.prior.kwargs['mu']}, sigma = {estimate.prior.kwargs['sigma']} }}",
+        "",
+        "[provenance]",
+        *(f"{k} = {q(v)}" for k, v in provenance.items()),
+        f"datasets = {q(sorted(evidence))}",
+    ]
     path.write_text("\n".join(lines) + "\n")
     tomllib.loads(path.read_text())  # what the package will read
     return str(estimate)
@@ -327,14 +404,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="*", help="dataset names (prefixes) to run")
     parser.add_argument("--no-rolling", action="store_true", help="main splits only")
     parser.add_argument("--no-peer", action="store_true")
-    parser.add_argument("--stack", action="store_true", help="add leave-future-out stacking of chinchilla and kaplan_nd")
+    parser.add_argument(
+        "--stack", action="store_true", help="add leave-future-out stacking of chinchilla and kaplan_nd"
+    )
     parser.add_argument("--out", type=Path, help="write the per-split table as CSV")
     parser.add_argument("--write-kappa", action="store_true", help="write kappa's prior to models/observation.toml")
     args = parser.parse_args(argv)
     specs = [s for s in SPECS if not args.only or any(s.name.startswith(o) for o in args.only)]
     start = time.perf_counter()
-    rows, evidence = run(specs, rolling=not args.no_rolling, peer=not args.no_peer, stacked=args.stack,
-                         log=lambda m: print(m, file=sys.stderr, flush=True))
+    rows, evidence = run(
+        specs,
+        rolling=not args.no_rolling,
+        peer=not args.no_peer,
+        stacked=args.stack,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     table, priors = add_default(rows, evidence)
     print(f"kappa priors, each estimated without its own source: {priors}\n")
     print(markdown(table))

@@ -27,8 +27,15 @@ import numpy as np
 import pandas as pd
 
 
-def peer_intervals(train: pd.DataFrame, test: pd.DataFrame, *, inputs: dict[str, str], loss: str = "loss",
-                   probs=(0.5, 0.9), seed: int = 0) -> dict[str, np.ndarray] | None:
+def peer_intervals(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    *,
+    inputs: dict[str, str],
+    loss: str = "loss",
+    probs=(0.5, 0.9),
+    seed: int = 0,
+) -> dict[str, np.ndarray] | None:
     """Fit the peer on ``train`` and return its new-run median and equal-tailed intervals at ``test`` rows.
 
     ``inputs`` maps our input names to columns of both frames; ``"N"`` becomes a model-size predictor and any
@@ -45,11 +52,13 @@ def peer_intervals(train: pd.DataFrame, test: pd.DataFrame, *, inputs: dict[str,
         return None
 
     cols = {("model_size__" if name == "N" else "dataset_size__") + col: col for name, col in inputs.items()}
-    runs = pl.DataFrame({
-        "training_run_id": [f"run{i}" for i in range(len(train))],
-        **{peer: train[col].to_numpy(dtype=float) for peer, col in cols.items()},
-        "test_loss__loss": train[loss].to_numpy(dtype=float),
-    })
+    runs = pl.DataFrame(
+        {
+            "training_run_id": [f"run{i}" for i in range(len(train))],
+            **{peer: train[col].to_numpy(dtype=float) for peer, col in cols.items()},
+            "test_loss__loss": train[loss].to_numpy(dtype=float),
+        }
+    )
     points = pl.DataFrame({peer: test[col].to_numpy(dtype=float) for peer, col in cols.items()})
     quantiles = [0.5] + [q for p in probs for q in ((1 - p) / 2, (1 + p) / 2)]
 

@@ -119,8 +119,16 @@ def test_stack_by_leave_future_out():
     runs = simulate("kaplan_nd", {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}, seed=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)
-        stacked = bs.stack(runs, laws=["chinchilla", "kaplan_nd"], holdout=(0.4, 0.25), draws=300, tune=300,
-                           chains=2, seed=1, progressbar=False)
+        stacked = bs.stack(
+            runs,
+            laws=["chinchilla", "kaplan_nd"],
+            holdout=(0.4, 0.25),
+            draws=300,
+            tune=300,
+            chains=2,
+            seed=1,
+            progressbar=False,
+        )
     assert list(stacked.lfo.columns) == ["elpd_lfo", "n_predictions", "coverage_90", "weight"]
     assert stacked.lfo["n_predictions"].iloc[0] == 26 + 16  # 40% and 25% of 64 runs
     assert stacked.weights["kaplan_nd"] > 0.6
@@ -140,8 +148,9 @@ def test_benchmark_subset_on_bundled_data():
     import calibration as bench
 
     specs = [s for s in bench.SPECS if s.name.startswith(("gadre", "muennighoff_chinchilla"))]
-    rows, evidence = bench.run(specs, rolling=False, peer=False, settings={"draws": 300, "tune": 300, "chains": 2},
-                               log=lambda _: None)
+    rows, evidence = bench.run(
+        specs, rolling=False, peer=False, settings={"draws": 300, "tune": 300, "chains": 2}, log=lambda _: None
+    )
     table, priors = bench.add_default(rows, evidence)
     assert set(evidence) == {"gadre_c4_original", "gadre_rpj", "gadre_rw_original", "muennighoff_chinchilla"}
     assert set(priors) == {"gadre", "muennighoff"} and all(p.startswith("LogNormal") for p in priors.values())

@@ -10,8 +10,9 @@ from conftest import CHINCHILLA_TRUTH, simulate
 
 
 def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "bayes_scaling.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bayes_scaling.cli", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
@@ -20,9 +21,21 @@ def run(*args, check=True):
 def test_laws_json():
     rows = json.loads(run("laws", "--json").stdout)["rows"]
     by_name = {row["name"]: row for row in rows}
-    assert set(by_name) == {"kaplan_n", "kaplan_d", "kaplan_c", "kaplan_nd", "chinchilla", "chinchilla_tied",
-                            "power_irreducible", "broken_power", "data_constrained"}
-    assert by_name["data_constrained"]["inputs"] == ["N", "D", "U"] and "Muennighoff" in by_name["data_constrained"]["citation"]
+    assert set(by_name) == {
+        "kaplan_n",
+        "kaplan_d",
+        "kaplan_c",
+        "kaplan_nd",
+        "chinchilla",
+        "chinchilla_tied",
+        "power_irreducible",
+        "broken_power",
+        "data_constrained",
+    }
+    assert (
+        by_name["data_constrained"]["inputs"] == ["N", "D", "U"]
+        and "Muennighoff" in by_name["data_constrained"]["citation"]
+    )
     assert by_name["chinchilla"]["inputs"] == ["N", "D"]
     assert "Hoffmann" in by_name["chinchilla"]["citation"] and "Kaplan" in by_name["kaplan_nd"]["citation"]
     assert "chinchilla" in run("laws").stdout
@@ -32,9 +45,29 @@ def test_fit_summary_predict(tmp_path):
     csv = tmp_path / "runs.csv"
     simulate("chinchilla", CHINCHILLA_TRUTH, seed=7).rename(columns={"loss": "val_loss"}).to_csv(csv, index=False)
     out = tmp_path / "fit.nc"
-    fitted = json.loads(run("fit", csv, "--law", "chinchilla", "--column", "loss=val_loss", "--out", out,
-                            "--draws", 300, "--tune", 300, "--chains", 2, "--seed", 1,
-                            "--prior", "alpha=LogNormal(mu=-1.1, sigma=0.3)", "--json").stdout)
+    fitted = json.loads(
+        run(
+            "fit",
+            csv,
+            "--law",
+            "chinchilla",
+            "--column",
+            "loss=val_loss",
+            "--out",
+            out,
+            "--draws",
+            300,
+            "--tune",
+            300,
+            "--chains",
+            2,
+            "--seed",
+            1,
+            "--prior",
+            "alpha=LogNormal(mu=-1.1, sigma=0.3)",
+            "--json",
+        ).stdout
+    )
     assert out.is_file() and fitted["saved"] == str(out)
     assert [r["parameter"] for r in fitted["rows"]] == ["E", "A", "B", "alpha", "beta", "sigma", "nu", "kappa"]
     assert fitted["diagnostics"]["divergences"] == 0
@@ -44,8 +77,9 @@ def test_fit_summary_predict(tmp_path):
     assert alpha["eti80_lower"] < 0.34 < alpha["eti80_upper"]
     assert "alpha" in run("summary", out).stdout
 
-    pred = json.loads(run("predict", out, "--at", "N=7e10,D=1.4e12", "--at", "N=1e9,D=2e10",
-                          "--prob", 0.9, "--json").stdout)
+    pred = json.loads(
+        run("predict", out, "--at", "N=7e10,D=1.4e12", "--at", "N=1e9,D=2e10", "--prob", 0.9, "--json").stdout
+    )
     assert [r["N"] for r in pred["rows"]] == [7e10, 1e9] and pred["interval"] == "equal-tailed"
     first = pred["rows"][0]
     assert first["eti90_lower"] < first["median"] < first["eti90_upper"] and "eti50_lower" not in first
@@ -93,9 +127,27 @@ def test_fit_custom_formula_with_priors_file(tmp_path):
     simulate("chinchilla", CHINCHILLA_TRUTH, seed=2).to_csv(csv, index=False)
     priors = tmp_path / "priors.toml"
     priors.write_text('E = "LogNormal(0.5, 0.4)"\nA = { dist = "LogNormal", kwargs = { mu = 6, sigma = 2 } }\n')
-    out = json.loads(run("fit", csv, "--formula", "E + A * N**-alpha", "--priors", priors,
-                         "--prior", "alpha=LogNormal(-1.2, 0.5)", "--draws", 200, "--tune", 200, "--chains", 2,
-                         "--seed", 1, "--json").stdout)
+    out = json.loads(
+        run(
+            "fit",
+            csv,
+            "--formula",
+            "E + A * N**-alpha",
+            "--priors",
+            priors,
+            "--prior",
+            "alpha=LogNormal(-1.2, 0.5)",
+            "--draws",
+            200,
+            "--tune",
+            200,
+            "--chains",
+            2,
+            "--seed",
+            1,
+            "--json",
+        ).stdout
+    )
     assert [r["parameter"] for r in out["rows"]] == ["A", "E", "alpha", "sigma", "nu", "kappa"]
     bad = run("fit", csv, "--formula", "E + N.__class__", check=False)
     assert bad.returncode == 2 and "attribute access is not allowed at column 4: `N.__class__`" in bad.stderr
@@ -147,8 +199,21 @@ def test_calibrate_predict_runs_and_stack(tmp_path, capsys):
     assert pred["runs"] == 16 and pred["inside"]["eti90"] == sum(r["inside_eti90"] for r in pred["rows"])
     assert all(r["distance"] >= 0 for r in pred["rows"]) and "observed" in pred["rows"][0]
 
-    code, out, _ = cli(capsys, "stack", csv, "--laws", "chinchilla,kaplan_nd", "--holdout", "0.4,0.25",
-                       "--at", "N=1e10,D=2e11", "--kind", "observation", *quick, "--json")
+    code, out, _ = cli(
+        capsys,
+        "stack",
+        csv,
+        "--laws",
+        "chinchilla,kaplan_nd",
+        "--holdout",
+        "0.4,0.25",
+        "--at",
+        "N=1e10,D=2e11",
+        "--kind",
+        "observation",
+        *quick,
+        "--json",
+    )
     stacked = json.loads(out)
     assert code == 0 and [r["law"] for r in stacked["weights"]] == ["chinchilla", "kaplan_nd"]
     assert abs(sum(r["weight"] for r in stacked["weights"]) - 1) < 1e-9 and len(stacked["rows"]) == 1

@@ -20,8 +20,11 @@ def fits_of(runs):
         return {law: bs.fit(runs, law=law, **SETTINGS) for law in LAWS}
 
 
-@pytest.fixture(scope="module", params=[("chinchilla", CHINCHILLA_TRUTH), ("kaplan_nd", KAPLAN_TRUTH)],
-                ids=["from-chinchilla", "from-kaplan_nd"])
+@pytest.fixture(
+    scope="module",
+    params=[("chinchilla", CHINCHILLA_TRUTH), ("kaplan_nd", KAPLAN_TRUTH)],
+    ids=["from-chinchilla", "from-kaplan_nd"],
+)
 def simulated(request):
     truth, params = request.param
     return truth, simulate(truth, params, seed=5)
@@ -84,7 +87,7 @@ def test_average_mixes_by_weight(simulated):
     fits = fits_of(runs)
     stacked = bs.average(fits)
     assert stacked.weights[truth] > 0.9
-    equal = bs.average(fits, weights={law: 1.0 for law in LAWS})
+    equal = bs.average(fits, weights=dict.fromkeys(LAWS, 1.0))
     at = {"N": [1e10], "D": [2e11]}
     lone = {law: fits[law].predict(**at)["median"][0] for law in LAWS}
     mixed = equal.predict(seed=0, **at)["median"][0]

@@ -9,8 +9,9 @@ INPUTS = ("N", "D")
 
 
 def runs(**overrides):
-    frame = pd.DataFrame({"n_params": [1e7, 1e8, 1e9], "n_tokens": [2e8, 2e9, 2e10], "loss": [4.0, 3.2, 2.7],
-                          "dataset": ["a", "b", "a"]})
+    frame = pd.DataFrame(
+        {"n_params": [1e7, 1e8, 1e9], "n_tokens": [2e8, 2e9, 2e10], "loss": [4.0, 3.2, 2.7], "dataset": ["a", "b", "a"]}
+    )
     for key, value in overrides.items():
         frame[key] = value
     return frame
@@ -42,7 +43,11 @@ def test_column_mapping_and_csv(tmp_path):
         (runs(n_tokens=[2e8, -5.0, 2e10]), {}, "column 'n_tokens' must be positive; row 1 has -5"),
         (runs(loss=[4.0, 3.2, -2.7]), {}, "column 'loss' must be positive; row 2 has -2.7"),
         (runs(), {"min_runs": 7}, "3 run(s) is fewer than the 7 free parameters"),
-        (runs(), {"columns": {"N": "n_params", "D": "n_params"}}, "column 'n_params' is mapped twice: to 'N' and to 'D'"),
+        (
+            runs(),
+            {"columns": {"N": "n_params", "D": "n_params"}},
+            "column 'n_params' is mapped twice: to 'N' and to 'D'",
+        ),
         (runs(), {"group": "loss"}, "column 'loss' is mapped twice"),
         (runs(), {"columns": {"X": "n_params"}}, "columns given for ['X']"),
         (runs(), {"group": "arch"}, "missing column(s) 'arch' (for group)"),

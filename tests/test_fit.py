@@ -56,8 +56,14 @@ def test_recovery(name):
     runs = simulate(name, TRUTHS[name], seed=DATA_SEEDS.get(name, 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)  # R-hat is checked here
-        result = bs.fit(runs, law=name, likelihood="normal", seed=3, progressbar=False, columns=
-                        {k: v for k, v in SIM_COLUMNS.items() if k in bs.load_law(name).inputs})
+        result = bs.fit(
+            runs,
+            law=name,
+            likelihood="normal",
+            seed=3,
+            progressbar=False,
+            columns={k: v for k, v in SIM_COLUMNS.items() if k in bs.load_law(name).inputs},
+        )
     assert_recovers(result, TRUTHS[name])
     assert result.diagnostics["max_r_hat"] <= 1.02
     assert "nu" not in result.posterior and list(result.summary().index)[-2:] == ["sigma", "kappa"]
@@ -66,7 +72,16 @@ def test_recovery(name):
 def test_summary_columns(chinchilla_fit):
     table = chinchilla_fit.summary(prob=0.8)
     assert list(table.index) == ["E", "A", "B", "alpha", "beta", "sigma", "nu", "kappa"]
-    assert list(table.columns) == ["mean", "sd", "median", "eti80_lower", "eti80_upper", "r_hat", "ess_bulk", "ess_tail"]
+    assert list(table.columns) == [
+        "mean",
+        "sd",
+        "median",
+        "eti80_lower",
+        "eti80_upper",
+        "r_hat",
+        "ess_bulk",
+        "ess_tail",
+    ]
     assert table.attrs["interval"] == "80% equal-tailed"
     assert (table["eti80_lower"] < table["median"]).all() and (table["median"] < table["eti80_upper"]).all()
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
@@ -77,8 +92,16 @@ def test_predict_bands(chinchilla_fit, chinchilla_runs):
     law = chinchilla_fit.law
     mean = chinchilla_fit.predict(N=[1e8, 70e9], D=[2e9, 1.4e12], prob=(0.5, 0.9))
     obs = chinchilla_fit.predict(N=[1e8, 70e9], D=[2e9, 1.4e12], prob=(0.5, 0.9), kind="observation", seed=0)
-    assert list(mean.columns) == ["N", "D", "distance", "median", "eti50_lower", "eti50_upper", "eti90_lower",
-                                  "eti90_upper"]
+    assert list(mean.columns) == [
+        "N",
+        "D",
+        "distance",
+        "median",
+        "eti50_lower",
+        "eti50_upper",
+        "eti90_lower",
+        "eti90_upper",
+    ]
     assert (mean["eti90_lower"] < mean["eti50_lower"]).all() and (mean["eti50_upper"] < mean["eti90_upper"]).all()
     # the observation band adds the noise, so it is wider than the band of the curve
     assert ((obs["eti90_upper"] - obs["eti90_lower"]) > (mean["eti90_upper"] - mean["eti90_lower"])).all()
@@ -89,7 +112,9 @@ def test_predict_bands(chinchilla_fit, chinchilla_runs):
     # a table of runs (loss column not needed) gives the same as keywords
     table = chinchilla_fit.predict(chinchilla_runs.drop(columns="loss").head(3))
     np.testing.assert_allclose(
-        table["median"], chinchilla_fit.predict(N=chinchilla_runs["n_params"][:3], D=chinchilla_runs["n_tokens"][:3])["median"])
+        table["median"],
+        chinchilla_fit.predict(N=chinchilla_runs["n_params"][:3], D=chinchilla_runs["n_tokens"][:3])["median"],
+    )
     with pytest.raises(ValueError, match=r"missing \['D'\]"):
         chinchilla_fit.predict(N=1e9)
     with pytest.raises(bs.DataError, match="input N must be positive"):
@@ -98,8 +123,9 @@ def test_predict_bands(chinchilla_fit, chinchilla_runs):
 
 def test_log_likelihood_matches_pymc(chinchilla_fit):
     """The numpy log-likelihood stored on the fit equals PyMC's own for the same draws."""
-    model, _, _ = compiled_model(chinchilla_fit.law, chinchilla_fit.runs, chinchilla_fit.priors,
-                                 chinchilla_fit.observation, "nutpie")
+    model, _, _ = compiled_model(
+        chinchilla_fit.law, chinchilla_fit.runs, chinchilla_fit.priors, chinchilla_fit.observation, "nutpie"
+    )
     sub = chinchilla_fit.tree["posterior"].isel(draw=slice(0, 20))
     ours = chinchilla_fit.tree["log_likelihood"]["log_loss"].isel(draw=slice(0, 20)).values
     tree = xr.DataTree.from_dict({"posterior": sub.to_dataset()})
@@ -110,8 +136,9 @@ def test_log_likelihood_matches_pymc(chinchilla_fit):
 def test_save_load_round_trip(chinchilla_fit, tmp_path):
     path = chinchilla_fit.save(tmp_path / "fit.nc")
     loaded = bs.ScalingFit.load(path)
-    pd.testing.assert_frame_equal(loaded.predict(N=[1e9, 1e11], D=[2e10, 2e12]),
-                                  chinchilla_fit.predict(N=[1e9, 1e11], D=[2e10, 2e12]))
+    pd.testing.assert_frame_equal(
+        loaded.predict(N=[1e9, 1e11], D=[2e10, 2e12]), chinchilla_fit.predict(N=[1e9, 1e11], D=[2e10, 2e12])
+    )
     pd.testing.assert_frame_equal(loaded.summary(), chinchilla_fit.summary())
     assert loaded.law.source == chinchilla_fit.law.source and loaded.priors == chinchilla_fit.priors
     assert loaded.tree["log_likelihood"]["log_loss"].shape == (4, 1000, 64)
@@ -146,14 +173,26 @@ def test_refit_with_data_derived_scale_reuses_compiled_model():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)
         for part in (runs.iloc[:40], runs.iloc[24:]):
-            fits.append(bs.fit(part, law="power_irreducible", columns={"x": "compute_flops"}, draws=200, tune=200,
-                               chains=2, seed=1, progressbar=False))
+            fits.append(
+                bs.fit(
+                    part,
+                    law="power_irreducible",
+                    columns={"x": "compute_flops"},
+                    draws=200,
+                    tune=200,
+                    chains=2,
+                    seed=1,
+                    progressbar=False,
+                )
+            )
     assert fits[0].law.scales["x"] != fits[1].law.scales["x"]
     assert fits[1].settings["compile_seconds"] < 0.5
     # the natural parameters use each fit's own scale: A is the same quantity in both
     a0, a1 = (f.summary().loc["A", "median"] for f in fits)
     assert a0 / a1 == pytest.approx(1, abs=0.5)
-    np.testing.assert_allclose(fits[1].draws("A"), np.exp(fits[1].draws("a")) * fits[1].law.scales["x"] ** fits[1].draws("alpha"))
+    np.testing.assert_allclose(
+        fits[1].draws("A"), np.exp(fits[1].draws("a")) * fits[1].law.scales["x"] ** fits[1].draws("alpha")
+    )
 
 
 def test_convergence_warning_names_the_problem(chinchilla_runs):
@@ -172,10 +211,12 @@ def test_pymc_sampler():
 
 
 def test_bad_options(chinchilla_runs):
-    for kwargs, message in [({"sampler": "stan"}, "unknown sampler 'stan'"),
-                            ({"likelihood": "cauchy"}, "unknown likelihood 'cauchy'"),
-                            ({"draws": 0}, "draws must be a positive integer"),
-                            ({"priors": {"gamma": "Normal(0, 1)"}}, "unknown parameter 'gamma'")]:
+    for kwargs, message in [
+        ({"sampler": "stan"}, "unknown sampler 'stan'"),
+        ({"likelihood": "cauchy"}, "unknown likelihood 'cauchy'"),
+        ({"draws": 0}, "draws must be a positive integer"),
+        ({"priors": {"gamma": "Normal(0, 1)"}}, "unknown parameter 'gamma'"),
+    ]:
         with pytest.raises(ValueError, match=message):
             bs.fit(chinchilla_runs, **kwargs)
 

@@ -28,8 +28,13 @@ def grouped_fit(grouped_runs) -> bs.ScalingFit:
     runs, _ = grouped_runs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)  # checked in the test
-        return bs.fit(runs, group="dataset", pooling={"alpha": "shared", "beta": "shared", "b": "shared"},
-                      seed=5, progressbar=False)
+        return bs.fit(
+            runs,
+            group="dataset",
+            pooling={"alpha": "shared", "beta": "shared", "b": "shared"},
+            seed=5,
+            progressbar=False,
+        )
 
 
 def test_hierarchical_recovery(grouped_fit, grouped_runs):
@@ -59,8 +64,7 @@ def test_new_group_band_is_wider_than_every_known_group(grouped_fit):
 
 
 def test_two_new_groups_are_independent(grouped_fit):
-    table = grouped_fit.predict(N=[7e10, 7e10], D=[1.4e12, 1.4e12], group=["new-1", "new-2"], new_group=True,
-                                 seed=0)
+    table = grouped_fit.predict(N=[7e10, 7e10], D=[1.4e12, 1.4e12], group=["new-1", "new-2"], new_group=True, seed=0)
     assert table["new_group"].all()
     draws = grouped_fit.loss_draws({"N": np.full(2, 7e10), "D": np.full(2, 1.4e12)}, np.array([-1, -2]), seed=0)
     assert not np.allclose(draws[:, 0], draws[:, 1])
@@ -73,7 +77,9 @@ def test_grouped_predict_needs_group_and_saves(grouped_fit, tmp_path):
         grouped_fit.predict(N=1e9, D=2e10)
     path = grouped_fit.save(tmp_path / "grouped.nc")
     loaded = bs.ScalingFit.load(path)
-    pd.testing.assert_frame_equal(loaded.predict(N=1e9, D=2e10, group="g3"), grouped_fit.predict(N=1e9, D=2e10, group="g3"))
+    pd.testing.assert_frame_equal(
+        loaded.predict(N=1e9, D=2e10, group="g3"), grouped_fit.predict(N=1e9, D=2e10, group="g3")
+    )
     assert loaded.pooling == grouped_fit.pooling and loaded.runs.groups == grouped_fit.runs.groups
 
 
@@ -92,8 +98,18 @@ def test_noise_by_group(grouped_runs):
     runs = runs[runs["dataset"].isin(["g0", "g1", "g2"])]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)
-        result = bs.fit(runs, group="dataset", pooling="shared", noise_by_group=True, likelihood="normal",
-                        draws=300, tune=300, chains=2, seed=1, progressbar=False)
+        result = bs.fit(
+            runs,
+            group="dataset",
+            pooling="shared",
+            noise_by_group=True,
+            likelihood="normal",
+            draws=300,
+            tune=300,
+            chains=2,
+            seed=1,
+            progressbar=False,
+        )
     assert result.posterior["sigma"].dims == ("chain", "draw", "group")
     assert {"sigma[g0]", "sigma[g2]"} <= set(result.summary().index)
     known = result.predict(N=1e9, D=2e10, group="g1", kind="observation", seed=0)

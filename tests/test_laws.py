@@ -5,8 +5,15 @@ import bayes_scaling as bs
 from bayes_scaling.laws import Law, LawError
 
 # Muennighoff et al. (2023), the constants of their README's "Parametric Fit" example.
-MUENNIGHOFF = {"E": np.exp(0.6254804), "A": np.exp(6.255414), "B": np.exp(7.3049974), "alpha": 0.3526596,
-               "beta": 0.3526596, "R_D": 15.387756, "R_N": 5.309743}
+MUENNIGHOFF = {
+    "E": np.exp(0.6254804),
+    "A": np.exp(6.255414),
+    "B": np.exp(7.3049974),
+    "alpha": 0.3526596,
+    "beta": 0.3526596,
+    "R_D": 15.387756,
+    "R_N": 5.309743,
+}
 
 
 def muennighoff(p, N, D, U):
@@ -15,8 +22,11 @@ def muennighoff(p, N, D, U):
     RD = np.maximum((D / U) - 1, 0)
     UN = np.minimum(N, (U * G) ** (p["beta"] / p["alpha"]) * G)
     RN = np.maximum((N / UN) - 1, 0)
-    return (p["E"] + p["A"] / (UN + UN * p["R_N"] * (1 - np.exp(-1 * RN / p["R_N"]))) ** p["alpha"]
-            + p["B"] / (U + U * p["R_D"] * (1 - np.exp(-1 * RD / p["R_D"]))) ** p["beta"])
+    return (
+        p["E"]
+        + p["A"] / (UN + UN * p["R_N"] * (1 - np.exp(-1 * RN / p["R_N"]))) ** p["alpha"]
+        + p["B"] / (U + U * p["R_D"] * (1 - np.exp(-1 * RD / p["R_D"]))) ** p["beta"]
+    )
 
 
 # Hand-written numpy references of each bundled law, in published parameters.
@@ -43,8 +53,13 @@ REFERENCES = {
     ),
     "data_constrained": (muennighoff, MUENNIGHOFF),
 }
-GRID_AXES = {"N": np.geomspace(1e6, 1e12, 7), "D": np.geomspace(1e8, 1e14, 5), "C": np.geomspace(1e17, 1e25, 6),
-             "x": np.geomspace(1e15, 1e25, 11), "U": np.geomspace(1e7, 1e13, 4)}
+GRID_AXES = {
+    "N": np.geomspace(1e6, 1e12, 7),
+    "D": np.geomspace(1e8, 1e14, 5),
+    "C": np.geomspace(1e17, 1e25, 6),
+    "x": np.geomspace(1e15, 1e25, 11),
+    "U": np.geomspace(1e7, 1e13, 4),
+}
 
 
 def grid(law):
@@ -129,13 +144,27 @@ BASE = (bs.laws.laws_dir() / "chinchilla.toml").read_text()
     ("old", "new", "message"),
     [
         ('name = "chinchilla"', "", "missing key(s) name"),
-        ('formula = "E + A / N**alpha + B / D**beta"', 'formula = "E + A / N**alpha + B / D**beta + os.system"',
-         "attribute access is not allowed"),
-        ('formula = "E + A / N**alpha + B / D**beta"', 'formula = "E + A / N**alpha + B / D**gamma"',
-         "unknown name 'gamma'"),
-        ('formula = "E + A / N**alpha + B / D**beta"', 'formula = "E + A / N**alpha"', "does not use parameter(s) B, beta"),
-        ("D = 2e10", "D = -1", "one positive number (or \"data\") per input"),
-        ('dist = "Normal", kwargs = { mu = -1.0', 'dist = "Normall", kwargs = { mu = -1.0', "unknown distribution 'Normall'"),
+        (
+            'formula = "E + A / N**alpha + B / D**beta"',
+            'formula = "E + A / N**alpha + B / D**beta + os.system"',
+            "attribute access is not allowed",
+        ),
+        (
+            'formula = "E + A / N**alpha + B / D**beta"',
+            'formula = "E + A / N**alpha + B / D**gamma"',
+            "unknown name 'gamma'",
+        ),
+        (
+            'formula = "E + A / N**alpha + B / D**beta"',
+            'formula = "E + A / N**alpha"',
+            "does not use parameter(s) B, beta",
+        ),
+        ("D = 2e10", "D = -1", 'one positive number (or "data") per input'),
+        (
+            'dist = "Normal", kwargs = { mu = -1.0',
+            'dist = "Normall", kwargs = { mu = -1.0',
+            "unknown distribution 'Normall'",
+        ),
         ('alpha = "alpha"', 'alpha = "2 * alpha"', "share a sampled name but are not equal to it"),
         ('citation = "', 'import_path = "x"\ncitation = "', "unknown key(s) import_path"),
         ("[scales]", "[scales", "invalid TOML"),
@@ -151,8 +180,11 @@ def test_malformed_law_files(old, new, message):
 
 
 def test_custom_formula_law():
-    law = Law.from_formula("E + A * N**-alpha", inputs=["N"],
-                           priors={"E": "LogNormal(0.5, 0.4)", "A": "LogNormal(6, 2)", "alpha": "LogNormal(-1.2, 0.5)"})
+    law = Law.from_formula(
+        "E + A * N**-alpha",
+        inputs=["N"],
+        priors={"E": "LogNormal(0.5, 0.4)", "A": "LogNormal(6, 2)", "alpha": "LogNormal(-1.2, 0.5)"},
+    )
     assert law.params == ("A", "E", "alpha") and law.inputs == ("N",)
     assert law.evaluate({"E": 1.7, "A": 400.0, "alpha": 0.34}, N=1e9) == pytest.approx(1.7 + 400 * 1e9**-0.34)
     rebuilt = Law.from_toml(law.source)  # saved fits rebuild a formula law from its generated text

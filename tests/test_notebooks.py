@@ -12,8 +12,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 def _shape(notebook) -> list[set[str]]:
     """Per code cell, the kinds of rich output it shows (streams vary with progress bars and warnings)."""
-    return [{o["output_type"] for o in cell.get("outputs", []) if o["output_type"] != "stream"}
-            for cell in notebook.cells if cell.cell_type == "code"]
+    return [
+        {o["output_type"] for o in cell.get("outputs", []) if o["output_type"] != "stream"}
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -23,6 +26,8 @@ def test_notebook_runs(path, tmp_path):
     assert sum(bool(kinds) for kinds in _shape(committed)) >= 2, "committed without outputs: re-execute it"
     executed = copy.deepcopy(committed)
     # raises CellExecutionError, naming the cell, if any cell fails
-    NotebookClient(executed, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        executed, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     assert all(c.execution_count for c in executed.cells if c.cell_type == "code")
     assert _shape(executed) == _shape(committed), "outputs changed shape since the notebook was committed"

@@ -77,7 +77,9 @@ def test_budget_for_loss_finds_the_first_crossing():
     """With an offset that makes loss rise again at large budgets, the search returns the first budget that
     reaches the target, and a draw whose offset keeps it above the target is unreachable."""
     law = bs.load_law("chinchilla").with_scales({"N": 1e9, "D": 2e10})
-    sampled = {k: np.full((3, 1), v) for k, v in {"E": 1.69, "a": -1.04, "b": -0.62, "alpha": 0.34, "beta": 0.28}.items()}
+    sampled = {
+        k: np.full((3, 1), v) for k, v in {"E": 1.69, "a": -1.04, "b": -0.62, "alpha": 0.34, "beta": 0.28}.items()
+    }
     tilt = np.array([[0.0], [0.02], [0.2]])
 
     def offset(inputs, tilt=tilt):
@@ -87,8 +89,9 @@ def test_budget_for_loss_finds_the_first_crossing():
     plain = budget_for_loss(law, sampled, 2.0)
     assert found["reachable"].tolist() == [True, True, False] and plain["reachable"].all()
     assert found["C"][0] == pytest.approx(plain["C"][0], rel=1e-6) and found["C"][1] > plain["C"][1]
-    at = optimum(law, {k: v[:2] for k, v in sampled.items()}, found["C"][:2, None],
-                 offset=lambda x: offset(x, tilt[:2]))
+    at = optimum(
+        law, {k: v[:2] for k, v in sampled.items()}, found["C"][:2, None], offset=lambda x: offset(x, tilt[:2])
+    )
     np.testing.assert_allclose(at["loss"][:, 0], 2.0, rtol=1e-6)
     # a tilt downwards cannot take a draw below its irreducible loss
     down = budget_for_loss(law, sampled, 1.6, offset=lambda x: -offset(x))
@@ -99,8 +102,9 @@ def test_numeric_path_for_laws_without_closed_form():
     runs = simulate("kaplan_nd", {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)
-        result = bs.fit(runs, law="kaplan_nd", likelihood="normal", draws=200, tune=300, chains=2, seed=1,
-                        progressbar=False)
+        result = bs.fit(
+            runs, law="kaplan_nd", likelihood="normal", draws=200, tune=300, chains=2, seed=1, progressbar=False
+        )
     table = result.compute_optimal([1e20, 1e22], prob=0.9)
     assert list(6 * table["N_opt_median"] * table["D_opt_median"]) == pytest.approx([1e20, 1e22], rel=1e-3)
     # along the constraint, the optimum beats its neighbours for the median draw's allocation

@@ -7,7 +7,9 @@ def test_parse_forms():
     assert parse_prior("alpha", "Beta(2, 5)") == Prior("Beta", {"alpha": 2.0, "beta": 5.0})
     assert parse_prior("E", "LogNormal(mu=0.5, sigma=0.4)") == Prior("LogNormal", {"mu": 0.5, "sigma": 0.4})
     assert Prior.from_spec("x", {"dist": "Normal", "kwargs": {"mu": 0, "sigma": 1}}).to_dict() == {
-        "dist": "Normal", "kwargs": {"mu": 0.0, "sigma": 1.0}}
+        "dist": "Normal",
+        "kwargs": {"mu": 0.0, "sigma": 1.0},
+    }
 
 
 @pytest.mark.parametrize(

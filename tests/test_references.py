@@ -7,15 +7,22 @@ import bayes_scaling as bs
 
 
 def chinchilla_n_opt(p: dict, compute: float) -> float:
-    """Hoffmann et al. (2022) eq. (4): N_opt = G (C/6)^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta))."""
+    """Hoffmann et al. (2022) eq. (4): N_opt = G (C/6)^(beta/(alpha+beta)), G = (alpha A/(beta B))^(1/(alpha+beta))."""
     g = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
     return g * (compute / 6) ** (p["beta"] / (p["alpha"] + p["beta"]))
 
 
 def test_every_reference_loads():
     names = bs.list_references()
-    assert {"hoffmann2022", "hoffmann2022_unrounded", "kaplan2020_n", "kaplan2020_d", "kaplan2020_c",
-            "kaplan2020_nd", "muennighoff2023"} <= set(names)
+    assert {
+        "hoffmann2022",
+        "hoffmann2022_unrounded",
+        "kaplan2020_n",
+        "kaplan2020_d",
+        "kaplan2020_c",
+        "kaplan2020_nd",
+        "muennighoff2023",
+    } <= set(names)
     for name in names:
         ref = bs.load_reference(name)
         assert ref.citation and np.isfinite(ref.evaluate(**{k: 1e10 for k in ref.law.inputs if k != "x"}))
@@ -49,7 +56,12 @@ def test_hoffmann_unrounded_allocation_at_gopher_budget():
 def test_kaplan_references_are_the_printed_constants():
     # Kaplan et al. (2020): eqs. (1.1)-(1.3) / Table 5 for the single-variable laws, Table 2 for L(N, D).
     assert bs.load_reference("kaplan2020_n").params == {"N_c": 8.8e13, "alpha_N": 0.076}
-    assert bs.load_reference("kaplan2020_nd").params == {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+    assert bs.load_reference("kaplan2020_nd").params == {
+        "N_c": 6.4e13,
+        "D_c": 1.8e13,
+        "alpha_N": 0.076,
+        "alpha_D": 0.103,
+    }
     ref = bs.load_reference("kaplan2020_c")
     assert ref.params["C_c"] == pytest.approx(3.1e8 * 8.64e19)  # 3.1e8 PF-days in FLOPs
     # the joint law with unlimited data reduces to (N_c/N)^alpha_N with Table 2's N_c

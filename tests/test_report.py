@@ -10,15 +10,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-import bayes_scaling as bs  # noqa: E402
-from bayes_scaling import plots  # noqa: E402
-from bayes_scaling.report import decision_table, write_report  # noqa: E402
-from conftest import CHINCHILLA_TRUTH  # noqa: E402
+import bayes_scaling as bs
+from bayes_scaling import plots
+from bayes_scaling.report import decision_table, write_report
+from conftest import CHINCHILLA_TRUTH
 
 
 @pytest.mark.parametrize("x", ["N", "D", "C"])
@@ -64,12 +64,25 @@ def test_calibration_plots(chinchilla_fit):
 @pytest.fixture(scope="module")
 def report(chinchilla_fit, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "report.html"
-    return write_report(chinchilla_fit, out, at=[{"N": 70e9, "D": 1.4e12}], compute=[1e21, 5.76e23, 1e25],
-                        heldout=heldout_runs(), command="test")
+    return write_report(
+        chinchilla_fit,
+        out,
+        at=[{"N": 70e9, "D": 1.4e12}],
+        compute=[1e21, 5.76e23, 1e25],
+        heldout=heldout_runs(),
+        command="test",
+    )
 
 
-HEADINGS = ("Decision: compute-optimal allocation per budget", "Extrapolation", "Held-out runs", "Figures", "Checks",
-            "Parameters (90% intervals)", "Provenance")
+HEADINGS = (
+    "Decision: compute-optimal allocation per budget",
+    "Extrapolation",
+    "Held-out runs",
+    "Figures",
+    "Checks",
+    "Parameters (90% intervals)",
+    "Provenance",
+)
 
 
 def test_report_contents(report, chinchilla_fit):
@@ -93,8 +106,16 @@ def test_report_contents(report, chinchilla_fit):
 
 def test_decision_table(chinchilla_fit):
     table, warnings = decision_table(chinchilla_fit, [1e20, 1e25])
-    assert list(table.columns) == ["budget C (FLOPs)", "x largest run", "N_opt", "D_opt", "tokens / param", "loss",
-                                   "distance (decades)", "note"]
+    assert list(table.columns) == [
+        "budget C (FLOPs)",
+        "x largest run",
+        "N_opt",
+        "D_opt",
+        "tokens / param",
+        "loss",
+        "distance (decades)",
+        "note",
+    ]
     assert table["note"][0] == "within the runs' range" and table["note"][1].startswith("289x beyond; N above the runs")
     assert warnings[0] == "1 of 2 budgets lie more than 100x beyond the largest run (3.46e+22 FLOPs): 1e+25."
     assert float(table["distance (decades)"][1]) > float(table["distance (decades)"][0])
@@ -132,9 +153,17 @@ def test_report_in_headless_chromium(report, tmp_path):
     exe, sync_playwright = _chromium()
     shot = tmp_path / "report.png"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=exe,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -163,21 +192,30 @@ def page_right(body_width: float) -> float:
 def test_cli_optimal_and_report(chinchilla_fit, tmp_path):
     fit_path = chinchilla_fit.save(tmp_path / "fit.nc")
     run = [sys.executable, "-m", "bayes_scaling.cli"]
-    out = subprocess.run([*run, "optimal", fit_path, "--compute", "1e21,5.76e23", "--prob", "0.9", "--json"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [*run, "optimal", fit_path, "--compute", "1e21,5.76e23", "--prob", "0.9", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.stdout)
     rows = result["rows"]
     assert [r["C"] for r in rows] == [1e21, 5.76e23] and rows[1]["N_opt_eti90_lower"] < rows[1]["N_opt_median"]
     assert result["schema"] == 1 and result["law"] == "chinchilla" and result["version"] == bs.__version__
     site = tmp_path / "site"
-    subprocess.run([*run, "report", fit_path, "--at", "N=7e10,D=1.4e12", "--compute", "1e23", "--out", site],
-                   capture_output=True, text=True, check=True)
+    subprocess.run(
+        [*run, "report", fit_path, "--at", "N=7e10,D=1.4e12", "--compute", "1e23", "--out", site],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     page = (site / "index.html").read_text()
     assert "bayes-scaling report" in page and "N=7e10,D=1.4e12" in page
     again = subprocess.run([*run, "report", fit_path, "--out", site], capture_output=True, text=True)
     assert again.returncode == 2 and "--overwrite" in again.stderr
-    ignored = subprocess.run([*run, "report", fit_path, "--law", "kaplan_nd", "--out", tmp_path / "r.html"],
-                             capture_output=True, text=True)
+    ignored = subprocess.run(
+        [*run, "report", fit_path, "--law", "kaplan_nd", "--out", tmp_path / "r.html"], capture_output=True, text=True
+    )
     assert ignored.returncode == 2 and "--law would not change it" in ignored.stderr
     bad = subprocess.run([*run, "optimal", fit_path, "--compute", "1e21,lots"], capture_output=True, text=True)
     assert bad.returncode == 2 and "expected numbers" in bad.stderr
