@@ -4,10 +4,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .calibration import Calibration, calibration
 from .compare import Average, average, backtest, compare, split_future, stack
-from .data import RunTable, load_runs, read_table
+from .data import DataWarning, RunTable, load_runs, read_table
 from .datasets import list_datasets, load_dataset
 from .errors import (
     BayesScalingError,
+    ConvergenceError,
     DataError,
     ExpressionError,
     FitFileError,
@@ -17,12 +18,13 @@ from .errors import (
     OptionError,
     OutputExistsError,
     PriorError,
+    SamplerStartError,
 )
 from .fit import CompileCache, compile_cache, fit
 from .laws import Law, list_laws, load_law
 from .priors import Prior
 from .references import Reference, list_references, load_reference
-from .result import SamplingWarning, ScalingFit
+from .result import MisfitWarning, SamplingWarning, ScalingFit
 
 try:
     __version__ = version("bayes-scaling")
@@ -34,12 +36,15 @@ __all__ = [
     "BayesScalingError",
     "Calibration",
     "CompileCache",
+    "ConvergenceError",
     "DataError",
+    "DataWarning",
     "ExpressionError",
     "FitFileError",
     "GroupError",
     "Law",
     "LawError",
+    "MisfitWarning",
     "MissingDependencyError",
     "OptionError",
     "OutputExistsError",
@@ -47,6 +52,7 @@ __all__ = [
     "PriorError",
     "Reference",
     "RunTable",
+    "SamplerStartError",
     "SamplingWarning",
     "ScalingFit",
     "__version__",

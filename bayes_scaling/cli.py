@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -52,7 +53,7 @@ def _pairs(text: str, what: str) -> dict[str, str]:
     return out
 
 
-def _points(texts: Sequence[str]) -> list[dict[str, float]]:
+def _points(texts: Sequence[str]) -> list[dict[str, Any]]:
     """Each ``--at N=7e10,D=1.4e12`` as ``{"N": 7e10, "D": 1.4e12}``."""
     points = []
     for text in texts:
@@ -82,13 +83,34 @@ def _output(path: str | None, what: str, overwrite: bool = False) -> None:
         raise CLIError(f"{what} {path!r}: folder {str(Path(path).parent)!r} does not exist")
 
 
-def _fit_meta(result: ScalingFit) -> dict[str, Any]:
-    d = result.diagnostics
-    return {
-        "law": result.law.name,
-        "runs": len(result.runs),
-        "diagnostics": {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()},
-    }
+def _fit_meta(result: ScalingFit, *, diagnostics: bool = True) -> dict[str, Any]:
+    """What every JSON output says of the fit behind it: its law and its number of runs (and diagnostics)."""
+    meta: dict[str, Any] = {"law": result.law.name, "runs": len(result.runs)}
+    if diagnostics:
+        meta["diagnostics"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.diagnostics.items()}
+    return meta
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and NaN or infinity as null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _print_json(payload: dict[str, Any]) -> None:
+    """One JSON object on stdout, led by the schema and package version (strict JSON: no NaN)."""
+    print(
+        json.dumps(
+            _json_safe({"schema": SCHEMA, "version": __version__, **payload}), indent=2, allow_nan=False, default=str
+        )
+    )
 
 
 def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **meta: Any) -> None:
@@ -98,14 +120,7 @@ def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **m
     if getattr(args, "csv", None):
         rows.to_csv(args.csv, index=False)
     if args.json:
-        out = {
-            "schema": SCHEMA,
-            "version": __version__,
-            "interval": "equal-tailed",
-            **meta,
-            "rows": rows.to_dict(orient="records"),
-        }
-        print(json.dumps(out, indent=2, default=float))
+        _print_json({"interval": "equal-tailed", **meta, "rows": rows.to_dict(orient="records")})
         return
     if title:
         print(title)
@@ -131,6 +146,11 @@ def _sampler_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
     p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 2) on a fit with R-hat > 1.01, ESS < 400 or any divergence, instead of warning",
+    )
+    p.add_argument(
         "--no-discrepancy",
         action="store_true",
         help="bands of the fitted law alone, without its extrapolation discrepancy (overconfident beyond the runs)",
@@ -148,11 +168,12 @@ def _fit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "adaptation": args.adaptation,
         "progressbar": not args.no_progress and sys.stderr.isatty(),
         "discrepancy": not args.no_discrepancy,
+        "strict": args.strict,
     }
 
 
 #: The model options: defaults, to tell which a user gave.
-_MODEL_DEFAULTS = {
+_MODEL_DEFAULTS: dict[str, Any] = {
     "law": "chinchilla",
     "group": None,
     "pooling": None,
@@ -311,15 +332,20 @@ def cmd_predict(args: argparse.Namespace) -> None:
     result = ScalingFit.load(args.fit)
     if bool(args.at) == bool(args.runs):
         raise CLIError("give the points with --at N=..,D=.. (repeatable) or --runs FILE.csv, one of the two")
-    options = {"prob": tuple(args.prob), "kind": args.kind, "group": args.group, "new_group": args.new_group}
+    options: dict[str, Any] = {
+        "prob": tuple(args.prob),
+        "kind": args.kind,
+        "group": args.group,
+        "new_group": args.new_group,
+    }
     if args.runs:
         table = result.predict(read_table(args.runs), **options)
     else:
         table = pd.concat([result.predict(**options, **p) for p in _points(args.at)], ignore_index=True)
-    meta = {"law": result.law.name, "kind": args.kind}
+    meta = {**_fit_meta(result, diagnostics=False), "kind": args.kind}
     if "observed" in table:
         meta["inside"] = {c.removeprefix("inside_"): int(table[c].sum()) for c in table if c.startswith("inside_")}
-        meta["runs"] = len(table)
+        meta["heldout"] = len(table)
     _emit(table, args, title=f"predicted {args.kind} loss ({table.attrs['interval']})", **meta)
 
 
@@ -355,32 +381,37 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         "share inside each equal-tailed interval of a new run"
     )
     meta = {
-        "law": result.law.name,
+        **_fit_meta(result, diagnostics=False),
+        "heldout": len(test),
         "summary": {k: round(v, 6) for k, v in cal.summary.items()},
         **({"plot": args.plot} if args.plot else {}),
     }
     _emit(cal.curve, args, title=title, **meta)
 
 
+def _future_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of the leave-future-out commands (backtest, stack): laws, splits and the fit's options."""
+    return {
+        **_fit_kwargs(args),
+        "laws": _laws(args.laws),
+        "holdout": _numbers(args.holdout, "--holdout"),
+        "by": args.by,
+        "group": args.group,
+        "columns": _columns(args),
+    }
+
+
 def cmd_stack(args: argparse.Namespace) -> None:
-    kwargs = _fit_kwargs(args)
-    progress = kwargs.pop("progressbar")
-    result = stack(
-        args.data,
-        laws=_laws(args.laws),
-        holdout=_numbers(args.holdout, "--holdout"),
-        by=args.by,
-        group=args.group,
-        columns=_columns(args),
-        progressbar=progress,
-        **kwargs,
-    )
+    result = stack(args.data, **_future_options(args))
+    assert result.lfo is not None, "stack() scores every law"
+    meta = {"laws": list(result.fits), "runs": len(next(iter(result.fits.values())).runs)}
     if not args.at:
         _emit(
             result.lfo,
             args,
             title="Leave-future-out stacking: each law's summed log score on runs beyond its "
             "fit (elpd_lfo), 90% coverage there, and its weight",
+            **meta,
         )
         return
     pred = pd.concat(
@@ -397,6 +428,7 @@ def cmd_stack(args: argparse.Namespace) -> None:
         title=f"stacked {args.kind} loss ({pred.attrs['interval']}) with leave-future-out weights {weights}",
         kind=args.kind,
         weights=result.lfo.reset_index().to_dict(orient="records"),
+        **meta,
     )
 
 
@@ -413,7 +445,7 @@ def cmd_optimal(args: argparse.Namespace) -> None:
         table,
         args,
         title=f"compute-optimal allocation ({table.attrs['interval']}; FLOPs = {table.attrs['flops']})",
-        law=result.law.name,
+        **_fit_meta(result, diagnostics=False),
     )
 
 
@@ -433,22 +465,11 @@ def cmd_report(args: argparse.Namespace) -> None:
         at=_points(args.at),
         compute=_numbers(args.compute, "--compute") if args.compute else (),
         heldout=read_table(args.heldout) if args.heldout else None,
-        command="bayes-scaling " + shlex.join(sys.argv[1:]),
+        command="bayes-scaling " + shlex.join(args.argv),
         overwrite=args.overwrite,
     )
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "schema": SCHEMA,
-                    "version": __version__,
-                    "report": str(path),
-                    "saved": args.save,
-                    **_fit_meta(result),
-                },
-                indent=2,
-            )
-        )
+        _print_json({"report": str(path), "saved": args.save, **_fit_meta(result)})
     else:
         print(f"wrote {path}" + (f" and {args.save}" if args.save else ""))
 
@@ -470,28 +491,20 @@ def cmd_compare(args: argparse.Namespace) -> None:
         table,
         args,
         title="PSIS-LOO comparison (elpd of the log-loss; weight: stacking)",
+        laws=list(fits),
         runs=len(next(iter(fits.values())).runs),
     )
 
 
 def cmd_backtest(args: argparse.Namespace) -> None:
-    kwargs = _fit_kwargs(args)
-    progress = kwargs.pop("progressbar")
-    table = backtest(
-        args.data,
-        laws=_laws(args.laws),
-        holdout=_numbers(args.holdout, "--holdout"),
-        by=args.by,
-        group=args.group,
-        columns=_columns(args),
-        progressbar=progress,
-        **kwargs,
-    )
+    table = backtest(args.data, **_future_options(args))
     _emit(
         table,
         args,
         title=f"Leave-future-out backtest: fit the runs up to `cut` ({args.by}), score the rest "
         "(coverage of the predictive intervals of a new run)",
+        laws=_laws(args.laws),
+        runs=len(read_table(args.data)),
     )
 
 
@@ -509,19 +522,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     pred = result.predict(large, prob=(0.5, 0.9), kind="observation", seed=0).drop(columns="new_group")
     pred.insert(0, "model", large["model_config"].to_numpy())
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "schema": SCHEMA,
-                    "version": __version__,
-                    "interval": "equal-tailed",
-                    **_fit_meta(result),
-                    "summary": summary.reset_index().to_dict(orient="records"),
-                    "predictions": pred.to_dict(orient="records"),
-                },
-                indent=2,
-                default=float,
-            )
+        _print_json(
+            {
+                "interval": "equal-tailed",
+                **_fit_meta(result),
+                "summary": summary.reset_index().to_dict(orient="records"),
+                "predictions": pred.to_dict(orient="records"),
+            }
         )
         return
     plain = argparse.Namespace(json=False)
@@ -556,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
         if csv_out:
             p.add_argument("--csv", default=None, metavar="FILE.csv", help="also write the table as CSV")
+            p.add_argument("--overwrite", action="store_true", help="replace output files (--csv, --out, --plot)")
         return p
 
     def runs_arg(p: argparse.ArgumentParser, what: str = "runs: CSV or parquet, one row per run") -> None:
@@ -575,7 +583,6 @@ def build_parser() -> argparse.ArgumentParser:
     runs_arg(p)
     _model_args(p)
     p.add_argument("--out", default=None, help="save the fit to this netCDF file")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--prob", type=float, default=intervals.PROB)
     _sampler_args(p)
 
@@ -653,7 +660,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
     p.add_argument("--new-group", action="store_true", help="allow held-out runs of groups the fit does not know")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="save the reliability diagram and PIT histogram")
-    p.add_argument("--overwrite", action="store_true", help="replace --plot if it exists")
     _sampler_args(p)
 
     for name, helptext, func in (
@@ -689,17 +695,20 @@ def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; errors a user can cause print one line and exit with 2, bugs show a traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as given, for the report's provenance
     if getattr(args, "prob", 0) is None:
         args.prob = list(intervals.PROBS)
     logger = logging.getLogger("bayes_scaling")
-    handler = None
+    handler, level = None, logger.level
     if not sys.stderr.isatty():  # no progress bar there: one line per phase instead
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("bayes-scaling: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     try:
+        _output(getattr(args, "csv", None), "--csv", getattr(args, "overwrite", False))
         with warnings.catch_warnings():
             warnings.simplefilter("always", SamplingWarning)
             warnings.showwarning = _show_warning
@@ -713,6 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if handler is not None:
             logger.removeHandler(handler)
+            logger.setLevel(level)
     return 0
 
 

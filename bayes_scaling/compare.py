@@ -207,6 +207,8 @@ def backtest(
     run), the 90% interval's median ``width_90`` and mean ``interval_score_90``, ``mdape``
     (median absolute percentage error of the median prediction), ``bias`` (observed - median), and the
     seconds spent compiling and sampling: refits of a law reuse its compiled model with the data swapped in.
+    ``problems`` names each failed convergence check of the row's fit (empty when it converged); with
+    ``strict=True`` such a fit raises :class:`ConvergenceError` instead.
     """
     probs = intervals.check_probs(prob)
     rows = []
@@ -223,6 +225,7 @@ def backtest(
                 **score(result, test, prob=probs, seed=seed),
                 "divergences": d["divergences"],
                 "max_r_hat": d["max_r_hat"],
+                "problems": "; ".join(result.problems),
                 "compile_seconds": result.settings["compile_seconds"],
                 "seconds": seconds,
             }
@@ -296,8 +299,8 @@ def stack(
                 read_table(runs), law=law, columns=columns, group=group, seed=seed, progressbar=False, **fit_kwargs
             )
         fits[law].warn_if_unreliable()
-    result = Average(fits, dict(zip(laws, weights, strict=True)))
-    result.lfo = pd.DataFrame(
+    stacked = Average(fits, dict(zip(laws, weights, strict=True)))
+    stacked.lfo = pd.DataFrame(
         {
             "elpd_lfo": matrix.sum(axis=1),
             "n_predictions": matrix.shape[1],
@@ -306,7 +309,7 @@ def stack(
         },
         index=pd.Index(laws, name="law"),
     )
-    return result
+    return stacked
 
 
 class Average:
@@ -385,12 +388,10 @@ class Average:
 def average(fits: Mapping[str, ScalingFit], *, weights: str | Mapping[str, float] = "stacking") -> Average:
     """Mix fits' predictions: by LOO stacking weights (``"stacking"``, default), by pseudo-BMA
     (``"pseudo-BMA"``... any ``compare`` method), or by weights you give, ``{name: weight}``."""
-    if isinstance(weights, str):
-        table = compare(fits, method=weights)
-        weights = table["weight"].to_dict()
-    unknown = set(weights) ^ set(fits)
+    chosen = compare(fits, method=weights)["weight"].to_dict() if isinstance(weights, str) else dict(weights)
+    unknown = set(chosen) ^ set(fits)
     if unknown:
         raise OptionError(f"weights must name exactly the fits {sorted(fits)}; mismatch: {sorted(unknown)}")
-    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-        raise OptionError(f"weights must be non-negative and not all zero, got {dict(weights)}")
-    return Average(fits, weights)
+    if any(w < 0 for w in chosen.values()) or sum(chosen.values()) <= 0:
+        raise OptionError(f"weights must be non-negative and not all zero, got {chosen}")
+    return Average(fits, chosen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 
 from .errors import DataError
 
-__all__ = ["DEFAULT_COLUMNS", "DataError", "RunTable", "load_runs", "read_table"]
+__all__ = ["DEFAULT_COLUMNS", "DataError", "DataWarning", "RunTable", "load_runs", "read_table"]
 
 #: Default column for each law input, and for the loss.
 DEFAULT_COLUMNS: dict[str, str] = {
@@ -47,6 +48,10 @@ class RunTable:
             frame[self.group_column] = np.asarray(self.groups, dtype=object)[self.group]
         frame[self.columns["loss"]] = self.loss
         return frame
+
+
+class DataWarning(UserWarning):
+    """Runs that can be fitted but look wrong: repeated rows, implausible magnitudes."""
 
 
 def read_table(runs: pd.DataFrame | str | Path) -> pd.DataFrame:
@@ -138,8 +143,26 @@ def load_runs(
             raise DataError(
                 f"group column {group!r} has missing values, first in row {int(np.flatnonzero(labels.isna())[0])}"
             )
-        cat = pd.Categorical(labels.astype(str))
+        texts = labels.astype(str)
+        per_text = labels.groupby(texts).nunique()  # distinct values behind each text
+        clash = per_text.index[per_text > 1]
+        if len(clash):
+            shown = sorted({repr(v) for v in labels[texts.isin(clash)].unique()})
+            raise DataError(
+                f"group column {group!r} has different values that read the same: {', '.join(shown)}; "
+                "make the labels one type (all text or all numbers)"
+            )
+        cat = pd.Categorical(texts)
         codes, groups = np.asarray(cat.codes, dtype=np.int64), tuple(cat.categories)
+    key = pd.DataFrame(arrays).assign(**({"group": codes} if codes is not None else {}))
+    twice = np.flatnonzero(key.duplicated().to_numpy())
+    if twice.size:
+        warnings.warn(
+            f"{twice.size} run(s) repeat an earlier row exactly (inputs, loss and group), first row {twice[0]}: "
+            "each copy counts as another observation; drop duplicates if they are one run",
+            DataWarning,
+            stacklevel=3,
+        )
     return RunTable(
         inputs={k: arrays[k] for k in inputs},
         loss=arrays["loss"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "BayesScalingError",
+    "ConvergenceError",
     "DataError",
     "ExpressionError",
     "FitFileError",
@@ -17,6 +18,7 @@ __all__ = [
     "OptionError",
     "OutputExistsError",
     "PriorError",
+    "SamplerStartError",
 ]
 
 
@@ -58,3 +60,11 @@ class OutputExistsError(BayesScalingError, FileExistsError):
 
 class MissingDependencyError(BayesScalingError, ImportError):
     """An optional dependency the call needs is not installed."""
+
+
+class SamplerStartError(BayesScalingError, RuntimeError):
+    """The sampler could not start: the log density is not finite at the initial point (names the variables)."""
+
+
+class ConvergenceError(BayesScalingError, RuntimeError):
+    """With ``strict=True``: a fit whose chains did not converge (R-hat, ESS or divergences)."""

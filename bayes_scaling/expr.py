@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -67,17 +67,18 @@ class Expression:
     names: frozenset[str]
 
     @classmethod
-    def parse(cls, text: str, names: Iterable[str], *, what: str = "formula") -> Expression:
-        """Parse ``text`` and check it; ``names`` are the only identifiers it may use."""
+    def parse(cls, text: str, names: Iterable[str] | None, *, what: str = "formula") -> Expression:
+        """Parse ``text`` and check it; ``names`` are the only identifiers it may use (None: any, to find them)."""
         if not isinstance(text, str) or not text.strip():
             raise ExpressionError(f"{what} must be a non-empty string, got {text!r}")
-        allowed = frozenset(names)
+        allowed = None if names is None else frozenset(names)
         if len(text) > 2000:
             raise ExpressionError(f"{what} is {len(text)} characters long; the limit is 2000")
         try:
             tree = ast.parse(text.strip(), mode="eval").body
             used: set[str] = set()
             _check(tree, text.strip(), allowed, used, what)
+            _fold(tree, text.strip(), what)
         except SyntaxError as err:
             col = (err.offset or 1) - 1
             raise ExpressionError(f"{what} {text!r}: syntax error at column {col}: {err.msg}") from None
@@ -103,14 +104,44 @@ def _fail(node: ast.AST, text: str, what: str, message: str) -> ExpressionError:
     return ExpressionError(f"{what} {text!r}: {message} at column {col}: `{token}`")
 
 
-def _check(node: ast.AST, text: str, allowed: frozenset[str], used: set[str], what: str) -> None:
+def _fold(node: ast.AST, text: str, what: str) -> Any:
+    """The value of a part made of numbers only (None where a name appears); refuses one that is not finite,
+    such as ``10**10**10`` or ``log(0)``, which would make every log density of the model infinite."""
+    if isinstance(node, ast.Name):
+        return None
+    if isinstance(node, ast.Constant):
+        value = np.float64(cast(float, node.value))
+    else:
+        children = (
+            [node.left, node.right]
+            if isinstance(node, ast.BinOp)
+            else [node.operand]
+            if isinstance(node, ast.UnaryOp)
+            else list(cast(ast.Call, node).args)
+        )
+        values = [_fold(child, text, what) for child in children]
+        if any(v is None for v in values):
+            return None
+        with np.errstate(all="ignore"):
+            if isinstance(node, ast.BinOp):
+                value = _BINOPS[type(node.op)](*values)
+            elif isinstance(node, ast.UnaryOp):
+                value = _UNARY[type(node.op)](*values)
+            else:
+                value = getattr(np, cast(ast.Name, cast(ast.Call, node).func).id)(*values)
+    if not np.isfinite(value):
+        raise _fail(node, text, what, f"this part made of numbers only is {value} (not finite)")
+    return value
+
+
+def _check(node: ast.AST, text: str, allowed: frozenset[str] | None, used: set[str], what: str) -> None:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise _fail(node, text, what, f"only numbers are allowed as constants, not {type(node.value).__name__}")
         if isinstance(node.value, int) and abs(node.value) > 2**53:
             raise _fail(node, text, what, "integer constant too large (write it as a float, e.g. 1e30)")
     elif isinstance(node, ast.Name):
-        if node.id not in allowed:
+        if allowed is not None and node.id not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
             raise _fail(node, text, what, f"unknown name {node.id!r} (known names: {known})")
         used.add(node.id)
@@ -142,7 +173,7 @@ def _check(node: ast.AST, text: str, allowed: frozenset[str], used: set[str], wh
 
 def _eval(node: ast.AST, env: Mapping[str, Any], funcs: dict[str, Callable[..., Any]]) -> Any:
     if isinstance(node, ast.Constant):
-        return np.float64(node.value)  # numpy arithmetic: 1/0 is inf, 10.0**400 is inf, neither raises
+        return np.float64(cast(float, node.value))  # numpy arithmetic: 1/0 is inf, 10.0**400 is inf, neither raises
     if isinstance(node, ast.Name):
         return env[node.id]
     if isinstance(node, ast.BinOp):

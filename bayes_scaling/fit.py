@@ -14,7 +14,7 @@ import pandas as pd
 import pymc as pm
 
 from .data import RunTable, load_runs
-from .errors import MissingDependencyError, OptionError, PriorError
+from .errors import ConvergenceError, MissingDependencyError, OptionError, PriorError, SamplerStartError
 from .laws import Law, load_law
 from .model import build_model, data_values, resolve_pooling
 from .observation import LIKELIHOODS, ObservationModel
@@ -132,6 +132,7 @@ def fit(
     noise_by_group: bool = False,
     discrepancy: bool = True,
     cache: CompileCache | None = None,
+    strict: bool = False,
 ) -> ScalingFit:
     """Fit a scaling law to training runs with NUTS.
 
@@ -172,6 +173,9 @@ def fit(
         gives bands of the fitted law alone, which are overconfident beyond the runs.
     cache
         Where compiled models are kept for reuse (default :data:`compile_cache`, a bounded cache).
+    strict
+        Raise :class:`ConvergenceError` instead of warning when R-hat > 1.01, bulk or tail ESS < 400, or
+        any transition diverged.
 
     Returns
     -------
@@ -190,6 +194,8 @@ def fit(
         raise OptionError(f"adaptation must be 'diag', or 'low_rank' with sampler='nutpie'; got {adaptation!r}")
     if not isinstance(tune, int) or tune < 0:
         raise OptionError(f"tune must be a non-negative integer, got {tune!r}")
+    if priors is not None and not isinstance(priors, Mapping):
+        raise PriorError(f"priors must be a mapping of parameter name to prior, got {type(priors).__name__}")
     user = dict(priors or {})
     spreads = {k: user.pop(k) for k in list(user) if k.endswith("_sd") and k.removesuffix("_sd") in law.priors}
     resolved = resolve_priors({**law.priors, **observation.default_priors()}, user)
@@ -216,38 +222,48 @@ def fit(
         "sampling %s on %d runs: %d chains x %d draws after %d tuning steps", law.name, len(runs), chains, draws, tune
     )
     start = time.perf_counter()
-    if sampler == "nutpie":
-        import nutpie
+    try:
+        if sampler == "nutpie":
+            import nutpie
 
-        tree = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            target_accept=target_accept,
-            progress_bar=progressbar,
-            adaptation=adaptation,
-        )
-    else:
-        if sampler == "numpyro":
-            try:
-                import numpyro  # noqa: F401
-            except ImportError:
-                raise MissingDependencyError(
-                    "sampler='numpyro' needs jax and numpyro: pip install 'bayes-scaling[jax]'"
-                ) from None
-        tree = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=seed,
-            target_accept=target_accept,
-            progressbar=progressbar,
-            model=model,
-            compute_convergence_checks=False,
-            nuts_sampler=sampler,  # named explicitly: PyMC 6's own default is nutpie
-        )
+            tree = nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=seed,
+                target_accept=target_accept,
+                progress_bar=progressbar,
+                adaptation=adaptation,
+            )
+        else:
+            if sampler == "numpyro":
+                try:
+                    import numpyro  # noqa: F401
+                except ImportError:
+                    raise MissingDependencyError(
+                        "sampler='numpyro' needs jax and numpyro: pip install 'bayes-scaling[jax]'"
+                    ) from None
+            tree = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=seed,
+                target_accept=target_accept,
+                progressbar=progressbar,
+                model=model,
+                compute_convergence_checks=False,
+                nuts_sampler=sampler,  # named explicitly: PyMC 6's own default is nutpie
+            )
+    except RuntimeError:  # nutpie: "All initialization points failed"; PyMC's SamplingError
+        bad = _not_finite_at_start(model)
+        if not bad:
+            raise  # not explained by the model's density: a bug, shown as it is
+        raise SamplerStartError(
+            f"the sampler could not start: the log density is not finite at the initial point for {bad}. Check "
+            "the priors of these parameters, the law's scales and the magnitude of the runs (loss in nats per "
+            "token, N and D as counts)"
+        ) from None
     sample_s = time.perf_counter() - start
     log.info("sampled in %.1f s; scoring: log-likelihood and diagnostics", sample_s)
     settings = {
@@ -266,5 +282,20 @@ def fit(
             tree, law=law, runs=runs, priors=resolved, pooling=pooling, observation=observation, settings=settings
         ),
     )
-    result.warn_if_unreliable()
+    problems = result.warn_if_unreliable()
+    if strict and problems:
+        raise ConvergenceError(
+            f"{law.name} (strict): {'; '.join(problems)}. Run longer (draws=, tune=), raise target_accept, "
+            "or check the law against the runs"
+        )
     return result
+
+
+def _not_finite_at_start(model: pm.Model) -> list[str]:
+    """The variables whose log density is not finite at the model's initial point; evaluated only after the
+    sampler failed to start, so a fit that starts pays nothing for it."""
+    try:
+        logps = model.point_logps()
+    except (ValueError, ArithmeticError, RuntimeError):
+        return []
+    return [name for name, value in logps.items() if not np.isfinite(value)]

@@ -19,7 +19,7 @@ KIND = "eti"
 
 def check_probs(prob: float | Iterable[float]) -> tuple[float, ...]:
     """``prob`` as a tuple of probabilities strictly between 0 and 1."""
-    probs = (prob,) if np.isscalar(prob) else tuple(prob)  # type: ignore[arg-type]
+    probs = (prob,) if np.isscalar(prob) else tuple(prob)
     if not probs or not all(isinstance(p, int | float) and 0 < p < 1 for p in probs):
         raise OptionError(f"interval probabilities must lie strictly between 0 and 1, got {prob!r}")
     return tuple(float(p) for p in probs)

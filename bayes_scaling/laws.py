@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ExpressionError, LawError, PriorError
-from .expr import FUNCTIONS, Expression
+from .expr import Expression
 from .priors import Prior
 
 __all__ = ["Law", "LawError", "laws_dir", "list_laws", "load_law"]
@@ -31,9 +31,18 @@ def laws_dir() -> Path:
 
 
 _REQUIRED = ("name", "formula", "inputs", "scales", "model", "natural", "citation")
-#: Names the model uses for itself (observation noise, data, dims); a law may not use them.
-RESERVED = frozenset({"sigma", "nu", "obs", "group", "group_idx", "log_loss", "log_loss_data", "C"})
+#: Names the model and its draws use for themselves (noise, discrepancy, data, dims); a law may not use them.
+RESERVED = frozenset(
+    {"sigma", "nu", "kappa", "z", "obs", "group", "group_idx", "log_loss", "log_loss_data", "C"}
+    | {"chain", "draw", "point", "budget", "distance"}
+)
 _OPTIONAL = ("title", "compute", "define", "optimal")
+#: The TOML type of each key of a law file.
+_TYPES: dict[str, type] = {
+    **dict.fromkeys(("name", "formula", "citation", "title", "compute"), str),
+    "inputs": list,
+    **dict.fromkeys(("scales", "model", "natural", "define", "optimal"), dict),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,18 +86,29 @@ class Law:
         unknown = set(raw) - set(_REQUIRED) - set(_OPTIONAL)
         if unknown:
             raise LawError(f"law file {origin}: unknown key(s) {', '.join(sorted(unknown))}")
+        for key, kind in _TYPES.items():
+            if key in raw and not isinstance(raw[key], kind):
+                what = "a table" if kind is dict else "a list" if kind is list else "a string"
+                raise LawError(f"law file {origin}: {key!r} must be {what}, got {raw[key]!r}")
         name = raw["name"]
         inputs = tuple(raw["inputs"])
         if not inputs or len(set(inputs)) != len(inputs) or not all(isinstance(i, str) for i in inputs):
             raise LawError(f"law {name!r}: 'inputs' must be a list of distinct names, got {raw['inputs']!r}")
         scales = raw["scales"]
         if set(scales) != set(inputs) or not all(
-            (isinstance(v, int | float) and v > 0) or v == "data" for v in scales.values()
+            (isinstance(v, int | float) and 0 < v < math.inf) or v == "data" for v in scales.values()
         ):
-            raise LawError(f'law {name!r}: [scales] must give one positive number (or "data") per input {list(inputs)}')
+            raise LawError(
+                f'law {name!r}: [scales] must give one positive finite number (or "data") per input {list(inputs)}'
+            )
+        taken = sorted(set(inputs) & (RESERVED - {"C"}))  # C: an input, never a parameter
+        if taken:
+            raise LawError(f"law {name!r}: inputs {taken} are names the model uses itself; rename them")
         model = raw["model"]
         if "priors" not in model or not set(model) <= {"formula", "priors"}:
             raise LawError(f"law {name!r}: [model] must have 'priors' and may have 'formula', nothing else")
+        if not isinstance(model["priors"], dict) or not model["priors"]:
+            raise LawError(f"law {name!r}: [model.priors] must be a table with a prior per parameter")
         try:
             priors = {p: Prior.from_spec(p, spec) for p, spec in model["priors"].items()}
         except PriorError as err:
@@ -133,13 +153,16 @@ class Law:
         if renamed:
             raise LawError(f"law {name!r}: natural parameter(s) {renamed} share a sampled name but are not equal to it")
         published_names = formula.names.union(*(d.names for d in define.values()))
-        checks = [("formula", published_names, natural)]
+        checks: list[tuple[str, frozenset[str], Mapping[str, object]]] = [("formula", published_names, natural)]
         if model_formula:
             checks.append(("model formula", model_formula.names, priors))
         for label, used, declared in checks:
             unused = set(declared) - used
             if unused:
                 raise LawError(f"law {name!r}: {label} does not use parameter(s) {', '.join(sorted(unused))}")
+            idle = [i for i in inputs if i not in used]
+            if idle:
+                raise LawError(f"law {name!r}: {label} does not use its input(s) {idle}")
         return cls(
             name=name,
             title=raw.get("title", name),
@@ -174,15 +197,15 @@ class Law:
         """
         inputs = list(inputs)
         try:
-            tree = ast.parse(formula.strip(), mode="eval") if isinstance(formula, str) else None
-        except SyntaxError:
-            tree = None  # Expression.parse below reports it, pointing at the column
-        found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} if tree else set()
-        params = sorted(found - set(inputs) - set(FUNCTIONS))
-        try:
-            Expression.parse(formula, [*inputs, *params], what="formula")
+            found = Expression.parse(formula, None, what="formula").names
         except ExpressionError as err:
             raise LawError(str(err)) from None
+        params = sorted(found - set(inputs))
+        if not params:
+            raise LawError(f"formula {formula!r} has no parameters (every name is an input): there is nothing to fit")
+        unused = [i for i in inputs if i not in found]
+        if unused:
+            raise LawError(f"formula {formula!r} does not use its input(s) {unused}")
         missing = [p for p in params if p not in priors]
         unknown = [p for p in priors if p not in params]
         if missing or unknown:
@@ -321,4 +344,8 @@ def load_law(name_or_path: str | Path | Law) -> Law:
             raise LawError(f"unknown law {str(name_or_path)!r}; known laws: {', '.join(list_laws())}")
     elif not path.is_file():
         raise LawError(f"law file {str(path)!r} does not exist")
-    return Law.from_toml(path.read_text(), origin=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise LawError(f"law file {str(path)!r} is not UTF-8 text (is it a law file?)") from None
+    return Law.from_toml(text, origin=str(path))

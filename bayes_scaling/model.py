@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pymc as pm
@@ -75,7 +76,7 @@ def build_model(
     if observation.noise_by_group and runs.group is None:
         raise GroupError("noise_by_group=True needs a group column (group=...)")
     pooling = pooling or dict.fromkeys(law.sampled_params, "shared")
-    coords = {"obs": np.arange(len(runs))}
+    coords: dict[str, Any] = {"obs": np.arange(len(runs))}
     if runs.group is not None:
         coords["group"] = list(runs.groups)
     with pm.Model(coords=coords) as model:

@@ -127,6 +127,8 @@ class ObservationModel:
         if sigma.ndim == 1:
             sigma = sigma[:, None]
         else:
+            assert codes is not None, "noise per group needs the points' group codes"
+            rng = np.random.default_rng() if rng is None else rng
             rows = np.arange(sigma.shape[0])
             at = sigma[:, np.maximum(codes, 0)]
             for code in np.unique(codes[codes < 0]):

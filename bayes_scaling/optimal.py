@@ -149,7 +149,8 @@ def budget_for_loss(
 
     A draw reaches the target if its law does at ``bounds[1]`` (the offset cannot take the loss below the
     law's own floor, e.g. its irreducible loss) and the offset loss does at some budget; other draws get
-    NaN and ``reachable`` False.
+    NaN and ``reachable`` False. A draw that reaches it already at ``bounds[0]`` gets NaN and
+    ``already_reached`` True: its budget lies below the range searched, not at its floor.
     """
 
     def at(C: np.ndarray, offset: Any = offset) -> dict[str, np.ndarray]:
@@ -167,4 +168,9 @@ def budget_for_loss(
         lo, hi = np.where(ok, lo, mid), np.where(ok, mid, hi)
     out = at(np.exp(hi))
     out["C"] = np.exp(hi)
-    return {k: np.where(reachable, v[:, 0], np.nan) for k, v in out.items()} | {"reachable": reachable}
+    already = below[:, 0]
+    found = reachable & ~already
+    return {k: np.where(found, v[:, 0], np.nan) for k, v in out.items()} | {
+        "reachable": reachable,
+        "already_reached": already,
+    }

@@ -103,7 +103,7 @@ def plot_draws(
     output of ``fit.predict_draws(N=grid, D=20 * grid)`` against ``"N"``), on log-log axes."""
     ax = _axes(ax)
     if x not in draws.coords:
-        raise OptionError(f"the draws have no coordinate {x!r}; they have {sorted(draws.coords)}")
+        raise OptionError(f"the draws have no coordinate {x!r}; they have {sorted(map(str, draws.coords))}")
     order = np.argsort(draws[x].values)
     _band(
         ax,
@@ -169,7 +169,7 @@ def plot_loss(
             draws = intervals.sample_matrix(opt if g is None else opt.sel(group=g))
             label = "compute-optimal"
         else:
-            at = {x: grid}
+            at: dict[str, Any] = {x: grid}
             if x == "N" and "D" in inputs:
                 at["D"] = tpp * grid
             if x == "D" and "N" in inputs:
@@ -210,17 +210,18 @@ def plot_frontier(
     probs = intervals.check_probs(prob)
     if C is None:
         seen = _run_x(fit, "C")
-        C = np.geomspace(seen.min(), max(seen.max() * 1e3, 1e25), 40)
-    C = np.asarray(C, dtype=float)
+        budgets = np.geomspace(seen.min(), max(seen.max() * 1e3, 1e25), 40)
+    else:
+        budgets = np.asarray(C, dtype=float)
     groups = _groups(fit, group)
     colors = group_colors(len(groups)) if groups != [None] else None
-    draws = fit.optimal_draws(C, group=None if groups == [None] else groups)
+    draws = fit.optimal_draws(budgets, group=None if groups == [None] else groups)
     for i, g in enumerate(groups):
         part = draws if g is None else draws.sel(group=g)
         suffix = "" if g is None else f" ({g})"
         for name, ls in (("N_opt", "-"), ("D_opt", "--" if g is not None else "-")):
             color = colors[i] if colors else ("C0" if name == "N_opt" else "C1")
-            _band(ax, C, intervals.sample_matrix(part[name]), probs, color, f"{name}{suffix}", ls)
+            _band(ax, budgets, intervals.sample_matrix(part[name]), probs, color, f"{name}{suffix}", ls)
     for label, n, d, c in published:
         ax.scatter([c, c], [n, d], marker="*", s=90, color="gold", edgecolor="k", zorder=4)
         ax.annotate(label, (c, n), textcoords="offset points", xytext=(6, -10), fontsize=8)
@@ -329,7 +330,7 @@ def plot_calibration(cal: Calibration | dict[str, Calibration], *, ax: Axes | No
 
 
 def _pit_histogram(ax: Axes, pit: np.ndarray, bins: int, title: str, xlabel: str) -> Axes:
-    ax.hist(pit, bins=np.linspace(0, 1, bins + 1), color="C0", alpha=0.7, edgecolor="white")
+    ax.hist(pit, bins=np.linspace(0, 1, bins + 1).tolist(), color="C0", alpha=0.7, edgecolor="white")
     ax.axhline(len(pit) / bins, color="0.4", ls="--", lw=0.8, label="calibrated")
     ax.set(xlim=(0, 1), xlabel=xlabel, ylabel="runs", title=title)
     ax.legend(fontsize=8)
@@ -357,7 +358,7 @@ def plot_loo_pit(fit: ScalingFit, *, ax: Axes | None = None, bins: int = 10) -> 
 def _fitted(fit: ScalingFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(compute or the single input, observed log-loss, posterior predictive replicates (S, runs))."""
     x = _run_x(fit, "C" if fit.law.compute is not None else fit.law.inputs[0])
-    replicates = intervals.sample_matrix(fit.tree["posterior_predictive"]["log_loss"])
+    replicates = intervals.sample_matrix(fit.tree["posterior_predictive"].to_dataset()["log_loss"])
     return x, np.log(fit.runs.loss), replicates
 
 

@@ -5,6 +5,7 @@ Precedence: priors the user gives override the law file's defaults, name by name
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,13 +75,18 @@ class Prior:
         for key, value in kwargs.items():
             if key not in allowed:
                 raise PriorError(f"prior for {name!r}: {dist} has no parameter {key!r} (it takes {', '.join(allowed)})")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-                raise PriorError(f"prior for {name!r}: {dist} parameter {key!r} must be a number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise PriorError(f"prior for {name!r}: {dist} parameter {key!r} must be a finite number, got {value!r}")
             if key in _POSITIVE and value <= 0:
                 raise PriorError(f"prior for {name!r}: {dist} parameter {key!r} must be positive, got {value!r}")
         missing = [k for k in allowed if k not in kwargs and k not in _OPTIONAL]
         if missing:
             raise PriorError(f"prior for {name!r}: {dist} needs {', '.join(missing)}")
+        if kwargs.get("lower", -math.inf) >= kwargs.get("upper", math.inf):
+            raise PriorError(
+                f"prior for {name!r}: {dist} needs lower < upper, "
+                f"got lower={kwargs['lower']!r}, upper={kwargs['upper']!r}"
+            )
         return cls(dist, {k: float(v) for k, v in kwargs.items()})
 
     def to_pymc(self, name: str, **dist_kwargs: Any) -> Any:
@@ -94,6 +100,33 @@ class Prior:
         import pymc as pm
 
         return pm.draw(getattr(pm, self.dist).dist(**self.kwargs), draws=size, random_seed=seed)
+
+    def scipy(self) -> Any:
+        """The prior as a frozen scipy distribution (``cdf``, ``rvs``): numpy only, nothing to compile."""
+        from scipy import stats
+
+        k = {"lower": -math.inf, "upper": math.inf, "mu": 0.0, **self.kwargs}
+        if self.dist == "HalfStudentT":
+            return _HalfStudentT(stats.t(k["nu"], 0, k["sigma"]))
+        return {
+            "Normal": lambda: stats.norm(k["mu"], k["sigma"]),
+            "StudentT": lambda: stats.t(k["nu"], k["mu"], k["sigma"]),
+            "HalfNormal": lambda: stats.halfnorm(scale=k["sigma"]),
+            "HalfCauchy": lambda: stats.halfcauchy(scale=k["beta"]),
+            "LogNormal": lambda: stats.lognorm(s=k["sigma"], scale=math.exp(k["mu"])),
+            "Gamma": lambda: stats.gamma(k["alpha"], scale=1 / k["beta"]),
+            "InverseGamma": lambda: stats.invgamma(k["alpha"], scale=k["beta"]),
+            "Exponential": lambda: stats.expon(scale=1 / k["lam"]),
+            "Beta": lambda: stats.beta(k["alpha"], k["beta"]),
+            "Uniform": lambda: stats.uniform(k["lower"], k["upper"] - k["lower"]),
+            "TruncatedNormal": lambda: stats.truncnorm(
+                (k["lower"] - k["mu"]) / k["sigma"], (k["upper"] - k["mu"]) / k["sigma"], k["mu"], k["sigma"]
+            ),
+        }[self.dist]()
+
+    def cdf(self, x: Any) -> Any:
+        """The prior's cumulative distribution function at ``x``."""
+        return self.scipy().cdf(x)
 
     def to_dict(self) -> dict[str, Any]:
         return {"dist": self.dist, "kwargs": dict(self.kwargs)}
@@ -153,8 +186,23 @@ def link_functions(name: str, prior: Prior, xp: Any) -> tuple[Any, Any]:
 def resolve_priors(defaults: Mapping[str, Any], user: Mapping[str, Any] | None) -> dict[str, Prior]:
     """The ``defaults`` (law and observation model), overridden by the user's priors; unknown names are refused."""
     merged: dict[str, Any] = dict(defaults)
+    if user is not None and not isinstance(user, Mapping):
+        raise PriorError(f"priors must be a mapping of parameter name to prior, got {type(user).__name__}")
     for name, spec in (user or {}).items():
         if name not in merged:
             raise PriorError(f"prior given for unknown parameter {name!r} (parameters: {', '.join(merged)})")
         merged[name] = spec
     return {name: Prior.from_spec(name, spec) for name, spec in merged.items()}
+
+
+@dataclass(frozen=True)
+class _HalfStudentT:
+    """|t|: scipy has no half Student-t."""
+
+    t: Any
+
+    def cdf(self, x: Any) -> Any:
+        return 2 * self.t.cdf(x) - 1
+
+    def rvs(self, size: Any = None, random_state: Any = None) -> Any:
+        return abs(self.t.rvs(size=size, random_state=random_state))

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,10 @@ def decision_table(
     the allocation's distance (decades) from the runs. Returns the table and warnings, one per kind: budgets
     beyond :data:`FAR` times the largest run, and optima outside the observed range of N or of D."""
     table = fit.compute_optimal(list(budgets), prob=prob)
-    largest = float(fit.law.compute_flops(**{k: fit.runs.inputs[k] for k in fit.law.compute.names}).max())
+    largest = float(fit.law.compute_flops(**fit.runs.inputs).max())
     ranges = {k: (fit.runs.inputs[k].min(), fit.runs.inputs[k].max()) for k in ("N", "D")}
-    rows, flagged = [], {"far": [], "N": [], "D": []}
+    rows: list[dict[str, Any]] = []
+    flagged: dict[str, list[str]] = {"far": [], "N": [], "D": []}
     for _, row in table.iterrows():
         times = row["C"] / largest
         at = {"N": np.array([row["N_opt_median"]]), "D": np.array([row["D_opt_median"]])}
@@ -157,7 +159,7 @@ def write_report(
     fit: ScalingFit,
     out: str | Path,
     *,
-    at: Sequence[Mapping[str, float]] = (),
+    at: Sequence[Mapping[str, Any]] = (),
     compute: Sequence[float] = (),
     heldout: pd.DataFrame | None = None,
     command: str | None = None,
@@ -199,7 +201,7 @@ def write_report(
 def _page(
     fit: ScalingFit,
     *,
-    at: Sequence[Mapping[str, float]],
+    at: Sequence[Mapping[str, Any]],
     compute: Sequence[float],
     heldout: pd.DataFrame | None,
     command: str | None,
@@ -212,7 +214,7 @@ def _page(
     sections = [
         f"<h1>{esc(fit.law.title)}</h1>",
         f"<p>{len(fit.runs)} runs"
-        + (f", {len(fit.runs.groups)} groups by <code>{esc(fit.runs.group_column)}</code>" if grouped else "")
+        + (f", {len(fit.runs.groups)} groups by <code>{esc(str(fit.runs.group_column))}</code>" if grouped else "")
         + f"; <code>{esc(str(fit.law.formula))}</code> ({esc(fit.law.citation)}). Intervals are 90% equal-tailed; "
         "beyond the runs they carry the law's extrapolation discrepancy.</p>",
     ]
@@ -222,7 +224,7 @@ def _page(
             "Treat every number below with care.</p>"
         )
     if has_nd:
-        largest = float(fit.law.compute_flops(**{k: fit.runs.inputs[k] for k in fit.law.compute.names}).max())
+        largest = float(fit.law.compute_flops(**fit.runs.inputs).max())
         budgets = list(compute) or [10 * largest, 100 * largest, 1000 * largest]
         table, warns = decision_table(fit, budgets)
         sections += [
@@ -236,9 +238,7 @@ def _page(
     if at:
         labels = list(fit.runs.groups) if grouped else [None]
         rows = [
-            fit.predict(kind=kind, prob=intervals.PROBS, **point, **({} if g is None else {"group": g})).assign(
-                kind=kind
-            )
+            fit.predict(kind=kind, prob=intervals.PROBS, group=g, **point).assign(kind=kind)
             for point in at
             for g in labels
             for kind in ("mean", "observation")
@@ -271,10 +271,10 @@ def _page(
                 ]
             ),
         ]
-    main = [
+    main: list[tuple[str, Callable[[Any], Any]]] = [
         (
             f"Loss against {x}, extrapolated region shaded" + ("; held-out runs as crosses" if cal else ""),
-            lambda ax, x=x: _loss_with_heldout(fit, x, ax, cal),
+            partial(_loss_with_heldout, fit, x, cal=cal),
         )
         for x in (["C", "N"] if has_nd else list(fit.law.inputs))
     ]
@@ -348,11 +348,7 @@ def _loss_with_heldout(fit: ScalingFit, x: str, ax: Any, cal: Any) -> Any:
     plots.plot_loss(fit, x, ax=ax)
     if cal is not None:
         points = cal.points
-        xs = (
-            points[x]
-            if x in points
-            else fit.law.compute_flops(**{k: points[k].to_numpy() for k in fit.law.compute.names})
-        )
+        xs = points[x] if x in points else fit.law.compute_flops(**{k: points[k].to_numpy() for k in fit.law.inputs})
         ax.scatter(xs, points["observed"], marker="x", s=30, color="k", zorder=5, label="held out")
         ax.legend(fontsize=8)
     return ax

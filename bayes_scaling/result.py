@@ -10,6 +10,7 @@ import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 
 from . import intervals
@@ -26,7 +28,7 @@ from .laws import Law
 from .observation import OBSERVED, ObservationModel, distance, flat_draws
 from .priors import Prior, link_functions
 
-__all__ = ["SamplingWarning", "ScalingFit", "assemble_tree", "versions"]
+__all__ = ["MisfitWarning", "SamplingWarning", "ScalingFit", "assemble_tree", "versions"]
 
 #: Thresholds of the convergence warning.
 MAX_RHAT = 1.01
@@ -37,6 +39,21 @@ _PACKAGES = ("bayes-scaling", "pymc", "pytensor", "arviz", "nutpie", "numpy", "x
 
 class SamplingWarning(UserWarning):
     """The sampler's output fails a convergence check (R-hat, ESS or divergences)."""
+
+
+class MisfitWarning(UserWarning):
+    """The law does not describe its own runs, or the runs look like other units than the law expects."""
+
+
+#: A posterior predictive check fails when so few fitted runs fall inside their own band would happen with
+#: less than this probability if the model were right (a binomial tail).
+MISFIT_P = 1e-3
+#: A parameter is pinned against its prior when its posterior median lies beyond this prior quantile (or
+#: below 1 minus it): the runs pull it where the prior says it almost cannot be.
+PINNED = 0.995
+#: Plausible mean losses in nats per token: above ln(1e6) no language model with a vocabulary under a
+#: million tokens can be (uniform guessing scores that); below 1e-3 none has been trained.
+PLAUSIBLE_LOSS = (1e-3, float(np.log(1e6)))
 
 
 def versions() -> dict[str, str]:
@@ -73,17 +90,19 @@ def sampled_draws(
     values are drawn from the population (partial pooling only; needs ``rng``).
     """
     out = {}
+    generator = np.random.default_rng() if rng is None else rng
     for p in law.sampled_params:
         if pooling[p] == "shared":
             out[p] = flat_draws(posterior[p].values)[:, None]
             continue
+        assert codes is not None, f"{p!r} varies by group: the points need group codes"
 
         def new_group(p: str = p) -> np.ndarray:
             if pooling[p] == "none":
                 raise GroupError(f"cannot predict for a new group: {p!r} has pooling 'none' (no population)")
             forward, inverse = link_functions(p, priors[p], np)
             population, sd = flat_draws(posterior[p].values)[:, None], flat_draws(posterior[f"{p}_sd"].values)[:, None]
-            return inverse(forward(population) + sd * rng.standard_normal(population.shape))
+            return inverse(forward(population) + sd * generator.standard_normal(population.shape))
 
         out[p] = _at_points(flat_draws(posterior[f"{p}_group"].values), codes, new_group)
     return out
@@ -104,10 +123,12 @@ def _fitted_runs(
 
 
 def _in_reading_order(posterior: xr.Dataset, law: Law, observation: ObservationModel) -> xr.Dataset:
-    """The law's published parameters first (and per group), then the noise and the discrepancy's kappa,
-    then the sampler's own variables: ``az.summary(fit.tree)`` leads with what a reader wants."""
-    first = [v for p in law.params for v in (p, f"{p}_group") if v in posterior]
-    first += [v for v in (*observation.params, "kappa") if v in posterior]
+    """The law's published parameters first, then their per-group values, the noise and the discrepancy's
+    kappa, the group spreads, then the sampler's own variables: ``az.summary(fit.tree)`` leads with what a
+    reader wants."""
+    names = [*law.params, *(f"{p}_group" for p in law.params), *observation.params, "kappa"]
+    names += [f"{p}_sd" for p in law.sampled_params]
+    first = [v for v in names if v in posterior]
     return posterior[first + [v for v in posterior.data_vars if v not in first]]
 
 
@@ -179,6 +200,24 @@ def assemble_tree(
     )
 
 
+#: Temporary files of an unfinished save start with this, then the writing process's id.
+_TMP_PREFIX = ".bayes_scaling-save."
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove the temporary files of saves whose process is gone (killed mid-save); never anything else."""
+    for stale in folder.glob(f"{_TMP_PREFIX}*.nc.tmp"):
+        pid = stale.name.removeprefix(_TMP_PREFIX).split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # that process is gone: its temporary file is ours to remove
+            stale.unlink(missing_ok=True)
+        except OSError:  # alive, or not ours to signal: leave it
+            continue
+
+
 class ScalingFit:
     """A fitted scaling law. Everything it knows lives in :attr:`tree` (an ``xarray.DataTree``)."""
 
@@ -192,13 +231,13 @@ class ScalingFit:
         self.observation = ObservationModel(attrs["likelihood"], noise_by_group, "kappa" in tree["posterior"])
         self.pooling: dict[str, str] = json.loads(attrs["pooling"])
         self.settings: dict[str, Any] = json.loads(attrs["settings"])
-        constant = tree["constant_data"]
+        constant = tree["constant_data"].to_dataset()
         groups = tuple(json.loads(attrs["groups"]))
         self.runs = RunTable(
             inputs={k: constant[k].values for k in self.law.inputs},
-            loss=np.exp(tree["observed_data"][OBSERVED].values),
+            loss=np.exp(tree["observed_data"].to_dataset()[OBSERVED].to_numpy()),
             columns=json.loads(attrs["columns"]),
-            group=constant["group"].values if groups else None,
+            group=constant["group"].to_numpy() if groups else None,
             groups=groups,
             group_column=attrs["group_column"] or None,
         )
@@ -210,24 +249,31 @@ class ScalingFit:
 
     def draws(self, name: str) -> np.ndarray:
         """All posterior draws of one variable, chains stacked first: shape (chain * draw, ...)."""
-        return flat_draws(self.tree["posterior"][name].values)
+        return flat_draws(self.tree["posterior"].to_dataset()[name].values)
 
     @property
     def likelihood(self) -> str:
         return self.observation.likelihood
 
     # ------------------------------------------------------------------------------ diagnostics
-    @property
+    @cached_property
     def diagnostics(self) -> dict[str, float]:
-        """Max R-hat, min bulk and tail ESS over every posterior variable, and the divergence count."""
+        """Max R-hat, min bulk and tail ESS over every posterior variable, and the divergence count; each
+        statistic computed once over the whole posterior (linear in its size), and kept."""
         import arviz_stats
 
         post = self.posterior
+
+        def each(stats: xr.Dataset) -> np.ndarray:
+            return np.concatenate([np.ravel(v.values) for v in stats.data_vars.values()])
+
+        rhat = each(arviz_stats.rhat(post))
+        bulk, tail = (each(arviz_stats.ess(post, method=m)) for m in ("bulk", "tail"))
         return {
-            "max_r_hat": float(max(arviz_stats.rhat(post)[v].max() for v in post.data_vars)),
-            "min_ess_bulk": float(min(arviz_stats.ess(post, method="bulk")[v].min() for v in post.data_vars)),
-            "min_ess_tail": float(min(arviz_stats.ess(post, method="tail")[v].min() for v in post.data_vars)),
-            "divergences": int(self.tree["sample_stats"]["diverging"].values.sum()),
+            "max_r_hat": float(np.nanmax(rhat)),
+            "min_ess_bulk": float(np.nanmin(bulk)),
+            "min_ess_tail": float(np.nanmin(tail)),
+            "divergences": int(self.tree["sample_stats"].to_dataset()["diverging"].values.sum()),
         }
 
     @property
@@ -244,11 +290,93 @@ class ScalingFit:
                 problems.append(f"{kind} ESS {d[f'min_ess_{kind}']:.0f} < {MIN_ESS}")
         return problems
 
+    @cached_property
+    def fit_check(self) -> dict[str, Any]:
+        """Posterior predictive check on the fitted runs: the share inside their own 50% and 90% predictive
+        bands, the chance of so few if the model were right (binomial tail, ``p_50``, ``p_90``), how
+        far the worst run lies outside its 90% band, in band widths (0 when every run is inside), and a
+        test for structure the noise cannot explain: the lag-1 autocorrelation of the residuals with the
+        runs ordered by each input (within groups), ``p_trend`` its smallest one-sided p-value times the
+        number of orderings, ``trend_input`` the input it came from. A step or bend the law misses leaves
+        streaks of same-sign residuals even where the noise scale grows to cover them."""
+        from scipy.stats import binom, norm
+
+        replicates = intervals.sample_matrix(self.tree["posterior_predictive"].to_dataset()[OBSERVED])
+        observed = np.log(self.runs.loss)
+        lo50, hi50, lo90, hi90 = np.quantile(replicates, [0.25, 0.75, 0.05, 0.95], axis=0)
+        n = observed.size
+        k50 = int(((observed >= lo50) & (observed <= hi50)).sum())
+        k90 = int(((observed >= lo90) & (observed <= hi90)).sum())
+        beyond = np.maximum(lo90 - observed, observed - hi90).clip(min=0) / (hi90 - lo90)
+        residual = observed - np.median(replicates, axis=0)
+        groups = self.runs.group if self.runs.group is not None else np.zeros(n, dtype=int)
+        p_trend, trend_input = 1.0, ""
+        for name, values in self.runs.inputs.items():
+            order = np.lexsort((values, groups))
+            r = residual[order] - residual.mean()
+            same = groups[order][1:] == groups[order][:-1]  # neighbours within a group
+            lag1 = float((r[1:] * r[:-1])[same].sum() / (r**2).sum())
+            p = float(norm.sf(lag1 * np.sqrt(n))) * len(self.runs.inputs)
+            if p < p_trend:
+                p_trend, trend_input = p, name
+        return {
+            "inside_50": k50 / n,
+            "inside_90": k90 / n,
+            "p_50": float(binom.cdf(k50, n, 0.5)),
+            "p_90": float(binom.cdf(k90, n, 0.9)),
+            "worst_outside_90": float(beyond.max()),
+            "p_trend": min(p_trend, 1.0),
+            "trend_input": trend_input,
+        }
+
+    @property
+    def misfits(self) -> list[str]:
+        """What suggests the law cannot describe these runs, each named: a failed posterior predictive check
+        on the fitted runs (:attr:`fit_check`), losses outside the plausible range of nats per token, and
+        parameters pinned against their prior (often the sign of other units)."""
+        found = []
+        check = self.fit_check
+        for prob, key in ((50, "50"), (90, "90")):
+            if check[f"p_{key}"] < MISFIT_P:
+                found.append(
+                    f"only {check[f'inside_{key}']:.0%} of the {len(self.runs)} fitted runs lie inside their own "
+                    f"{prob}% predictive band (chance {check[f'p_{key}']:.1g} if the law described them): the law "
+                    "does not describe these runs; compare other laws (bs.compare, bs.stack) or look at "
+                    "plot_residuals"
+                )
+        if check["p_trend"] < MISFIT_P:
+            found.append(
+                f"the residuals run in streaks along {check['trend_input']} (lag-1 autocorrelation, chance "
+                f"{check['p_trend']:.1g} under independent noise): the law misses a bend or step the runs show; "
+                "compare other laws (bs.compare, bs.stack) or look at plot_residuals"
+            )
+        typical = float(np.exp(np.mean(np.log(self.runs.loss))))
+        low, high = PLAUSIBLE_LOSS
+        if not low <= typical <= high:
+            found.append(
+                f"the runs' typical loss is {typical:.3g}, outside {low:g}-{high:.1f} nats per token "
+                "(the range language-model losses can take): is it in percent, scaled, or summed over tokens?"
+            )
+        for name, prior in self.priors.items():
+            if name not in self.law.sampled_params or name not in self.tree["posterior"]:
+                continue
+            q = float(prior.cdf(np.median(self.draws(name))))
+            if not 1 - PINNED <= q <= PINNED:
+                found.append(
+                    f"{name} is pinned against its prior {prior} (posterior median at its {q:.2%} quantile): "
+                    "the runs want a value the prior almost excludes; check the units of the runs or widen "
+                    f"the prior of {name}"
+                )
+        return found
+
     def warn_if_unreliable(self) -> list[str]:
-        """Warn (SamplingWarning) naming each failed check (:attr:`problems`); returns the messages."""
+        """Warn naming each failed check: convergence (:attr:`problems`, SamplingWarning) and fit
+        (:attr:`misfits`, MisfitWarning); returns the convergence problems."""
         problems = self.problems
         for message in problems:
             warnings.warn(f"{self.law.name}: {message}; treat this posterior with care", SamplingWarning, stacklevel=3)
+        for message in self.misfits:
+            warnings.warn(f"{self.law.name}: {message}", MisfitWarning, stacklevel=3)
         return problems
 
     # ------------------------------------------------------------------------------ summaries
@@ -327,7 +455,7 @@ class ScalingFit:
         labels = np.broadcast_to(np.asarray(group, dtype=str), next(iter(values.values())).shape)
         return values, labels, self._group_codes(labels, new_group)
 
-    def _group_codes(self, labels: Sequence[str], new_group: bool = False) -> np.ndarray:
+    def _group_codes(self, labels: Sequence[str] | np.ndarray, new_group: bool = False) -> np.ndarray:
         """Each label's group index; with ``new_group``, each label not in the data is its own new group
         (codes -1, -2, ...), drawn from the population; without, such a label is an error."""
         unknown = sorted({str(g) for g in labels} - set(self.runs.groups))
@@ -469,6 +597,28 @@ class ScalingFit:
             self.loss_draws(values, codes, kind=kind, seed=seed), ("point",), coords, "loss", kind=kind
         )
 
+    def with_predictions(
+        self,
+        runs: pd.DataFrame | None = None,
+        *,
+        kind: str = "observation",
+        group: str | Sequence[str] | None = None,
+        new_group: bool = False,
+        seed: int | None = None,
+        **inputs: Any,
+    ) -> xr.DataTree:
+        """A copy of the fit's DataTree with ArviZ's ``predictions`` group (``log_loss`` draws at the points,
+        dims chain, draw, point; a new run's by default) and ``predictions_constant_data`` (the points'
+        inputs, group and distance), for ArviZ's plots or to save beside the fit. Arguments as in
+        :meth:`predict`."""
+        draws = self.predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed, **inputs)
+        tree = self.tree.copy()
+        points = draws.drop_vars(["chain", "draw"]).coords.to_dataset()
+        tree["predictions"] = xr.DataTree(xr.Dataset({OBSERVED: np.log(draws.reset_coords(drop=True))}))
+        tree["predictions_constant_data"] = xr.DataTree(points)
+        tree["predictions"].attrs["kind"] = kind
+        return tree
+
     def predict(
         self,
         runs: pd.DataFrame | None = None,
@@ -594,7 +744,7 @@ class ScalingFit:
 
     def optimal_draws(
         self,
-        C: float | Sequence[float],
+        C: ArrayLike,
         *,
         flops: str | None = None,
         group: str | Sequence[str] | None = None,
@@ -634,7 +784,7 @@ class ScalingFit:
 
     def compute_optimal(
         self,
-        C: float | Sequence[float],
+        C: ArrayLike,
         *,
         prob: float | tuple[float, ...] = intervals.PROBS,
         flops: str | None = None,
@@ -678,8 +828,8 @@ class ScalingFit:
         ``reachable``, dims (chain, draw[, group])."""
         from .optimal import budget_for_loss
 
-        if not (isinstance(target, int | float) and not isinstance(target, bool) and target > 0):
-            raise OptionError(f"target loss must be a positive number, got {target!r}")
+        if not (isinstance(target, int | float) and not isinstance(target, bool) and 0 < target < np.inf):
+            raise OptionError(f"target loss must be a positive finite number, got {target!r}")
         labels, groups = self._group_draws(group, new_group, seed)
         parts = [
             budget_for_loss(self.law, sampled, float(target), flops=flops, fixed=fixed, method=method, offset=offset)
@@ -714,9 +864,21 @@ class ScalingFit:
             target, flops=flops, group=group, new_group=new_group, method=method, seed=seed, **fixed
         )
         share = draws["reachable"].mean(intervals.SAMPLE_DIMS)
+        already = np.atleast_1d(draws["already_reached"].mean(intervals.SAMPLE_DIMS).values)
         labels = list(draws["group"].values) if "group" in draws.dims else [None]
-        for label, fraction in zip(labels, np.atleast_1d(share.values), strict=True):
+        for label, fraction, early in zip(labels, np.atleast_1d(share.values), already, strict=True):
             name = "" if label is None else f" for group {label!r}"
+            if early == 1:
+                raise OptionError(
+                    f"loss {target:g}{name} is reached already at 1e10 FLOPs, the smallest budget searched, by "
+                    "every posterior draw: ask for a lower loss"
+                )
+            if early > 0:
+                warnings.warn(
+                    f"loss {target:g}{name} is reached already at 1e10 FLOPs (the smallest budget searched) by "
+                    f"{early:.1%} of the posterior; intervals describe the draws that need more",
+                    stacklevel=2,
+                )
             if fraction == 0:
                 raise OptionError(
                     f"loss {target:g} is out of reach{name}: no posterior draw gets there at any "
@@ -822,7 +984,9 @@ class ScalingFit:
             raise OutputExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
         if not path.resolve().parent.is_dir():
             raise FitFileError(f"cannot save to {str(path)!r}: folder {str(path.parent)!r} does not exist")
-        fd, tmp = tempfile.mkstemp(suffix=".nc.tmp", dir=path.parent if str(path.parent) else ".")
+        folder = path.parent if str(path.parent) else Path(".")
+        _remove_stale_temporaries(folder)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}.", suffix=".nc.tmp", dir=folder)
         os.close(fd)
         try:
             self.tree.to_netcdf(tmp, engine="h5netcdf")
@@ -855,11 +1019,16 @@ class ScalingFit:
         try:
             with xr.open_datatree(path, engine="h5netcdf") as tree:
                 tree = tree.load()
-        except (OSError, ValueError) as err:
+        except Exception as err:  # any failure to read a foreign, truncated or corrupt file is the file's
             raise FitFileError(f"{str(path)!r} is not a saved bayes_scaling fit (netCDF): {err}") from None
         if "law" not in tree.attrs:
             raise FitFileError(f"{str(path)!r} is not a bayes_scaling fit (no law in its attributes)")
-        return cls(tree)
+        try:
+            return cls(tree)
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+            raise FitFileError(
+                f"{str(path)!r} is a damaged or hand-edited bayes_scaling fit: {type(err).__name__}: {err}"
+            ) from None
 
     def __repr__(self) -> str:
         s = self.settings

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import subprocess
+import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import bayes_scaling as bs
+from bayes_scaling.cli import main
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -56,3 +62,39 @@ def chinchilla_fit(chinchilla_runs: pd.DataFrame) -> bs.ScalingFit:
     with warnings.catch_warnings():
         warnings.simplefilter("error", bs.SamplingWarning)
         return bs.fit(chinchilla_runs, law="chinchilla", seed=11, progressbar=False)
+
+
+STORED_FIT = Path(__file__).resolve().parent / "data" / "grouped_fit.nc"
+
+
+@pytest.fixture(scope="session")
+def stored_fit_path() -> Path:
+    """A small real fit saved by tests/data/make_fixtures.py: two groups ("web", "code"), 2 x 200 draws."""
+    return STORED_FIT
+
+
+@pytest.fixture(scope="session")
+def stored_fit(stored_fit_path: Path) -> bs.ScalingFit:
+    return bs.ScalingFit.load(stored_fit_path)
+
+
+def run(*args, check=True):
+    """``bayes-scaling ARGS`` in this process: returncode, stdout and stderr as a subprocess would give."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    proc = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"exit {code}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def process(*args, **kwargs):
+    """``bayes-scaling ARGS`` as a separate process."""
+    return subprocess.run(
+        [sys.executable, "-m", "bayes_scaling.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
+    )

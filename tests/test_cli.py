@@ -1,21 +1,11 @@
-"""The command line, through subprocesses as a user runs it."""
+"""The command line, called in this process (compiled models are reused across tests); what only a real
+process shows (the entry point, a closed pipe) is checked in test_stored_fit.py."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import CHINCHILLA_TRUTH, simulate
-
-
-def run(*args, check=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "bayes_scaling.cli", *map(str, args)], capture_output=True, text=True, timeout=600
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
+from conftest import CHINCHILLA_TRUTH, run, simulate
 
 
 def test_laws_json():
@@ -41,33 +31,30 @@ def test_laws_json():
     assert "chinchilla" in run("laws").stdout
 
 
+@pytest.mark.slow
 def test_fit_summary_predict(tmp_path):
     csv = tmp_path / "runs.csv"
     simulate("chinchilla", CHINCHILLA_TRUTH, seed=7).rename(columns={"loss": "val_loss"}).to_csv(csv, index=False)
     out = tmp_path / "fit.nc"
-    fitted = json.loads(
-        run(
-            "fit",
-            csv,
-            "--law",
-            "chinchilla",
-            "--column",
-            "loss=val_loss",
-            "--out",
-            out,
-            "--draws",
-            300,
-            "--tune",
-            300,
-            "--chains",
-            2,
-            "--seed",
-            1,
-            "--prior",
-            "alpha=LogNormal(mu=-1.1, sigma=0.3)",
-            "--json",
-        ).stdout
-    )
+    options = [
+        "--law",
+        "chinchilla",
+        "--column",
+        "loss=val_loss",
+        "--draws",
+        "300",
+        "--tune",
+        "300",
+        "--chains",
+        "2",
+        "--seed",
+        "1",
+    ]
+    proc = run("fit", csv, *options, "--out", out, "--prior", "alpha=LogNormal(mu=-1.1, sigma=0.3)", "--json")
+    fitted = json.loads(proc.stdout)
+    # not a terminal: one line per phase instead of a progress bar
+    assert "bayes-scaling: sampling chinchilla on 64 runs: 2 chains x 300 draws" in proc.stderr
+    assert "bayes-scaling: sampled in" in proc.stderr and "Traceback" not in proc.stderr
     assert out.is_file() and fitted["saved"] == str(out)
     assert [r["parameter"] for r in fitted["rows"]] == ["E", "A", "B", "alpha", "beta", "sigma", "nu", "kappa"]
     assert fitted["diagnostics"]["divergences"] == 0
@@ -111,6 +98,7 @@ def test_errors_are_one_clear_line(tmp_path, args, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_json():
     result = json.loads(run("demo", "--json", "--seed", 1, "--draws", 500, "--tune", 500).stdout)
     preds = result["predictions"]
@@ -122,6 +110,7 @@ def test_demo_json():
     assert result["diagnostics"]["divergences"] == 0
 
 
+@pytest.mark.slow
 def test_fit_custom_formula_with_priors_file(tmp_path):
     csv = tmp_path / "runs.csv"
     simulate("chinchilla", CHINCHILLA_TRUTH, seed=2).to_csv(csv, index=False)
@@ -153,11 +142,14 @@ def test_fit_custom_formula_with_priors_file(tmp_path):
     assert bad.returncode == 2 and "attribute access is not allowed at column 4: `N.__class__`" in bad.stderr
 
 
+@pytest.mark.slow
 def test_compare_and_backtest(tmp_path):
     csv = tmp_path / "runs.csv"
     simulate("chinchilla", CHINCHILLA_TRUTH, seed=3).to_csv(csv, index=False)
     common = ["--laws", "chinchilla,kaplan_nd", "--draws", 300, "--tune", 300, "--chains", 2, "--seed", 1, "--json"]
-    table = json.loads(run("compare", csv, *common).stdout)["rows"]
+    compared = json.loads(run("compare", csv, *common).stdout)
+    assert compared["laws"] == ["chinchilla", "kaplan_nd"] and compared["runs"] == 64
+    table = compared["rows"]
     assert [r["law"] for r in table] == ["chinchilla", "kaplan_nd"] and "n_pareto_k_high" in table[0]
     rows = json.loads(run("backtest", csv, "--holdout", "0.3,0.2", *common).stdout)["rows"]
     assert [r["law"] for r in rows] == ["chinchilla", "kaplan_nd"] * 2
@@ -166,16 +158,13 @@ def test_compare_and_backtest(tmp_path):
     assert bad.returncode == 2 and "at least two laws" in bad.stderr
 
 
-def cli(capsys, *args):
-    """Run the command in this process (compiled models are reused); returns (exit code, stdout, stderr)."""
-    from bayes_scaling.cli import main
-
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def cli(*args):
+    proc = run(*args, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
-def test_calibrate_predict_runs_and_stack(tmp_path, capsys):
+@pytest.mark.slow
+def test_calibrate_predict_runs_and_stack(tmp_path):
     runs = simulate("chinchilla", CHINCHILLA_TRUTH, seed=7)
     order = runs["compute_flops"].rank(method="first")
     small, large = runs[order <= 48], runs[order > 48]
@@ -184,23 +173,26 @@ def test_calibrate_predict_runs_and_stack(tmp_path, capsys):
     large.to_csv(held, index=False)
     quick = ["--draws", 200, "--tune", 200, "--chains", 2, "--seed", 1]
 
-    code, out, _ = cli(capsys, "calibrate", csv, "--holdout", 0.25, *quick, "--plot", tmp_path / "cal.png", "--json")
+    code, out, _ = cli("calibrate", csv, "--holdout", 0.25, *quick, "--plot", tmp_path / "cal.png", "--json")
     cal = json.loads(out)
     assert code == 0 and cal["summary"]["n"] == 16 and (tmp_path / "cal.png").is_file()
     assert [r["prob"] for r in cal["rows"]] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
     assert cal["summary"]["coverage_90"] >= 0.75  # runs from the fitted law itself
 
     small.to_csv(tmp_path / "small.csv", index=False)
-    assert cli(capsys, "fit", tmp_path / "small.csv", "--out", tmp_path / "fit.nc", *quick, "--json")[0] == 0
-    code, out, _ = cli(capsys, "calibrate", tmp_path / "fit.nc", "--runs", held, "--json")
+    assert cli("fit", tmp_path / "small.csv", "--out", tmp_path / "fit.nc", *quick, "--json")[0] == 0
+    code, out, _ = cli("calibrate", tmp_path / "fit.nc", "--runs", held, "--json")
     assert code == 0 and json.loads(out)["summary"]["n"] == 16
-    code, out, _ = cli(capsys, "predict", tmp_path / "fit.nc", "--runs", held, "--kind", "observation", "--json")
+    code, out, _ = cli("predict", tmp_path / "fit.nc", "--runs", held, "--kind", "observation", "--json")
     pred = json.loads(out)
-    assert pred["runs"] == 16 and pred["inside"]["eti90"] == sum(r["inside_eti90"] for r in pred["rows"])
+    assert (
+        pred["heldout"] == 16
+        and pred["runs"] == 48
+        and pred["inside"]["eti90"] == sum(r["inside_eti90"] for r in pred["rows"])
+    )
     assert all(r["distance"] >= 0 for r in pred["rows"]) and "observed" in pred["rows"][0]
 
     code, out, _ = cli(
-        capsys,
         "stack",
         csv,
         "--laws",
@@ -218,7 +210,7 @@ def test_calibrate_predict_runs_and_stack(tmp_path, capsys):
     assert code == 0 and [r["law"] for r in stacked["weights"]] == ["chinchilla", "kaplan_nd"]
     assert abs(sum(r["weight"] for r in stacked["weights"]) - 1) < 1e-9 and len(stacked["rows"]) == 1
 
-    code, _, err = cli(capsys, "calibrate", tmp_path / "fit.nc")
+    code, _, err = cli("calibrate", tmp_path / "fit.nc")
     assert code == 2 and "needs --runs" in err
-    code, _, err = cli(capsys, "predict", tmp_path / "fit.nc", "--runs", held, "--at", "N=1e9,D=2e10")
+    code, _, err = cli("predict", tmp_path / "fit.nc", "--runs", held, "--at", "N=1e9,D=2e10")
     assert code == 2 and "one of the two" in err

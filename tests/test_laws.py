@@ -159,7 +159,9 @@ BASE = (bs.laws.laws_dir() / "chinchilla.toml").read_text()
             'formula = "E + A / N**alpha"',
             "does not use parameter(s) B, beta",
         ),
-        ("D = 2e10", "D = -1", 'one positive number (or "data") per input'),
+        ("D = 2e10", "D = -1", 'one positive finite number (or "data") per input'),
+        ("D = 2e10", "D = inf", 'one positive finite number (or "data") per input'),
+        ('inputs = ["N", "D"]', 'inputs = "N"', "'inputs' must be a list"),
         (
             'dist = "Normal", kwargs = { mu = -1.0',
             'dist = "Normall", kwargs = { mu = -1.0',

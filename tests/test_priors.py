@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from bayes_scaling.priors import Prior, PriorError, parse_prior, resolve_priors
@@ -43,3 +44,29 @@ def test_user_overrides_law_default_and_unknown_name_is_refused():
         resolve_priors(defaults, {"gamma": "Normal(0, 1)"})
     with pytest.raises(PriorError, match="unknown parameter 'nu'"):
         resolve_priors({**defaults, "sigma": "HalfNormal(0.05)"}, {"nu": "Gamma(2, 0.1)"})
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "Normal(1, 2)",
+        "StudentT(3, 1, 2)",
+        "HalfNormal(0.5)",
+        "HalfStudentT(3, 0.5)",
+        "HalfCauchy(0.7)",
+        "LogNormal(0.5, 0.4)",
+        "Gamma(2, 3)",
+        "InverseGamma(3, 2)",
+        "Exponential(2)",
+        "Beta(2, 5)",
+        "Uniform(-1, 3)",
+        "TruncatedNormal(0, 1, lower=-0.5, upper=2)",
+    ],
+)
+def test_prior_cdf_matches_pymc_draws(spec):
+    """Prior.scipy() is the distribution PyMC samples: its CDF at the quartiles of PyMC's draws, and of its
+    own draws, is 1/4, 1/2, 3/4."""
+    prior = Prior.from_spec("x", spec)
+    for draws in (prior.sample(40_000, seed=1), prior.scipy().rvs(size=40_000, random_state=2)):
+        quartiles = np.quantile(np.asarray(draws), [0.25, 0.5, 0.75])
+        assert prior.cdf(quartiles) == pytest.approx([0.25, 0.5, 0.75], abs=0.01)

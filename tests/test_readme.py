@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -11,6 +13,7 @@ def test_ci_runs_readme_test_command():
     assert any(line.startswith("python3 -m venv .venv") and line.endswith("bayes-scaling demo") for line in readme[:12])
 
 
+@pytest.mark.slow
 def test_readme_python_runs(tmp_path, monkeypatch):
     """The README's Python example runs as written (in a scratch folder: it saves a file)."""
     import re

@@ -3,8 +3,6 @@
 import json
 import re
 import shutil
-import subprocess
-import sys
 
 import matplotlib
 
@@ -18,7 +16,7 @@ import pytest
 import bayes_scaling as bs
 from bayes_scaling import plots
 from bayes_scaling.report import decision_table, write_report
-from conftest import CHINCHILLA_TRUTH
+from conftest import CHINCHILLA_TRUTH, run
 
 
 @pytest.mark.parametrize("x", ["N", "D", "C"])
@@ -191,31 +189,17 @@ def page_right(body_width: float) -> float:
 
 def test_cli_optimal_and_report(chinchilla_fit, tmp_path):
     fit_path = chinchilla_fit.save(tmp_path / "fit.nc")
-    run = [sys.executable, "-m", "bayes_scaling.cli"]
-    out = subprocess.run(
-        [*run, "optimal", fit_path, "--compute", "1e21,5.76e23", "--prob", "0.9", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(out.stdout)
+    result = json.loads(run("optimal", fit_path, "--compute", "1e21,5.76e23", "--prob", "0.9", "--json").stdout)
     rows = result["rows"]
     assert [r["C"] for r in rows] == [1e21, 5.76e23] and rows[1]["N_opt_eti90_lower"] < rows[1]["N_opt_median"]
     assert result["schema"] == 1 and result["law"] == "chinchilla" and result["version"] == bs.__version__
     site = tmp_path / "site"
-    subprocess.run(
-        [*run, "report", fit_path, "--at", "N=7e10,D=1.4e12", "--compute", "1e23", "--out", site],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    run("report", fit_path, "--at", "N=7e10,D=1.4e12", "--compute", "1e23", "--out", site)
     page = (site / "index.html").read_text()
     assert "bayes-scaling report" in page and "N=7e10,D=1.4e12" in page
-    again = subprocess.run([*run, "report", fit_path, "--out", site], capture_output=True, text=True)
+    again = run("report", fit_path, "--out", site, check=False)
     assert again.returncode == 2 and "--overwrite" in again.stderr
-    ignored = subprocess.run(
-        [*run, "report", fit_path, "--law", "kaplan_nd", "--out", tmp_path / "r.html"], capture_output=True, text=True
-    )
+    ignored = run("report", fit_path, "--law", "kaplan_nd", "--out", tmp_path / "r.html", check=False)
     assert ignored.returncode == 2 and "--law would not change it" in ignored.stderr
-    bad = subprocess.run([*run, "optimal", fit_path, "--compute", "1e21,lots"], capture_output=True, text=True)
+    bad = run("optimal", fit_path, "--compute", "1e21,lots", check=False)
     assert bad.returncode == 2 and "expected numbers" in bad.stderr

@@ -1,0 +1,185 @@
+"""Hostile input and unreliable fits: every user-caused failure is a named package error, and a fit that
+cannot describe its runs says so (issue: reliability)."""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.laws import Law
+from bayes_scaling.priors import Prior
+from conftest import CHINCHILLA_TRUTH, run, simulate
+
+QUICK = {"draws": 200, "tune": 300, "chains": 2, "seed": 1, "progressbar": False}
+
+
+@pytest.mark.parametrize(
+    ("scale", "message", "symptom"),
+    [
+        (1e-6, "typical loss is 3.16e-06", "fitted runs lie inside their own 50% predictive band"),
+        (100, "typical loss is 316", "is pinned against its prior"),
+    ],
+)
+def test_wrong_units_are_named(scale, message, symptom):
+    runs = simulate("chinchilla", CHINCHILLA_TRUTH, seed=4)
+    runs["loss"] *= scale
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = bs.fit(runs, **QUICK)
+    said = [str(w.message) for w in caught if issubclass(w.category, bs.MisfitWarning)]
+    assert any(message in s and "percent, scaled" in s for s in said), said
+    assert any(symptom in s for s in said), said
+    assert fit.misfits and not bs.fit(simulate("chinchilla", CHINCHILLA_TRUTH, seed=4), **QUICK).misfits
+
+
+def test_a_wrong_law_fails_its_own_check():
+    """Runs with a bend the law cannot follow: far fewer than 90% inside their own 90% band."""
+    runs = simulate("chinchilla", CHINCHILLA_TRUTH, seed=4)
+    runs["loss"] *= np.where(runs["n_params"] > 3e8, 1.15, 1.0)  # a 15% step half-way up the sizes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(runs, likelihood="normal", **QUICK)
+    assert fit.fit_check["p_trend"] < 1e-3, fit.fit_check
+    assert any("residuals run in streaks along N" in m for m in fit.misfits), fit.misfits
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("Normal(inf, 1)", "must be a finite number"),
+        ("LogNormal(0, inf)", "must be a finite number"),
+        ("Uniform(1, 0)", "needs lower < upper"),
+        ("TruncatedNormal(0, 1, lower=2, upper=1)", "needs lower < upper"),
+        ("Normal(nan, 1)", "must be a finite number"),
+    ],
+)
+def test_priors_that_would_crash_the_sampler(spec, message):
+    with pytest.raises(bs.PriorError, match=message):
+        Prior.from_spec("alpha", spec)
+
+
+@pytest.mark.parametrize(
+    ("formula", "inputs", "priors", "message"),
+    [
+        ("2*N**-0.05", ["N"], {}, "has no parameters"),
+        ("10**10**10*A + E", ["N"], {"A": "Normal(0,1)", "E": "Normal(0,1)"}, "is inf (not finite)"),
+        ("A + E", ["N"], {"A": "Normal(0,1)", "E": "Normal(0,1)"}, "does not use its input(s) ['N']"),
+        ("chain + N", ["N"], {"chain": "Normal(0,1)"}, "['chain'] are names the model uses itself"),
+        ("draw * N", ["N"], {"draw": "Normal(0,1)"}, "['draw'] are names the model uses itself"),
+        ("-" * 100_000 + "N", ["N"], {}, "characters long; the limit is 2000"),
+        ("E + " * 250_000 + "N", ["N"], {"E": "Normal(0,1)"}, "characters long; the limit is 2000"),
+    ],
+)
+def test_formulas_that_would_crash(formula, inputs, priors, message):
+    with pytest.raises(bs.LawError) as info:
+        Law.from_formula(formula, inputs=inputs, priors=priors)
+    assert message in str(info.value)
+
+
+def test_law_files_that_would_crash(tmp_path):
+    garbage = tmp_path / "random.toml"
+    garbage.write_bytes(np.random.default_rng(0).bytes(256))
+    with pytest.raises(bs.LawError, match="not UTF-8 text"):
+        bs.load_law(garbage)
+    no_table = tmp_path / "five.toml"
+    no_table.write_text(
+        'name = "x"\nformula = "E + N"\ninputs = ["N"]\ncitation = "x"\n[scales]\nN = 1e9\n[model]\npriors = 5\n'
+        '[natural]\nE = "E"\n'
+    )
+    with pytest.raises(bs.LawError, match=r"\[model.priors\] must be a table"):
+        bs.load_law(no_table)
+    with pytest.raises(bs.PriorError, match="priors must be a mapping"):
+        bs.fit(simulate("chinchilla", CHINCHILLA_TRUTH), priors=[("alpha", "Normal(0, 1)")])
+
+
+def test_sampler_that_cannot_start_names_the_variable():
+    """A law negative at every starting point: log(law) is NaN, so the log density of the runs is too."""
+    law = Law.from_formula("-A * N**-0.1", inputs=["N"], priors={"A": "LogNormal(0, 0.1)"})
+    with pytest.raises(bs.SamplerStartError, match=r"not finite at the initial point for \['log_loss'\]"):
+        bs.fit(simulate("chinchilla", CHINCHILLA_TRUTH), law=law, **QUICK)
+
+
+def test_strict_mode(chinchilla_runs, tmp_path):
+    with pytest.raises(bs.ConvergenceError, match=r"chinchilla \(strict\): .*ESS"):
+        bs.fit(chinchilla_runs, draws=30, tune=100, chains=2, seed=2, progressbar=False, strict=True)
+    csv = tmp_path / "runs.csv"
+    chinchilla_runs.to_csv(csv, index=False)
+    proc = run("fit", csv, "--draws", 30, "--tune", 100, "--chains", 1, "--seed", 2, "--strict", check=False)
+    assert proc.returncode == 2 and "bayes-scaling: error: chinchilla (strict)" in proc.stderr
+    # one chain: R-hat is undefined (NaN), and the JSON is still strict JSON
+    proc = run("fit", csv, "--draws", 30, "--tune", 100, "--chains", 1, "--seed", 2, "--json")
+    out = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert out["diagnostics"]["max_r_hat"] is None
+    assert "bayes-scaling: warning: chinchilla:" in proc.stderr
+
+
+def test_diagnostics_once_per_fit(stored_fit, monkeypatch):
+    import arviz_stats
+
+    calls = []
+    real = arviz_stats.rhat
+    monkeypatch.setattr(arviz_stats, "rhat", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fresh = bs.ScalingFit(stored_fit.tree)
+    first = fresh.diagnostics
+    assert fresh.diagnostics is first and fresh.problems is not None and len(calls) == 1
+
+
+def test_budget_already_reached_and_infinite_target(chinchilla_fit):
+    with pytest.raises(bs.OptionError, match=r"reached already at 1e10 FLOPs.* by every posterior draw"):
+        chinchilla_fit.compute_for_loss(1e4)
+    with pytest.warns(UserWarning, match=r"reached already at 1e10 FLOPs .* by \d+\.\d% of the posterior"):
+        chinchilla_fit.compute_for_loss(50.0)
+    with pytest.raises(bs.OptionError, match="positive finite number"):
+        chinchilla_fit.compute_for_loss(float("inf"))
+
+
+def test_group_labels_and_duplicates(chinchilla_runs):
+    runs = chinchilla_runs.assign(dataset=[1, "1"] * (len(chinchilla_runs) // 2))
+    with pytest.raises(bs.DataError, match=r"group column 'dataset' has different values that read the same"):
+        bs.load_runs(runs, inputs=["N", "D"], group="dataset")
+    twice = chinchilla_runs.iloc[[0, 1, 2, 0]]
+    with pytest.warns(bs.DataWarning, match="1 run\\(s\\) repeat an earlier row exactly.*first row 3"):
+        bs.load_runs(twice, inputs=["N", "D"])
+
+
+def test_damaged_saved_fits(stored_fit_path, tmp_path):
+    garbage = tmp_path / "random.nc"
+    garbage.write_bytes(np.random.default_rng(0).bytes(4096))
+    truncated = tmp_path / "truncated.nc"
+    truncated.write_bytes(stored_fit_path.read_bytes()[:50_000])
+    for path in (garbage, truncated):
+        with pytest.raises(bs.FitFileError, match="is not a saved bayes_scaling fit"):
+            bs.ScalingFit.load(path)
+    edited = bs.ScalingFit.load(stored_fit_path).tree.copy()
+    edited.attrs = {**edited.attrs, "pooling": "{not json"}
+    edited.to_netcdf(tmp_path / "edited.nc", engine="h5netcdf")
+    with pytest.raises(bs.FitFileError, match=r"damaged or hand-edited.*JSONDecodeError"):
+        bs.ScalingFit.load(tmp_path / "edited.nc")
+
+
+def test_a_killed_save_leaves_nothing_behind(stored_fit, tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".bayes_scaling-save.{dead.stdout.strip()}.abc.nc.tmp"
+    alive = tmp_path / f".bayes_scaling-save.{os.getppid()}.abc.nc.tmp"  # a live process: not ours to touch
+    mine = tmp_path / "notes.nc.tmp"  # a user's file with a similar name
+    for path in (stale, alive, mine):
+        path.write_text("partial")
+    stored_fit.save(tmp_path / "fit.nc")
+    assert not stale.exists() and alive.exists() and mine.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, mine.name, "fit.nc"])
+
+
+def test_report_overwrite_keeps_the_users_files(stored_fit_path, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "notes.txt").write_text("mine")
+    (site / "mydata").mkdir()
+    run("report", stored_fit_path, "--out", site)
+    run("report", stored_fit_path, "--out", site, "--overwrite")
+    assert (site / "notes.txt").read_text() == "mine" and (site / "mydata").is_dir()
+    assert sorted(p.name for p in site.iterdir()) == ["index.html", "mydata", "notes.txt"]
