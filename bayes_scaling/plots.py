@@ -449,3 +449,21 @@ def plot_rank(fit: ScalingFit, params: Sequence[str] | None = None, *, bins: int
     fig.suptitle("rank plots (one line per chain)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_sbc(result: Any, ax: Axes | None = None) -> Axes:
+    """Simulation-based calibration as ECDF differences: for each parameter, the ECDF of its normalised
+    ranks minus the uniform CDF, inside a 99% band for a uniform sample of this many cycles (pointwise)."""
+    ax = _axes(ax)
+    ranks = result.ranks.drop(columns="problems")
+    n = len(ranks)
+    grid = np.linspace(0, 1, 201)
+    band = 2.576 * np.sqrt(grid * (1 - grid) / n)
+    ax.fill_between(grid, -band, band, color="0.85", label="99% band (uniform)")
+    for i, name in enumerate(ranks):
+        u = (ranks[name].to_numpy() + 0.5) / (result.draws + 1)
+        ax.plot(grid, (u[:, None] <= grid).mean(axis=0) - grid, color=f"C{i % 10}", lw=1, label=name)
+    ax.axhline(0, color="0.4", lw=0.6)
+    ax.set(xlim=(0, 1), xlabel="normalised rank", ylabel="ECDF - uniform", title=f"{result.law}: SBC, {n} cycles")
+    ax.legend(fontsize=7, ncol=2)
+    return ax

@@ -33,7 +33,7 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 
 #: Parameters that must be positive, and those that may be left out (PyMC's defaults, e.g. no truncation).
 _POSITIVE = frozenset({"sigma", "nu", "beta", "alpha", "lam"})
-_OPTIONAL = frozenset({"lower", "upper"})
+_OPTIONAL = {"TruncatedNormal": frozenset({"lower", "upper"})}
 
 #: Support of each distribution: where partial pooling adds group offsets (log, logit or identity link).
 SUPPORT: dict[str, str] = {
@@ -79,7 +79,7 @@ class Prior:
                 raise PriorError(f"prior for {name!r}: {dist} parameter {key!r} must be a finite number, got {value!r}")
             if key in _POSITIVE and value <= 0:
                 raise PriorError(f"prior for {name!r}: {dist} parameter {key!r} must be positive, got {value!r}")
-        missing = [k for k in allowed if k not in kwargs and k not in _OPTIONAL]
+        missing = [k for k in allowed if k not in kwargs and k not in _OPTIONAL.get(dist, ())]
         if missing:
             raise PriorError(f"prior for {name!r}: {dist} needs {', '.join(missing)}")
         if kwargs.get("lower", -math.inf) >= kwargs.get("upper", math.inf):

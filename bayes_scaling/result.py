@@ -288,7 +288,29 @@ class ScalingFit:
         for kind in ("bulk", "tail"):
             if d[f"min_ess_{kind}"] < MIN_ESS:
                 problems.append(f"{kind} ESS {d[f'min_ess_{kind}']:.0f} < {MIN_ESS}")
+        apart = self._chains_apart() if d["max_r_hat"] > MAX_RHAT else {}
+        if apart:
+            named = ", ".join(f"{p} ({' / '.join(f'{m:.3g}' for m in medians)})" for p, medians in apart.items())
+            problems.append(
+                f"chains settled in different places for {named} (medians per chain): the posterior has several "
+                "modes or a chain is stuck; run more chains (chains=8) and look at plot_rank, or tighten those priors"
+            )
         return problems
+
+    def _chains_apart(self, separation: float = 4.0) -> dict[str, list[float]]:
+        """Law and noise parameters whose chain medians differ by more than ``separation`` within-chain
+        standard deviations: chains in separate modes, not a slow mix."""
+        post = self.tree["posterior"].to_dataset()
+        out = {}
+        for name in (*self.law.params, *self.observation.params):
+            if name not in post or post[name].ndim != 2:
+                continue
+            values = post[name].values  # (chain, draw)
+            medians = np.median(values, axis=1)
+            spread = float(np.sqrt(np.mean(values.var(axis=1))))
+            if spread > 0 and (medians.max() - medians.min()) > separation * spread:
+                out[name] = medians.tolist()
+        return out
 
     @cached_property
     def fit_check(self) -> dict[str, Any]:

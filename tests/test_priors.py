@@ -18,7 +18,7 @@ def test_parse_forms():
     [
         ({"dist": "Wishart", "kwargs": {}}, "unknown distribution 'Wishart'"),
         ({"dist": "Normal", "kwargs": {"scale": 1}}, "Normal has no parameter 'scale'"),
-        ({"dist": "Normal", "kwargs": {"mu": "zero"}}, "parameter 'mu' must be a number"),
+        ({"dist": "Normal", "kwargs": {"mu": "zero"}}, "parameter 'mu' must be a finite number"),
         ({"dist": "Normal", "kw": {}}, "unknown key(s) ['kw']"),
         (3.0, "must be a dict with 'dist' and 'kwargs'"),
         ("Normal(0, 1, 2)", "too many values"),

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import bayes_scaling as bs
 from bayes_scaling.laws import Law
@@ -183,3 +184,13 @@ def test_report_overwrite_keeps_the_users_files(stored_fit_path, tmp_path):
     run("report", stored_fit_path, "--out", site, "--overwrite")
     assert (site / "notes.txt").read_text() == "mine" and (site / "mydata").is_dir()
     assert sorted(p.name for p in site.iterdir()) == ["index.html", "mydata", "notes.txt"]
+
+
+def test_chains_in_separate_modes_are_named(stored_fit):
+    tree = stored_fit.tree.copy()
+    post = tree["posterior"].to_dataset()
+    shift = xr.zeros_like(post["alpha"]) + np.array([0.0, 0.2])[:, None]  # chain 2 sits elsewhere
+    tree["posterior"] = xr.DataTree(post.assign(alpha=post["alpha"] + shift))
+    problems = bs.ScalingFit(tree).problems
+    assert any(p.startswith("chains settled in different places for alpha (") for p in problems), problems
+    assert not any("chains settled" in p for p in stored_fit.problems)
