@@ -256,25 +256,33 @@ class ScalingFit:
         return self.observation.likelihood
 
     # ------------------------------------------------------------------------------ diagnostics
+    @property
+    def sampled_names(self) -> list[str]:
+        """The variables NUTS samples (the model's free variables); the rest of the posterior are functions
+        of them, or draws of the discrepancy made after sampling."""
+        names = {"shared": "{p}", "partial": "{p} {p}_sd {p}_z", "none": "{p}_group"}
+        out = [v for p in self.law.sampled_params for v in names[self.pooling[p]].format(p=p).split()]
+        return out + list(self.observation.params)
+
+    @cached_property
+    def _convergence(self) -> dict[str, dict[str, np.ndarray]]:
+        from .diagnostics import convergence
+
+        return convergence(self.posterior[self.sampled_names])
+
     @cached_property
     def diagnostics(self) -> dict[str, float]:
-        """Max R-hat, min bulk and tail ESS over every posterior variable, and the divergence count; each
-        statistic computed once over the whole posterior (linear in its size), and kept."""
-        import arviz_stats
-
-        post = self.posterior
-
-        def each(stats: xr.Dataset) -> np.ndarray:
-            return np.concatenate([np.ravel(v.values) for v in stats.data_vars.values()])
-
-        rhat = each(arviz_stats.rhat(post))
-        bulk, tail = (each(arviz_stats.ess(post, method=m)) for m in ("bulk", "tail"))
-        return {
-            "max_r_hat": float(np.nanmax(rhat)),
-            "min_ess_bulk": float(np.nanmin(bulk)),
-            "min_ess_tail": float(np.nanmin(tail)),
-            "divergences": int(self.tree["sample_stats"].to_dataset()["diverging"].values.sum()),
-        }
+        """Max R-hat, min bulk and tail ESS over every scalar NUTS sampled (:attr:`sampled_names`), and the
+        divergence count; computed once, vectorised (:mod:`bayes_scaling.diagnostics`), and kept."""
+        stats = {k: np.concatenate([np.ravel(v) for v in by_name.values()]) for k, by_name in self._convergence.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (one chain): NaN, said as such
+            return {
+                "max_r_hat": float(np.nanmax(stats["r_hat"])) if np.isfinite(stats["r_hat"]).any() else float("nan"),
+                "min_ess_bulk": float(np.nanmin(stats["ess_bulk"])),
+                "min_ess_tail": float(np.nanmin(stats["ess_tail"])),
+                "divergences": int(self.tree["sample_stats"].to_dataset()["diverging"].values.sum()),
+            }
 
     @property
     def problems(self) -> list[str]:
@@ -408,27 +416,22 @@ class ScalingFit:
         For grouped fits: the population value ``alpha``, each group's ``alpha[c4]``, and the spread
         ``<p>_sd`` (on the link scale) of each partially pooled sampled parameter.
         """
-        import arviz_stats
-
         (prob,) = intervals.check_probs(prob)
         post = self.posterior
         names = [v for p in self.law.params for v in (p, f"{p}_group") if v in post]
         names += [f"{p}_sd" for p, mode in self.pooling.items() if mode == "partial"] + list(self.observation.params)
         names += ["kappa"] if self.observation.discrepancy else []
-        post = post[names]
-        rhat, bulk, tail = (
-            arviz_stats.rhat(post),
-            arviz_stats.ess(post, method="bulk"),
-            arviz_stats.ess(post, method="tail"),
-        )
+        from .diagnostics import convergence
+
+        stats = convergence(post[names])
         rows = []
         for name in names:
             draws = self.draws(name)
             labels = [name] if draws.ndim == 1 else [f"{name.removesuffix('_group')}[{g}]" for g in self.runs.groups]
             for i, label in enumerate(labels):
-                x, at = (draws, {}) if draws.ndim == 1 else (draws[:, i], {"group": i})
+                x, at = (draws, ()) if draws.ndim == 1 else (draws[:, i], (i,))
                 row = {"mean": x.mean(), "sd": x.std(ddof=1), **intervals.bounds(x, [prob])}
-                row.update(r_hat=rhat[name][at], ess_bulk=bulk[name][at], ess_tail=tail[name][at])
+                row.update({k: stats[k][name][at] for k in ("r_hat", "ess_bulk", "ess_tail")})
                 rows.append(pd.Series({k: float(v) for k, v in row.items()}, name=label))
         table = pd.DataFrame(rows)
         table.index.name = "parameter"

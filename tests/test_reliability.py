@@ -120,14 +120,21 @@ def test_strict_mode(chinchilla_runs, tmp_path):
 
 
 def test_diagnostics_once_per_fit(stored_fit, monkeypatch):
-    import arviz_stats
+    """R-hat and ESS of every sampled scalar in one vectorised pass, once per fit."""
+    from bayes_scaling import diagnostics
 
     calls = []
-    real = arviz_stats.rhat
-    monkeypatch.setattr(arviz_stats, "rhat", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = diagnostics.convergence
+    monkeypatch.setattr(diagnostics, "convergence", lambda post: calls.append(1) or real(post))
     fresh = bs.ScalingFit(stored_fit.tree)
     first = fresh.diagnostics
-    assert fresh.diagnostics is first and fresh.problems is not None and len(calls) == 1
+    fresh.problems, fresh.warn_if_unreliable()
+    assert fresh.diagnostics is first and len(calls) == 1
+    assert fresh.sampled_names == [
+        *(f"{p}{s}" for p in ("E", "a", "b", "alpha", "beta") for s in ("", "_sd", "_z")),
+        "sigma",
+        "nu",
+    ]
 
 
 def test_budget_already_reached_and_infinite_target(chinchilla_fit):

@@ -1,0 +1,41 @@
+"""The vectorised convergence diagnostics give ArviZ's numbers (rank-normalised split R-hat, bulk ESS, tail
+ESS at the 5% and 95% quantiles), for every scalar at once."""
+
+import arviz_stats
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayes_scaling.diagnostics import convergence, ess_bulk, ess_tail, rhat_rank
+
+RNG = np.random.default_rng(0)
+CASES = {
+    "autocorrelated": np.cumsum(RNG.normal(size=(30, 4, 301)), axis=2) * 0.05 + RNG.normal(size=(30, 4, 301)),
+    "independent": RNG.normal(size=(10, 4, 1000)),
+    "stuck chains": np.concatenate([RNG.normal(size=(5, 2, 200)), 3 + RNG.normal(size=(5, 2, 200))], axis=1),
+    "few draws": RNG.normal(size=(5, 3, 9)),
+    "constant": np.ones((2, 2, 50)),
+    "one chain": RNG.normal(size=(4, 1, 100)),
+    "ties": RNG.integers(0, 3, size=(6, 4, 120)).astype(float),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_same_numbers_as_arviz(name):
+    x = CASES[name]
+    da = xr.DataArray(np.moveaxis(x, 0, 2), dims=("chain", "draw", "v"))
+    with np.errstate(all="ignore"):
+        expected = (
+            arviz_stats.rhat(da).values,
+            arviz_stats.ess(da, method="bulk").values,
+            arviz_stats.ess(da, method="tail", prob=0.95).values,
+        )
+    for ours, theirs in zip((rhat_rank(x), ess_bulk(x), ess_tail(x)), expected, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, equal_nan=True)
+
+
+def test_convergence_keeps_each_variables_shape(stored_fit):
+    post = stored_fit.posterior
+    stats = convergence(post)
+    assert stats["r_hat"]["E"].shape == () and stats["ess_bulk"]["E_group"].shape == (2,)
+    np.testing.assert_allclose(stats["r_hat"]["alpha_group"], arviz_stats.rhat(post["alpha_group"]).values, rtol=1e-9)
