@@ -16,6 +16,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.cli import main
+from bayes_scaling.sbc import design
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -24,20 +25,15 @@ CHINCHILLA_TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.
 
 
 def simulate(law: str, params: dict, *, sigma: float = 0.01, seed: int = 0) -> pd.DataFrame:
-    """Runs on an 8 x 8 grid of model sizes (10M-3B) and tokens per parameter (5-640), noise on log-loss.
-
-    A law in one input sees N, D or C = 6ND; ``x`` (power_irreducible, broken_power) is C. Unique
-    tokens U repeat the data 1 to 64 times (D / U), cycling over the runs.
-    """
+    """Runs on the 8 x 8 design of ``bayes_scaling.sbc.design`` (10M-3B parameters, 5-640 tokens per
+    parameter, unique tokens repeated 1 to 64 times), the law's loss with noise on the log-loss. A law in one
+    input ``x`` (power_irreducible, broken_power) sees the compute."""
     rng = np.random.default_rng(seed)
-    sizes, tpp = np.meshgrid(np.geomspace(1e7, 3e9, 8), np.geomspace(5, 640, 8))
-    n = sizes.ravel()
-    d = n * tpp.ravel()
-    u = d / np.resize([1, 2, 4, 8, 16, 32, 64], n.size)
-    inputs = {"N": n, "D": d, "C": 6 * n * d, "x": 6 * n * d, "U": u}
+    runs = design()
+    columns = {"N": "n_params", "D": "n_tokens", "C": "compute_flops", "x": "compute_flops", "U": "unique_tokens"}
     law_ = bs.load_law(law)
-    loss = law_.evaluate(params, **{k: inputs[k] for k in law_.inputs}) * np.exp(rng.normal(0, sigma, n.size))
-    return pd.DataFrame({"n_params": n, "n_tokens": d, "compute_flops": 6 * n * d, "unique_tokens": u, "loss": loss})
+    loss = law_.evaluate(params, **{k: runs[columns[k]].to_numpy() for k in law_.inputs})
+    return runs.assign(loss=loss * np.exp(rng.normal(0, sigma, len(runs))))
 
 
 #: Column of each input in ``simulate``'s runs, for laws whose input has no default column.
