@@ -53,7 +53,7 @@ def test_estimate_kappa_recovers_a_known_population():
     spread = estimate_kappa(evidence(np.exp(rng.normal(np.log(4.0), 1.0, 150))))
     assert spread.s > 0.5 and spread.prior.kwargs["sigma"] > same.prior.kwargs["sigma"]
     assert same.prior.dist == "LogNormal" and "150 datasets" in repr(same)
-    with pytest.raises(ValueError, match="at least one dataset"):
+    with pytest.raises(bs.BayesScalingError, match="at least one dataset"):
         estimate_kappa([])
 
 
@@ -111,7 +111,7 @@ def test_discrepancy_evidence_sees_a_tilt(chinchilla_fit):
     follows = discrepancy_evidence(law_only, far.assign(loss=truth), seed=0)
     tilted = discrepancy_evidence(law_only, far.assign(loss=truth * np.exp(0.08 * dist)), seed=0)
     assert KAPPA_GRID[np.argmax(tilted)] > 3 * KAPPA_GRID[np.argmax(follows)]
-    with pytest.raises(ValueError, match="distance 0"):
+    with pytest.raises(bs.BayesScalingError, match="distance 0"):
         discrepancy_evidence(law_only, simulate("chinchilla", CHINCHILLA_TRUTH, seed=4), seed=0)
 
 
@@ -135,7 +135,7 @@ def test_stack_by_leave_future_out():
     assert stacked.lfo.loc["kaplan_nd", "elpd_lfo"] > stacked.lfo.loc["chinchilla", "elpd_lfo"]
     pred = stacked.predict(N=[1e10], D=[2e11], kind="observation", seed=0)
     assert pred["eti90_lower"][0] < pred["median"][0] < pred["eti90_upper"][0]
-    with pytest.raises(ValueError, match="at least two different laws"):
+    with pytest.raises(bs.BayesScalingError, match="at least two different laws"):
         bs.stack(runs, laws=["chinchilla"])
 
 

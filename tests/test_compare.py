@@ -52,9 +52,9 @@ def test_rolling_origin_reuses_compiled_models(chinchilla_runs):
     assert len(table) == 3 and len(set(table["cut"])) == 3
     assert (table["compile_seconds"].iloc[1:] < 0.5).all()  # data swapped into the compiled model
     assert (table["n_fit"] + table["n_scored"] == len(chinchilla_runs)).all()
-    with pytest.raises(ValueError, match="leaves no runs"):
+    with pytest.raises(bs.BayesScalingError, match="leaves no runs"):
         bs.backtest(chinchilla_runs, laws=["chinchilla"], holdout=1e30)
-    with pytest.raises(ValueError, match="holdout must be"):
+    with pytest.raises(bs.BayesScalingError, match="holdout must be"):
         bs.backtest(chinchilla_runs, laws=["chinchilla"], holdout=-1)
     holes = chinchilla_runs.assign(compute_flops=chinchilla_runs["compute_flops"].where(chinchilla_runs.index != 3))
     with pytest.raises(bs.DataError, match="not positive in row 3"):
@@ -78,7 +78,7 @@ def test_compare_refuses_different_runs(chinchilla_fit, chinchilla_runs):
         other = bs.fit(chinchilla_runs.iloc[:50], draws=100, tune=100, chains=2, seed=1, progressbar=False)
     with pytest.raises(bs.DataError, match="made on different runs"):
         bs.compare({"all": chinchilla_fit, "some": other})
-    with pytest.raises(ValueError, match="at least two fits"):
+    with pytest.raises(bs.BayesScalingError, match="at least two fits"):
         bs.compare({"all": chinchilla_fit})
 
 
@@ -94,7 +94,7 @@ def test_average_mixes_by_weight(simulated):
     assert min(lone.values()) - 1e-9 <= mixed <= max(lone.values()) + 1e-9
     only_truth = bs.average(fits, weights={truth: 1.0, next(x for x in LAWS if x != truth): 0.0}).predict(seed=0, **at)
     assert only_truth["median"][0] == pytest.approx(lone[truth], rel=2e-3)
-    with pytest.raises(ValueError, match="must name exactly the fits"):
+    with pytest.raises(bs.BayesScalingError, match="must name exactly the fits"):
         bs.average(fits, weights={"chinchilla": 1.0})
 
 

@@ -84,7 +84,7 @@ def test_summary_columns(chinchilla_fit):
     ]
     assert table.attrs["interval"] == "80% equal-tailed"
     assert (table["eti80_lower"] < table["median"]).all() and (table["median"] < table["eti80_upper"]).all()
-    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+    with pytest.raises(bs.BayesScalingError, match="strictly between 0 and 1"):
         chinchilla_fit.summary(prob=90)
 
 
@@ -115,7 +115,7 @@ def test_predict_bands(chinchilla_fit, chinchilla_runs):
         table["median"],
         chinchilla_fit.predict(N=chinchilla_runs["n_params"][:3], D=chinchilla_runs["n_tokens"][:3])["median"],
     )
-    with pytest.raises(ValueError, match=r"missing \['D'\]"):
+    with pytest.raises(bs.BayesScalingError, match=r"missing \['D'\]"):
         chinchilla_fit.predict(N=1e9)
     with pytest.raises(bs.DataError, match="input N must be positive"):
         chinchilla_fit.predict(N=-1, D=1e9)
@@ -146,7 +146,7 @@ def test_save_load_round_trip(chinchilla_fit, tmp_path):
     pd.testing.assert_frame_equal(loaded.runs.to_frame(), chinchilla_fit.runs.to_frame())
     # never overwrite unless asked, and leave the existing file intact
     before = path.read_bytes()
-    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+    with pytest.raises(bs.OutputExistsError, match="pass overwrite=True"):
         chinchilla_fit.save(path)
     assert path.read_bytes() == before
     chinchilla_fit.save(path, overwrite=True)
@@ -217,7 +217,7 @@ def test_bad_options(chinchilla_runs):
         ({"draws": 0}, "draws must be a positive integer"),
         ({"priors": {"gamma": "Normal(0, 1)"}}, "unknown parameter 'gamma'"),
     ]:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(bs.BayesScalingError, match=message):
             bs.fit(chinchilla_runs, **kwargs)
 
 

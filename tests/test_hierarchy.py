@@ -73,7 +73,7 @@ def test_two_new_groups_are_independent(grouped_fit):
 
 
 def test_grouped_predict_needs_group_and_saves(grouped_fit, tmp_path):
-    with pytest.raises(ValueError, match="pass group= one of"):
+    with pytest.raises(bs.BayesScalingError, match="pass group= one of"):
         grouped_fit.predict(N=1e9, D=2e10)
     path = grouped_fit.save(tmp_path / "grouped.nc")
     loaded = bs.ScalingFit.load(path)
@@ -84,12 +84,12 @@ def test_grouped_predict_needs_group_and_saves(grouped_fit, tmp_path):
 
 
 def test_pooling_errors(chinchilla_runs):
-    with pytest.raises(ValueError, match="needs a group column"):
+    with pytest.raises(bs.BayesScalingError, match="needs a group column"):
         bs.fit(chinchilla_runs, pooling="partial")
     runs = chinchilla_runs.assign(dataset="x")
-    with pytest.raises(ValueError, match=r"pooling given for unknown parameter\(s\) \['A'\]"):
+    with pytest.raises(bs.BayesScalingError, match=r"pooling given for unknown parameter\(s\) \['A'\]"):
         bs.fit(runs, group="dataset", pooling={"A": "partial"})
-    with pytest.raises(ValueError, match="must be one of shared, partial, none"):
+    with pytest.raises(bs.BayesScalingError, match="must be one of shared, partial, none"):
         bs.fit(runs, group="dataset", pooling="complete")
 
 
@@ -116,7 +116,7 @@ def test_noise_by_group(grouped_runs):
     new = result.predict(N=1e9, D=2e10, group="elsewhere", new_group=True, kind="observation", seed=0)
     assert np.isfinite(known["median"]).all() and np.isfinite(new["median"]).all()
     assert result.tree["log_likelihood"]["log_loss"].shape == (2, 300, len(runs))
-    with pytest.raises(ValueError, match="noise_by_group=True needs a group column"):
+    with pytest.raises(bs.BayesScalingError, match="noise_by_group=True needs a group column"):
         bs.fit(runs, noise_by_group=True)
 
 

@@ -66,7 +66,7 @@ def test_compute_for_loss(chinchilla_fit):
     with pytest.warns(UserWarning, match=r"out of reach for \d+\.\d% of the posterior"):
         partial = law_only.compute_for_loss(1.72)
     assert 0 < partial["reachable_fraction"][0] < 1
-    with pytest.raises(ValueError, match="loss 1 is out of reach: no posterior draw"):
+    with pytest.raises(bs.BayesScalingError, match="loss 1 is out of reach: no posterior draw"):
         chinchilla_fit.compute_for_loss(1.0)
     # with the discrepancy the budget is less certain: a wider interval around a similar median
     honest = chinchilla_fit.compute_for_loss(2.0, prob=0.9)

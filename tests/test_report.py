@@ -36,7 +36,7 @@ def test_other_plots(chinchilla_fit):
     assert len(ax.lines) == 4  # two medians, two optima
     ax = plots.plot_exponents(chinchilla_fit)
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("alpha", "beta")
-    with pytest.raises(ValueError, match="cannot plot against 'U'"):
+    with pytest.raises(bs.BayesScalingError, match="cannot plot against 'U'"):
         plots.plot_loss(chinchilla_fit, "U")
     plt.close("all")
 
