@@ -299,15 +299,18 @@ class ScalingFit:
         apart = self._chains_apart() if d["max_r_hat"] > MAX_RHAT else {}
         if apart:
             named = ", ".join(f"{p} ({' / '.join(f'{m:.3g}' for m in medians)})" for p, medians in apart.items())
+            fit_per_chain = self.tree["log_likelihood"].to_dataset()[OBSERVED].values.sum(axis=2).mean(axis=1)
             problems.append(
                 f"chains settled in different places for {named} (medians per chain): the posterior has several "
-                "modes or a chain is stuck; run more chains (chains=8) and look at plot_rank, or tighten those priors"
+                "modes or a chain is stuck. Mean log-likelihood of the runs per chain: "
+                f"{' / '.join(f'{v:.1f}' for v in fit_per_chain)}; run more chains (chains=8), look at "
+                "plot_rank, and prefer the mode that fits the runs better, or tighten those priors"
             )
         return problems
 
     def _chains_apart(self, separation: float = 4.0) -> dict[str, list[float]]:
-        """Law and noise parameters whose chain medians differ by more than ``separation`` within-chain
-        standard deviations: chains in separate modes, not a slow mix."""
+        """Law and noise parameters whose chain medians differ by more than ``separation`` times the
+        smallest within-chain standard deviation: chains in separate modes (or one stuck), not a slow mix."""
         post = self.tree["posterior"].to_dataset()
         out = {}
         for name in (*self.law.params, *self.observation.params):
@@ -315,7 +318,7 @@ class ScalingFit:
                 continue
             values = post[name].values  # (chain, draw)
             medians = np.median(values, axis=1)
-            spread = float(np.sqrt(np.mean(values.var(axis=1))))
+            spread = float(np.sqrt(values.var(axis=1).min()))
             if spread > 0 and (medians.max() - medians.min()) > separation * spread:
                 out[name] = medians.tolist()
         return out
