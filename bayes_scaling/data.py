@@ -154,15 +154,6 @@ def load_runs(
             )
         cat = pd.Categorical(texts)
         codes, groups = np.asarray(cat.codes, dtype=np.int64), tuple(cat.categories)
-    key = pd.DataFrame(arrays).assign(**({"group": codes} if codes is not None else {}))
-    twice = np.flatnonzero(key.duplicated().to_numpy())
-    if twice.size:
-        warnings.warn(
-            f"{twice.size} run(s) repeat an earlier row exactly (inputs, loss and group), first row {twice[0]}: "
-            "each copy counts as another observation; drop duplicates if they are one run",
-            DataWarning,
-            stacklevel=3,
-        )
     return RunTable(
         inputs={k: arrays[k] for k in inputs},
         loss=arrays["loss"],
@@ -171,3 +162,17 @@ def load_runs(
         groups=groups,
         group_column=group,
     )
+
+
+def warn_if_repeated(runs: RunTable) -> None:
+    """Warn (DataWarning) when training runs repeat a row exactly: each copy would count as one more
+    observation. Points to predict at may repeat freely; only fits call this."""
+    key = pd.DataFrame({**runs.inputs, "loss": runs.loss, **({"group": runs.group} if runs.group is not None else {})})
+    twice = np.flatnonzero(key.duplicated().to_numpy())
+    if twice.size:
+        warnings.warn(
+            f"{twice.size} run(s) repeat an earlier row exactly (inputs, loss and group), first row {twice[0]}: "
+            "each copy counts as another observation; drop duplicates if they are one run",
+            DataWarning,
+            stacklevel=3,
+        )

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from .data import RunTable, load_runs
+from .data import RunTable, load_runs, warn_if_repeated
 from .errors import ConvergenceError, MissingDependencyError, OptionError, PriorError, SamplerStartError
 from .laws import Law, load_law
 from .model import build_model, data_values, resolve_pooling
@@ -203,6 +203,7 @@ def fit(
         runs = load_runs(
             runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(law.priors) + len(observation.params)
         )
+        warn_if_repeated(runs)
     law = law.with_scales(runs.inputs)
     pooling = resolve_pooling(law, runs, pooling)
     partial = [f"{p}_sd" for p, mode in pooling.items() if mode == "partial"]

@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 import bayes_scaling as bs
+from bayes_scaling.data import warn_if_repeated
 from bayes_scaling.laws import Law
 from bayes_scaling.priors import Prior
 from conftest import CHINCHILLA_TRUTH, run, simulate
@@ -150,9 +151,16 @@ def test_group_labels_and_duplicates(chinchilla_runs):
     runs = chinchilla_runs.assign(dataset=[1, "1"] * (len(chinchilla_runs) // 2))
     with pytest.raises(bs.DataError, match=r"group column 'dataset' has different values that read the same"):
         bs.load_runs(runs, inputs=["N", "D"], group="dataset")
-    twice = chinchilla_runs.iloc[[0, 1, 2, 0]]
+    twice = bs.load_runs(chinchilla_runs.iloc[[0, 1, 2, 0]], inputs=["N", "D"])
     with pytest.warns(bs.DataWarning, match="1 run\\(s\\) repeat an earlier row exactly.*first row 3"):
-        bs.load_runs(twice, inputs=["N", "D"])
+        warn_if_repeated(twice)  # what fit() calls on its runs
+
+
+def test_repeated_prediction_points_are_fine(stored_fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.DataWarning)
+        table = stored_fit.predict(N=[1e9, 1e9], D=[2e10, 2e10], group="web")
+    assert len(table) == 2
 
 
 def test_damaged_saved_fits(stored_fit_path, tmp_path):
