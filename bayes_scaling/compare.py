@@ -18,7 +18,7 @@ from scipy.special import logsumexp
 from . import intervals
 from .data import DEFAULT_COLUMNS, read_table
 from .errors import DataError, OptionError
-from .result import SamplingWarning, ScalingFit
+from .result import ScalingFit
 
 log = logging.getLogger("bayes_scaling")
 
@@ -292,13 +292,10 @@ def stack(
     matrix = np.stack([np.concatenate(lpd[law]) for law in laws])
     weights = stacking_weights(matrix)
     fits = {}
-    for law in laws:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SamplingWarning)  # checked below, by name
-            fits[law] = fit(
-                read_table(runs), law=law, columns=columns, group=group, seed=seed, progressbar=False, **fit_kwargs
-            )
-        fits[law].warn_if_unreliable()
+    for law in laws:  # each fit warns, by name, on its own checks
+        fits[law] = fit(
+            read_table(runs), law=law, columns=columns, group=group, seed=seed, progressbar=False, **fit_kwargs
+        )
     stacked = Average(fits, dict(zip(laws, weights, strict=True)))
     stacked.lfo = pd.DataFrame(
         {

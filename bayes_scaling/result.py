@@ -989,8 +989,9 @@ class ScalingFit:
         if seed is None:
             seed = int(np.random.SeedSequence([int(self.settings["seed"]), chains]).generate_state(1)[0])
         options = self._fit_options() | {"chains": more, "draws": per_chain}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SamplingWarning)  # checked once, on every chain together
+        with warnings.catch_warnings():  # checked once, below, on every chain together
+            warnings.simplefilter("ignore", SamplingWarning)
+            warnings.simplefilter("ignore", MisfitWarning)
             extra = fit(self.runs, **options, seed=seed, progressbar=progressbar, cache=cache)
         tree = self.tree.copy()
         for name in ("posterior", "sample_stats", "posterior_predictive", "log_likelihood"):
