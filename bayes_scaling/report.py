@@ -54,6 +54,11 @@ def _interval(row: Mapping[str, Any], name: str, prob: float = intervals.PROB) -
     )
 
 
+def _largest_run(fit: ScalingFit) -> float:
+    """The compute of the fit's largest run, in FLOPs."""
+    return float(fit.law.compute_flops(**fit.runs.inputs).max())
+
+
 def decision_table(
     fit: ScalingFit, budgets: Sequence[float], *, prob: float = intervals.PROB
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -62,7 +67,7 @@ def decision_table(
     the allocation's distance (decades) from the runs. Returns the table and warnings, one per kind: budgets
     beyond :data:`FAR` times the largest run, and optima outside the observed range of N or of D."""
     table = fit.compute_optimal(list(budgets), prob=prob)
-    largest = float(fit.law.compute_flops(**fit.runs.inputs).max())
+    largest = _largest_run(fit)
     ranges = {k: (fit.runs.inputs[k].min(), fit.runs.inputs[k].max()) for k in ("N", "D")}
     rows: list[dict[str, Any]] = []
     flagged: dict[str, list[str]] = {"far": [], "N": [], "D": []}
@@ -224,7 +229,7 @@ def _page(
             "Treat every number below with care.</p>"
         )
     if has_nd:
-        largest = float(fit.law.compute_flops(**fit.runs.inputs).max())
+        largest = _largest_run(fit)
         budgets = list(compute) or [10 * largest, 100 * largest, 1000 * largest]
         table, warns = decision_table(fit, budgets)
         sections += [
