@@ -17,14 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .data import DEFAULT_COLUMNS
 from .laws import Law, load_law
 from .observation import ObservationModel, flat_draws
 from .priors import Prior
 
-__all__ = ["SBCResult", "design", "sbc"]
+__all__ = ["DESIGN_COLUMNS", "SBCResult", "design", "sbc"]
 
-#: Columns of the design for each law input (``x``: laws in one input see the compute).
-_COLUMNS = {"N": "n_params", "D": "n_tokens", "C": "compute_flops", "x": "compute_flops", "U": "unique_tokens"}
+#: Column of the design for each law input: the defaults, and ``x`` (laws in one input) sees the compute.
+DESIGN_COLUMNS = {**DEFAULT_COLUMNS, "x": "compute_flops"}
 
 
 def design() -> pd.DataFrame:
@@ -87,7 +88,7 @@ def _cycles(
     law = Law.from_toml(source)
     observation = ObservationModel(likelihood, False, False)
     runs = design()
-    inputs = {k: runs[_COLUMNS[k]].to_numpy() for k in law.inputs}
+    inputs = {k: runs[DESIGN_COLUMNS[k]].to_numpy() for k in law.inputs}
     scaled = law.with_scales(inputs)
     priors = {**law.priors, **{k: Prior.from_spec(k, v) for k, v in observation.default_priors().items()}}
     rows = []
@@ -108,7 +109,7 @@ def _cycles(
             result = fit(
                 runs.assign(loss=loss),
                 law=law,
-                columns={k: _COLUMNS[k] for k in law.inputs if k == "x"},
+                columns={k: DESIGN_COLUMNS[k] for k in law.inputs if k == "x"},
                 likelihood=likelihood,
                 discrepancy=False,
                 draws=draws * thin // chains,

@@ -16,7 +16,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.cli import main
-from bayes_scaling.sbc import design
+from bayes_scaling.sbc import DESIGN_COLUMNS, design
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -30,9 +30,8 @@ def simulate(law: str, params: dict, *, sigma: float = 0.01, seed: int = 0) -> p
     input ``x`` (power_irreducible, broken_power) sees the compute."""
     rng = np.random.default_rng(seed)
     runs = design()
-    columns = {"N": "n_params", "D": "n_tokens", "C": "compute_flops", "x": "compute_flops", "U": "unique_tokens"}
     law_ = bs.load_law(law)
-    loss = law_.evaluate(params, **{k: runs[columns[k]].to_numpy() for k in law_.inputs})
+    loss = law_.evaluate(params, **{k: runs[DESIGN_COLUMNS[k]].to_numpy() for k in law_.inputs})
     return runs.assign(loss=loss * np.exp(rng.normal(0, sigma, len(runs))))
 
 
