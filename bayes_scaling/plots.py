@@ -358,8 +358,7 @@ def plot_loo_pit(fit: ScalingFit, *, ax: Axes | None = None, bins: int = 10) -> 
 def _fitted(fit: ScalingFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(compute or the single input, observed log-loss, posterior predictive replicates (S, runs))."""
     x = _run_x(fit, "C" if fit.law.compute is not None else fit.law.inputs[0])
-    replicates = intervals.sample_matrix(fit.tree["posterior_predictive"].to_dataset()["log_loss"])
-    return x, np.log(fit.runs.loss), replicates
+    return x, np.log(fit.runs.loss), fit.replicates
 
 
 def plot_ppc(fit: ScalingFit, *, ax: Axes | None = None, prob: Sequence[float] = intervals.PROBS) -> Axes:

@@ -324,6 +324,11 @@ class ScalingFit:
         return out
 
     @cached_property
+    def replicates(self) -> np.ndarray:
+        """The posterior predictive replicates of the fitted runs' log-loss, shape (chain * draw, runs)."""
+        return intervals.sample_matrix(self.tree["posterior_predictive"].to_dataset()[OBSERVED])
+
+    @cached_property
     def fit_check(self) -> dict[str, Any]:
         """Posterior predictive check on the fitted runs: the share inside their own 50% and 90% predictive
         bands, the chance of so few if the model were right (binomial tail, ``p_50``, ``p_90``), how
@@ -334,7 +339,7 @@ class ScalingFit:
         streaks of same-sign residuals even where the noise scale grows to cover them."""
         from scipy.stats import binom, norm
 
-        replicates = intervals.sample_matrix(self.tree["posterior_predictive"].to_dataset()[OBSERVED])
+        replicates = self.replicates
         observed = np.log(self.runs.loss)
         lo50, hi50, lo90, hi90 = np.quantile(replicates, [0.25, 0.75, 0.05, 0.95], axis=0)
         n = observed.size
