@@ -8,6 +8,8 @@ has thousands of them. Arrays are (variables, chain, draw).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -23,30 +25,29 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :, :half], x[:, :, -half:]], axis=1)
 
 
-def _average_ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks 1..M along the last axis of (K, M), ties sharing their average rank (scipy's "average"),
-    vectorised over rows."""
-    order = np.argsort(a, axis=1)  # the order among tied values does not change their average rank
-    s = np.take_along_axis(a, order, axis=1)
-    m = a.shape[1]
-    index = np.broadcast_to(np.arange(m), a.shape)
-    differs = s[:, 1:] != s[:, :-1]
-    starts = np.ones(a.shape, dtype=bool)
-    starts[:, 1:] = differs
-    ends = np.ones(a.shape, dtype=bool)
-    ends[:, :-1] = differs
-    first = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
-    last = np.minimum.accumulate(np.where(ends, index, m - 1)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty(a.shape)
-    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
-    return ranks
-
-
 def _z_scale(x: np.ndarray) -> np.ndarray:
-    """Normal scores of the ranks over all chains and draws of each variable (Blom's offset 3/8)."""
+    """Normal scores of the ranks over all chains and draws of each variable (Blom's offset 3/8), tied
+    values sharing their average rank (scipy's "average", as ArviZ ranks). Ranks are the positions 1..M in
+    sorted order, so the scores are one table put in each variable's order; only runs of tied values (the
+    two halves of a folded median, a stuck chain) are mended, at a cost that grows with their number."""
     k, c, n = x.shape
-    ranks = _average_ranks(x.reshape(k, c * n))
-    return ndtri((ranks - 0.375) / (c * n + 0.25)).reshape(x.shape)
+    m = c * n
+    flat = x.reshape(k, m)
+    order = np.argsort(flat, axis=1)
+    ordered = np.take_along_axis(flat, order, axis=1)
+    scores = np.broadcast_to(ndtri((np.arange(1, m + 1) - 0.375) / (m + 0.25)), (k, m)).copy()
+    row, col = np.nonzero(ordered[:, 1:] == ordered[:, :-1])  # sorted positions col and col + 1 are tied
+    if row.size:
+        new_run = np.ones(row.size, dtype=bool)
+        new_run[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1] + 1)
+        starts = np.flatnonzero(new_run)
+        average = (col[starts] + np.maximum.reduceat(col, starts) + 1) / 2 + 1  # mean rank of each run
+        tied = ndtri((average - 0.375) / (m + 0.25))[np.cumsum(new_run) - 1]
+        scores[row, col] = tied
+        scores[row, col + 1] = tied
+    z = np.empty_like(scores)
+    np.put_along_axis(z, order, scores, axis=1)
+    return z.reshape(x.shape)
 
 
 def _rhat(x: np.ndarray) -> np.ndarray:
@@ -122,6 +123,16 @@ def ess_tail(x: np.ndarray, prob: float = 0.05) -> np.ndarray:
     return np.minimum(*out)
 
 
+#: Fewest variables worth a thread of their own.
+_BLOCK = 64
+
+
+def _three(x: np.ndarray) -> dict[str, np.ndarray]:
+    """R-hat, bulk and tail ESS of (K, chain, draw) draws, sharing the z-scaled split draws."""
+    z = _z_scale(_split(x)) if x.shape[2] >= 4 else None
+    return {"r_hat": rhat_rank(x, z), "ess_bulk": ess_bulk(x, z), "ess_tail": ess_tail(x)}
+
+
 def convergence(posterior: Any) -> dict[str, dict[str, np.ndarray]]:
     """R-hat, bulk and tail ESS of every scalar of a posterior Dataset (dims chain, draw, ...), computed in
     one pass: ``{"r_hat": {variable: values shaped like its other dims}, "ess_bulk": ..., "ess_tail": ...}``."""
@@ -129,8 +140,11 @@ def convergence(posterior: Any) -> dict[str, dict[str, np.ndarray]]:
     arrays = [np.asarray(posterior[v].transpose("chain", "draw", ...).values, dtype=float) for v in names]
     shapes = [a.shape[2:] for a in arrays]
     stacked = np.concatenate([np.moveaxis(a.reshape(a.shape[0], a.shape[1], -1), 2, 0) for a in arrays], axis=0)
-    z = _z_scale(_split(stacked)) if stacked.shape[2] >= 4 else None  # shared by R-hat and bulk ESS
-    stats_ = {"r_hat": rhat_rank(stacked, z), "ess_bulk": ess_bulk(stacked, z), "ess_tail": ess_tail(stacked)}
+    # numpy's sorts and FFTs release the GIL: blocks of variables run on threads, one per core
+    blocks = np.array_split(stacked, min(os.cpu_count() or 1, max(1, len(stacked) // _BLOCK)))
+    with ThreadPoolExecutor(len(blocks)) as pool:
+        parts = list(pool.map(_three, blocks))
+    stats_ = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     edges = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
     return {
         key: {v: values[a:b].reshape(s) for v, a, b, s in zip(names, edges[:-1], edges[1:], shapes, strict=True)}

@@ -138,7 +138,7 @@ def discrepancy_draws(kappa: Prior, posterior: xr.Dataset, seed: int | None) -> 
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
     rng = np.random.default_rng([0 if seed is None else seed, 1])
     dims = ("chain", "draw")
-    draws = np.asarray(kappa.sample(shape[0] * shape[1], seed=int(rng.integers(2**31))), dtype=float)
+    draws = kappa.sample(shape[0] * shape[1], seed=rng)
     return {
         "kappa": xr.DataArray(draws.reshape(shape), dims=dims),
         "z": xr.DataArray(rng.standard_normal(shape), dims=dims),

@@ -39,3 +39,16 @@ def test_convergence_keeps_each_variables_shape(stored_fit):
     stats = convergence(post)
     assert stats["r_hat"]["E"].shape == () and stats["ess_bulk"]["E_group"].shape == (2,)
     np.testing.assert_allclose(stats["r_hat"]["alpha_group"], arviz_stats.rhat(post["alpha_group"]).values, rtol=1e-9)
+
+
+def test_many_variables_in_blocks_on_threads():
+    """Enough variables to be split into blocks computed on threads: the same numbers as ArviZ's, in order."""
+    x = np.cumsum(RNG.normal(size=(4, 200, 3 * 64)), axis=1) * 0.1 + RNG.normal(size=(4, 200, 3 * 64))
+    x[:, :, 70] = np.round(x[:, :, 70])  # ties in one block
+    post = xr.Dataset({"a": (("chain", "draw", "v"), x[..., :100]), "b": (("chain", "draw", "w"), x[..., 100:])})
+    stats = convergence(post)
+    for name in ("a", "b"):
+        np.testing.assert_allclose(stats["r_hat"][name], arviz_stats.rhat(post[name]).values, rtol=1e-9)
+        np.testing.assert_allclose(
+            stats["ess_tail"][name], arviz_stats.ess(post[name], method="tail", prob=0.95).values, rtol=1e-9
+        )

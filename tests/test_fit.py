@@ -5,9 +5,11 @@ import pandas as pd
 import pymc as pm
 import pytest
 import xarray as xr
+from scipy import stats
 
 import bayes_scaling as bs
 from bayes_scaling.fit import compiled_model
+from bayes_scaling.observation import ObservationModel
 from conftest import CHINCHILLA_TRUTH, SIM_COLUMNS, shared_csv, simulate
 
 KAPLAN_TRUTH = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
@@ -131,6 +133,17 @@ def test_log_likelihood_matches_pymc(chinchilla_fit):
     tree = xr.DataTree.from_dict({"posterior": sub.to_dataset()})
     theirs = pm.compute_log_likelihood(tree, model=model, extend_inferencedata=False, progressbar=False)
     np.testing.assert_allclose(ours, theirs["log_loss"].values, rtol=1e-8)
+
+
+def test_observation_logpdf_matches_scipy():
+    """Both likelihoods' closed-form log densities equal scipy's, with noise per draw and per point."""
+    rng = np.random.default_rng(0)
+    y, mu = rng.normal(size=7), rng.normal(size=(5, 7))
+    noise = {"sigma": rng.uniform(0.01, 2, size=(5, 7)), "nu": rng.uniform(1, 30, size=(5, 1))}
+    student = ObservationModel("student_t", False, False).logpdf(y, mu, noise)
+    normal = ObservationModel("normal", False, False).logpdf(y, mu, noise)
+    np.testing.assert_allclose(student, stats.t.logpdf(y, noise["nu"], mu, noise["sigma"]), rtol=1e-12)
+    np.testing.assert_allclose(normal, stats.norm.logpdf(y, mu, noise["sigma"]), rtol=1e-12)
 
 
 def test_save_load_round_trip(chinchilla_fit, tmp_path):
