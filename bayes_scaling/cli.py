@@ -19,20 +19,19 @@ import tomllib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, intervals
-from .calibration import calibration
-from .compare import backtest, compare, split_future, stack
-from .data import read_table
-from .datasets import load_dataset
-from .errors import BayesScalingError, FitFileError, OptionError
-from .fit import LIKELIHOODS, SAMPLERS, fit
+from .errors import BayesScalingError, FitFileError, OptionError, SamplingWarning
 from .laws import Law, list_laws, load_law
+from .observation import LIKELIHOODS
 from .priors import parse_prior
-from .result import SamplingWarning, ScalingFit
+from .samplers import SAMPLERS
+
+if TYPE_CHECKING:  # the commands import what they use: --help and `laws` load no PyMC, pandas or xarray
+    import pandas as pd
+
+    from .result import ScalingFit
 
 #: Version of the JSON the commands print (``--json``); raised when its shape changes.
 SCHEMA = 1
@@ -116,6 +115,8 @@ def _print_json(payload: dict[str, Any]) -> None:
 def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **meta: Any) -> None:
     """Print a table (or with --json one JSON object: the schema and package version, ``meta`` and the
     rows), and with --csv also write it as CSV."""
+    import pandas as pd
+
     rows = table.reset_index() if table.index.name else table
     if getattr(args, "csv", None):
         rows.to_csv(args.csv, index=False)
@@ -272,11 +273,15 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _fitted(args: argparse.Namespace, data: Any) -> ScalingFit:
+    from .fitting import fit
+
     return fit(data, **_model_kwargs(args), **_fit_kwargs(args))
 
 
 def _saved_fit_only(args: argparse.Namespace, path: str) -> ScalingFit:
     """A saved fit, refusing model options that would be silently ignored."""
+    from .result import ScalingFit
+
     given = [f"--{k.replace('_', '-')}" for k, v in _MODEL_DEFAULTS.items() if getattr(args, k, v) != v]
     if given:
         raise CLIError(f"{path!r} is a saved fit: {', '.join(given)} would not change it (refit from the runs instead)")
@@ -285,24 +290,26 @@ def _saved_fit_only(args: argparse.Namespace, path: str) -> ScalingFit:
 
 # ------------------------------------------------------------------------------------------------ commands
 def cmd_laws(args: argparse.Namespace) -> None:
+    """The bundled laws, one a line (printed without pandas: listing them is instant)."""
     laws = [load_law(name) for name in list_laws()]
-    table = pd.DataFrame(
-        [
-            {
-                "name": law.name,
-                "inputs": list(law.inputs),
-                "formula": str(law.formula),
-                "params": list(law.params),
-                "citation": law.citation,
-            }
-            for law in laws
-        ]
-    )
-    if not args.json:
-        table = table.drop(columns="citation").assign(
-            inputs=table["inputs"].str.join(","), params=table["params"].str.join(",")
-        )
-    _emit(table, args)
+    rows: list[dict[str, Any]] = [
+        {
+            "name": law.name,
+            "inputs": list(law.inputs),
+            "formula": str(law.formula),
+            "params": list(law.params),
+            "citation": law.citation,
+        }
+        for law in laws
+    ]
+    if args.json:
+        _print_json({"rows": rows})
+        return
+    cells = [["name", "inputs", "params", "formula"]]  # the formula last: some are long
+    cells += [[r["name"], ",".join(r["inputs"]), ",".join(r["params"]), r["formula"]] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -323,12 +330,19 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
+    from .result import ScalingFit
+
     result = ScalingFit.load(args.fit)
     table = result.summary(prob=args.prob)
     _emit(table, args, title=f"{result.law.title} ({table.attrs['interval']} intervals)", **_fit_meta(result))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .data import read_table
+    from .result import ScalingFit
+
     result = ScalingFit.load(args.fit)
     if bool(args.at) == bool(args.runs):
         raise CLIError("give the points with --at N=..,D=.. (repeatable) or --runs FILE.csv, one of the two")
@@ -363,6 +377,10 @@ def _calibration_figure(cal: Any, path: str) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
+    from .calibrate import calibration
+    from .comparison import split_future
+    from .data import read_table
+
     _output(args.plot, "--plot", args.overwrite)
     if args.data.endswith(".nc"):
         if not args.runs:
@@ -402,6 +420,10 @@ def _future_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .comparison import stack
+
     result = stack(args.data, **_future_options(args))
     assert result.lfo is not None, "stack() scores every law"
     meta = {"laws": list(result.fits), "runs": len(next(iter(result.fits.values())).runs)}
@@ -433,6 +455,8 @@ def cmd_stack(args: argparse.Namespace) -> None:
 
 
 def cmd_optimal(args: argparse.Namespace) -> None:
+    from .result import ScalingFit
+
     result = ScalingFit.load(args.fit)
     table = result.compute_optimal(
         _numbers(args.compute, "--compute"),
@@ -450,6 +474,7 @@ def cmd_optimal(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from .data import read_table
     from .report import _target, write_report
 
     target = _target(Path(args.out))
@@ -482,6 +507,9 @@ def _laws(text: str) -> list[str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
+    from .comparison import compare
+    from .fitting import fit
+
     fits = {
         law: fit(args.data, law=law, group=args.group, columns=_columns(args), **_fit_kwargs(args))
         for law in _laws(args.laws)
@@ -497,6 +525,9 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_backtest(args: argparse.Namespace) -> None:
+    from .comparison import backtest
+    from .data import read_table
+
     table = backtest(args.data, **_future_options(args))
     _emit(
         table,
@@ -509,6 +540,9 @@ def cmd_backtest(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from .datasets import load_dataset
+    from .fitting import fit
+
     runs = load_dataset("gadre2024")
     small, large = runs[runs["n_params"] < 5e8], runs[runs["n_params"] >= 5e8]
     if not args.json:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import DataError, DataWarning
 
 __all__ = ["DEFAULT_COLUMNS", "DataError", "DataWarning", "RunTable", "load_runs", "read_table"]
 
@@ -48,10 +48,6 @@ class RunTable:
             frame[self.group_column] = np.asarray(self.groups, dtype=object)[self.group]
         frame[self.columns["loss"]] = self.loss
         return frame
-
-
-class DataWarning(UserWarning):
-    """Runs that can be fitted but look wrong: repeated rows, implausible magnitudes."""
 
 
 def read_table(runs: pd.DataFrame | str | Path) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The package's errors: every error a user can cause is a :class:`BayesScalingError`.
+"""The package's errors and warnings: every error a user can cause is a :class:`BayesScalingError`.
 
 Each also derives from the built-in exception it replaces (``ValueError``, ``OSError`` ...), so code that
 catches those keeps working. Anything else that escapes the package is a bug.
@@ -10,15 +10,18 @@ __all__ = [
     "BayesScalingError",
     "ConvergenceError",
     "DataError",
+    "DataWarning",
     "ExpressionError",
     "FitFileError",
     "GroupError",
     "LawError",
+    "MisfitWarning",
     "MissingDependencyError",
     "OptionError",
     "OutputExistsError",
     "PriorError",
     "SamplerStartError",
+    "SamplingWarning",
 ]
 
 
@@ -68,3 +71,15 @@ class SamplerStartError(BayesScalingError, RuntimeError):
 
 class ConvergenceError(BayesScalingError, RuntimeError):
     """With ``strict=True``: a fit whose chains did not converge (R-hat, ESS or divergences)."""
+
+
+class DataWarning(UserWarning):
+    """Runs that can be fitted but look wrong: repeated rows, implausible magnitudes."""
+
+
+class SamplingWarning(UserWarning):
+    """The sampler's output fails a convergence check (R-hat, ESS or divergences)."""
+
+
+class MisfitWarning(UserWarning):
+    """The law does not describe its own runs, or the runs look like other units than the law expects."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import xarray as xr
 
 from .errors import OptionError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 #: Default probability of a single credible interval, and the default set for bands.
 PROB = 0.9
@@ -67,6 +70,9 @@ def summarize(
     groups), with their coordinates as columns, then the median and the bounds of each equal-tailed interval
     (``median``, ``eti90_lower``, ...; prefixed by the variable's name for a Dataset: ``N_opt_median``).
     With ``observed`` values (one per row), adds them and whether each lies inside each interval."""
+    import pandas as pd
+    import xarray as xr
+
     probs = check_probs(probs)
     data = draws.to_dataset(name=draws.name or "value") if isinstance(draws, xr.DataArray) else draws
     rest = list(dict.fromkeys(d for v in data.data_vars.values() for d in v.dims if d not in SAMPLE_DIMS))

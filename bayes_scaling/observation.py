@@ -23,13 +23,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
-from scipy import special
 
 from .errors import OptionError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "discrepancy_file", "distance", "flat_draws"]
 
@@ -141,6 +142,8 @@ class ObservationModel:
 
     def logpdf(self, y: np.ndarray, mu: np.ndarray, noise: Mapping[str, np.ndarray]) -> np.ndarray:
         """Log density of observed log-loss ``y`` given the curve ``mu`` (draws x points) and the noise."""
+        from scipy import special
+
         sigma = noise["sigma"]
         z2 = np.square((y - mu) / sigma)
         if self.likelihood == "student_t":  # scipy.stats.t.logpdf, without its per-element overhead
@@ -165,4 +168,6 @@ class ObservationModel:
 
     def predictive_logpdf(self, y: np.ndarray, mu: np.ndarray, noise: Mapping[str, np.ndarray]) -> np.ndarray:
         """Log of the posterior predictive density of ``y`` (points,): the mean over draws of the density."""
+        from scipy import special
+
         return special.logsumexp(self.logpdf(y, mu, noise), axis=0) - np.log(mu.shape[0])

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .calibration import Calibration
+    from .calibrate import Calibration
     from .result import ScalingFit
 
 __all__ = [

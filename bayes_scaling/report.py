@@ -255,7 +255,7 @@ def _page(
         ]
     cal = None
     if heldout is not None:
-        from .calibration import calibration
+        from .calibrate import calibration
 
         cal = calibration(fit, heldout, seed=0)
         s = cal.summary

@@ -23,7 +23,7 @@ from scipy.special import logsumexp
 
 from . import intervals
 from .data import RunTable, load_runs
-from .errors import DataError, FitFileError, GroupError, OptionError, OutputExistsError
+from .errors import DataError, FitFileError, GroupError, MisfitWarning, OptionError, OutputExistsError, SamplingWarning
 from .laws import Law
 from .observation import OBSERVED, ObservationModel, distance, flat_draws
 from .priors import Prior, link_functions
@@ -35,14 +35,6 @@ MAX_RHAT = 1.01
 MIN_ESS = 400
 
 _PACKAGES = ("bayes-scaling", "pymc", "pytensor", "arviz", "nutpie", "numpy", "xarray", "pandas")
-
-
-class SamplingWarning(UserWarning):
-    """The sampler's output fails a convergence check (R-hat, ESS or divergences)."""
-
-
-class MisfitWarning(UserWarning):
-    """The law does not describe its own runs, or the runs look like other units than the law expects."""
 
 
 #: A posterior predictive check fails when so few fitted runs fall inside their own band would happen with
@@ -976,7 +968,7 @@ class ScalingFit:
     ) -> ScalingFit:
         """The same model (law, priors, observation model, pooling and sampler settings) fitted to other
         runs with the same columns; in this process it reuses the compiled model when the groups match."""
-        from .fit import fit
+        from .fitting import fit
 
         return fit(runs, **self._fit_options(), seed=seed, progressbar=progressbar, cache=cache)
 
@@ -986,7 +978,7 @@ class ScalingFit:
         """More posterior draws: at least ``draws`` more (default: as many as the fit has), sampled with the
         same model and settings as new chains of the fit's length (a chain cannot be resumed) and appended
         to its chains. Diagnostics then cover every chain."""
-        from .fit import fit
+        from .fitting import fit
 
         post = self.tree["posterior"]
         per_chain, chains = post.sizes["draw"], post.sizes["chain"]

@@ -83,7 +83,7 @@ def _cycles(
     source: str, likelihood: str, indices: Sequence[int], seed: int, draws: int, thin: int, tune: int, chains: int
 ) -> list[dict]:
     """Run the cycles ``indices`` (in one process: the model compiles once, then refits swap the data)."""
-    from .fit import fit
+    from .fitting import fit
 
     law = Law.from_toml(source)
     observation = ObservationModel(likelihood, False, False)

@@ -20,22 +20,13 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "epoch_chinchil
 
 
 def worker(data: str, reuse: bool) -> dict:
-    import importlib
-
     import bayes_scaling as bs
 
-    fit_module = importlib.import_module("bayes_scaling.fit")  # the module (bs.fit is the function)
-
-    if not reuse:  # forget compiled models before every fit (backtest looks fit up at call time)
-        original = fit_module.fit
-
-        def fit_fresh(*args, **kwargs):
-            fit_module._CACHE.clear()
-            return original(*args, **kwargs)
-
-        fit_module.fit = fit_fresh
+    cache = bs.compile_cache if reuse else bs.CompileCache(maxsize=0)  # maxsize 0: every fit compiles
     start = time.perf_counter()
-    table = bs.backtest(data, laws=["chinchilla", "kaplan_nd"], holdout=[0.4, 0.3, 0.2], seed=1, progressbar=False)
+    table = bs.backtest(
+        data, laws=["chinchilla", "kaplan_nd"], holdout=[0.4, 0.3, 0.2], seed=1, progressbar=False, cache=cache
+    )
     return {
         "wall": time.perf_counter() - start,
         "compile": float(table["compile_seconds"].sum()),

@@ -43,7 +43,7 @@ import pandas as pd
 
 import bayes_scaling as bs
 from bayes_scaling import intervals
-from bayes_scaling.calibration import calibration, discrepancy_evidence, estimate_kappa, interval_score
+from bayes_scaling.calibrate import calibration, discrepancy_evidence, estimate_kappa, interval_score
 from bayes_scaling.data import DEFAULT_COLUMNS
 from bayes_scaling.result import versions
 
@@ -374,7 +374,7 @@ def write_kappa(evidence: dict[str, np.ndarray], path: Path) -> str:
     q = json.dumps  # a JSON string is a TOML basic string
     provenance = {
         "method": "log kappa ~ Normal(mu, s) across datasets, flat prior on mu, HalfNormal(1) on s; each dataset's "
-        "likelihood of kappa from the tilt of its held-out runs (bayes_scaling.calibration."
+        "likelihood of kappa from the tilt of its held-out runs (bayes_scaling.calibrate."
         "discrepancy_evidence); the prior is the predictive of kappa for a new dataset",
         "population": f"median kappa {np.exp(estimate.mu):.2f}, spread of log kappa {estimate.s:.2f}",
         "split": "fit the runs with the least compute (6ND), hold out the top 20% (Gadre: the 1.4B and 6.9B runs; "

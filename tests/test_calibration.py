@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 
 import bayes_scaling as bs
-from bayes_scaling.calibration import KAPPA_GRID, discrepancy_evidence, estimate_kappa, interval_score, scores
-from bayes_scaling.compare import stacking_weights
+from bayes_scaling.calibrate import KAPPA_GRID, discrepancy_evidence, estimate_kappa, interval_score, scores
+from bayes_scaling.comparison import stacking_weights
 from conftest import CHINCHILLA_TRUTH, simulate
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.compare import score
+from bayes_scaling.comparison import score
 from conftest import CHINCHILLA_TRUTH, simulate
 
 KAPLAN_TRUTH = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}

@@ -8,7 +8,7 @@ import xarray as xr
 from scipy import stats
 
 import bayes_scaling as bs
-from bayes_scaling.fit import compiled_model
+from bayes_scaling.fitting import compiled_model
 from bayes_scaling.observation import ObservationModel
 from conftest import CHINCHILLA_TRUTH, SIM_COLUMNS, shared_csv, simulate
 

@@ -14,16 +14,15 @@ import pandas as pd
 import pymc as pm
 
 from .data import RunTable, load_runs, warn_if_repeated
-from .errors import ConvergenceError, MissingDependencyError, OptionError, PriorError, SamplerStartError
+from .errors import ConvergenceError, OptionError, PriorError
 from .laws import Law, load_law
 from .model import build_model, data_values, resolve_pooling
 from .observation import LIKELIHOODS, ObservationModel
 from .priors import GROUP_SD, Prior, resolve_priors
 from .result import ScalingFit, assemble_tree
+from .samplers import SAMPLERS, run_sampler
 
 __all__ = ["LIKELIHOODS", "SAMPLERS", "CompileCache", "compile_cache", "compiled_model", "fit"]
-
-SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 log = logging.getLogger("bayes_scaling")
 
@@ -223,48 +222,18 @@ def fit(
         "sampling %s on %d runs: %d chains x %d draws after %d tuning steps", law.name, len(runs), chains, draws, tune
     )
     start = time.perf_counter()
-    try:
-        if sampler == "nutpie":
-            import nutpie
-
-            tree = nutpie.sample(
-                compiled,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                seed=seed,
-                target_accept=target_accept,
-                progress_bar=progressbar,
-                adaptation=adaptation,
-            )
-        else:
-            if sampler == "numpyro":
-                try:
-                    import numpyro  # noqa: F401
-                except ImportError:
-                    raise MissingDependencyError(
-                        "sampler='numpyro' needs jax and numpyro: pip install 'bayes-scaling[jax]'"
-                    ) from None
-            tree = pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=seed,
-                target_accept=target_accept,
-                progressbar=progressbar,
-                model=model,
-                compute_convergence_checks=False,
-                nuts_sampler=sampler,  # named explicitly: PyMC 6's own default is nutpie
-            )
-    except RuntimeError:  # nutpie: "All initialization points failed"; PyMC's SamplingError
-        bad = _not_finite_at_start(model)
-        if not bad:
-            raise  # not explained by the model's density: a bug, shown as it is
-        raise SamplerStartError(
-            f"the sampler could not start: the log density is not finite at the initial point for {bad}. Check "
-            "the priors of these parameters, the law's scales and the magnitude of the runs (loss in nats per "
-            "token, N and D as counts)"
-        ) from None
+    tree = run_sampler(
+        model,
+        compiled,
+        sampler=sampler,
+        chains=chains,
+        draws=draws,
+        tune=tune,
+        target_accept=target_accept,
+        adaptation=adaptation,
+        seed=seed,
+        progressbar=progressbar,
+    )
     sample_s = time.perf_counter() - start
     log.info("sampled in %.1f s; scoring: log-likelihood and diagnostics", sample_s)
     settings = {
@@ -290,13 +259,3 @@ def fit(
             "or check the law against the runs"
         )
     return result
-
-
-def _not_finite_at_start(model: pm.Model) -> list[str]:
-    """The variables whose log density is not finite at the model's initial point; evaluated only after the
-    sampler failed to start, so a fit that starts pays nothing for it."""
-    try:
-        logps = model.point_logps()
-    except (ValueError, ArithmeticError, RuntimeError):
-        return []
-    return [name for name, value in logps.items() if not np.isfinite(value)]

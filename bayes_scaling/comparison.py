@@ -138,8 +138,8 @@ def score(
     """How well a fit predicts ``runs`` it was not fitted on (they need their loss): the log predictive
     density of their log-loss (sum and mean per run), the share inside each predictive interval of a
     new run, the 90% interval's median width and mean interval score, MdAPE and bias
-    (see :func:`~bayes_scaling.calibration.calibration`)."""
-    from .calibration import calibration
+    (see :func:`~bayes_scaling.calibrate.calibration`)."""
+    from .calibrate import calibration
 
     cal = calibration(fit, runs, probs=prob, seed=seed)
     out = {"lpd": cal.summary["lpd_per_run"] * cal.summary["n"], "lpd_per_run": cal.summary["lpd_per_run"]}
@@ -164,7 +164,7 @@ def _leave_future_out(
     Refits of a law reuse its compiled model with the data swapped in."""
     from tqdm import tqdm
 
-    from .fit import fit
+    from .fitting import fit
 
     frame = read_table(runs)
     compute = _checked_ordering(frame, columns, by)
@@ -278,7 +278,7 @@ def stack(
     whose ``lfo`` table gives each law's summed leave-future-out log score (``elpd_lfo``), its
     coverage of the held-out runs at 90% and its weight; ``predict`` gives the stacked predictive.
     """
-    from .fit import fit
+    from .fitting import fit
 
     if len(laws) < 2 or len(set(laws)) != len(laws):
         raise OptionError(f"stack needs at least two different laws, got {list(laws)}")

@@ -1,0 +1,49 @@
+"""Start-up: `import bayes_scaling`, the command line's --help and `laws` load none of the heavy libraries, and
+every public name still resolves to what it names (PEP 562 lazy attributes)."""
+
+import subprocess
+import sys
+import types
+
+import bayes_scaling as bs
+
+HEAVY = ("pymc", "pytensor", "pandas", "xarray", "scipy", "nutpie", "matplotlib")
+
+
+def _loaded_after(code: str) -> list[str]:
+    """The heavy libraries a fresh interpreter has imported after running ``code``."""
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_import_help_and_laws_load_no_heavy_library():
+    assert _loaded_after("import bayes_scaling") == []
+    for argv in (["laws"], ["laws", "--json"], ["--help"]):
+        code = (
+            "import contextlib, io\nfrom bayes_scaling.cli import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit): main({argv!r})"
+        )
+        assert _loaded_after(code) == [], argv
+
+
+def test_saved_fit_commands_do_not_load_the_sampler(stored_fit_path):
+    code = (
+        "import contextlib, io\nfrom bayes_scaling.cli import main\n"
+        f"with contextlib.redirect_stdout(io.StringIO()): main(['summary', {str(stored_fit_path)!r}])"
+    )
+    loaded = _loaded_after(code)
+    assert "pymc" not in loaded and "pytensor" not in loaded and "nutpie" not in loaded, loaded
+
+
+def test_every_public_name_resolves():
+    for name in bs.__all__:
+        value = getattr(bs, name)
+        assert not isinstance(value, types.ModuleType), name
+    # importing a submodule first leaves the package's functions in place (no module shadows a function)
+    import bayes_scaling.calibrate
+    import bayes_scaling.comparison
+    import bayes_scaling.fitting  # noqa: F401
+
+    assert callable(bs.fit) and callable(bs.compare) and callable(bs.calibration)
+    assert sorted(dir(bs)) == sorted(bs.__all__)
