@@ -416,6 +416,7 @@ def _future_options(args: argparse.Namespace) -> dict[str, Any]:
         "by": args.by,
         "group": args.group,
         "columns": _columns(args),
+        "client": args.client,
     }
 
 
@@ -715,6 +716,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "for a rolling origin",
             )
             p.add_argument("--by", choices=("C", "N", "D"), default="C", help="order runs by compute, N or D")
+            p.add_argument(
+                "--client",
+                default=None,
+                metavar="local|ADDRESS",
+                help="run the fits on Dask: 'local' (a process per core) or a scheduler address (a cluster)",
+            )
         if name == "stack":
             p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="predict here; repeatable")
             p.add_argument("--prob", type=float, action="append", default=None, help="interval probability; repeatable")

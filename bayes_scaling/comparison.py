@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from scipy.special import logsumexp
 
 from . import intervals
 from .data import DEFAULT_COLUMNS, read_table
-from .errors import DataError, OptionError
+from .errors import BayesScalingError, DataError, OptionError
+from .parallel import Outcome, raise_if_all_failed, run_tasks
 from .result import ScalingFit
 
 log = logging.getLogger("bayes_scaling")
@@ -148,40 +150,62 @@ def score(
     return out
 
 
+def _lfo_task(task: tuple) -> Any:
+    """One leave-future-out fit (here or on a worker): fit ``law`` on ``train``, then ``scorer(result, test,
+    seconds)``; only the scorer's small result travels back."""
+    from .fitting import fit
+
+    scorer, law, train, test, options = task
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # diagnostics are reported in the tables
+        result = fit(train, law=law, progressbar=False, **options)
+    return scorer(result, test, time.perf_counter() - start)
+
+
 def _leave_future_out(
     runs: pd.DataFrame | str | Path,
     laws: Sequence[str],
     holdout: float | Sequence[float],
     by: str,
-    columns: Mapping[str, str] | None,
-    group: str | None,
-    seed: int | None,
-    progressbar: bool,
+    scorer: Callable[[ScalingFit, pd.DataFrame, float], Any],
     desc: str,
-    fit_kwargs: Mapping[str, Any],
-) -> Iterator[tuple[float, str, ScalingFit, pd.DataFrame, float]]:
-    """For each cut and law: (cut, law, the fit of the runs at or below the cut, the runs above, seconds).
-    Refits of a law reuse its compiled model with the data swapped in."""
-    from tqdm import tqdm
-
-    from .fitting import fit
-
+    options: dict[str, Any],
+) -> list[tuple[float, str, Outcome]]:
+    """For each cut and law: (cut, law, the outcome of ``scorer`` on the fit of the runs at or below the cut
+    and the runs above). ``options``: ``fit``'s, with ``client`` and ``progressbar`` for :func:`run_tasks`.
+    In this process, refits of a law reuse its compiled model with the data swapped in; on a cluster, each
+    worker compiles a law once."""
+    fit_options = dict(options)
+    client, progressbar = fit_options.pop("client"), fit_options.pop("progressbar")
+    if client is not None and "cache" in fit_options:
+        raise OptionError("cache= holds this process's compiled models; with client=, each worker keeps its own")
     frame = read_table(runs)
-    compute = _checked_ordering(frame, columns, by)
-    cuts = _cuts(compute, holdout)
-    total = len(cuts) * len(laws)
-    with tqdm(total=total, desc=desc, disable=not progressbar) as bar:
-        for i, (cut, law) in enumerate((cut, law) for cut in cuts for law in laws):
-            train, test = frame[compute <= cut], frame[compute > cut]
-            unit = "FLOPs" if by == "C" else by
-            bar.set_postfix_str(f"{law} @ {cut:.3g} {unit}")
-            log.info("%s %d/%d: %s on %d runs up to %.3g %s", desc, i + 1, total, law, len(train), cut, unit)
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # diagnostics are reported in the tables
-                result = fit(train, law=law, columns=columns, group=group, seed=seed, progressbar=False, **fit_kwargs)
-            yield cut, law, result, test, time.perf_counter() - start
-            bar.update()
+    compute = _checked_ordering(frame, fit_options.get("columns"), by)
+    pairs = [(cut, law) for cut in _cuts(compute, holdout) for law in laws]
+    tasks = [(scorer, law, frame[compute <= cut], frame[compute > cut], fit_options) for cut, law in pairs]
+    outcomes = run_tasks(_lfo_task, tasks, client=client, desc=desc, progressbar=progressbar)
+    raise_if_all_failed(outcomes)
+    return [(cut, law, outcome) for (cut, law), outcome in zip(pairs, outcomes, strict=True)]
+
+
+def _backtest_row(result: ScalingFit, test: pd.DataFrame, seconds: float, probs: tuple, seed: int | None) -> dict:
+    d = result.diagnostics
+    return {
+        "n_fit": len(result.runs),
+        "n_scored": len(test),
+        **score(result, test, prob=probs, seed=seed),
+        "divergences": d["divergences"],
+        "max_r_hat": d["max_r_hat"],
+        "problems": "; ".join(result.problems),
+        "compile_seconds": result.settings["compile_seconds"],
+        "seconds": seconds,
+    }
+
+
+def _stack_scores(result: ScalingFit, test: pd.DataFrame, seconds: float, seed: int | None) -> tuple:
+    inside = result.predict(test, prob=0.9, kind="observation", seed=seed)["inside_eti90"].to_numpy()
+    return result.log_predictive_density(test, seed=seed), inside
 
 
 def backtest(
@@ -195,6 +219,7 @@ def backtest(
     group: str | None = None,
     seed: int | None = None,
     progressbar: bool = True,
+    client: Any = None,
     **fit_kwargs: Any,
 ) -> pd.DataFrame:
     """Leave-future-out: fit each law on the runs with less compute, score its predictions of the rest.
@@ -207,29 +232,20 @@ def backtest(
     run), the 90% interval's median ``width_90`` and mean ``interval_score_90``, ``mdape``
     (median absolute percentage error of the median prediction), ``bias`` (observed - median), and the
     seconds spent compiling and sampling: refits of a law reuse its compiled model with the data swapped in.
-    ``problems`` names each failed convergence check of the row's fit (empty when it converged); with
-    ``strict=True`` such a fit raises :class:`ConvergenceError` instead.
+    ``problems`` names each failed convergence check of the row's fit (empty when it converged); ``error``
+    says why a row's fit failed (its scores are then missing; with ``strict=True`` an unconverged fit fails
+    with :class:`ConvergenceError`): one failed fit does not stop the others. ``client``: where the fits run,
+    this process (None) or a Dask cluster (``"local"``, an address or a Client; see
+    :mod:`bayes_scaling.parallel`).
     """
     probs = intervals.check_probs(prob)
-    rows = []
-    for cut, law, result, test, seconds in _leave_future_out(
-        runs, laws, holdout, by, columns, group, seed, progressbar, "backtest", fit_kwargs
-    ):
-        d = result.diagnostics
-        rows.append(
-            {
-                "cut": cut,
-                "law": law,
-                "n_fit": len(result.runs),
-                "n_scored": len(test),
-                **score(result, test, prob=probs, seed=seed),
-                "divergences": d["divergences"],
-                "max_r_hat": d["max_r_hat"],
-                "problems": "; ".join(result.problems),
-                "compile_seconds": result.settings["compile_seconds"],
-                "seconds": seconds,
-            }
-        )
+    options = {"columns": columns, "group": group, "seed": seed, "progressbar": progressbar, "client": client}
+    options.update(fit_kwargs)
+    scorer = partial(_backtest_row, probs=probs, seed=seed)
+    rows = [
+        {"cut": cut, "law": law, **(outcome.value or {}), "error": outcome.error or ""}
+        for cut, law, outcome in _leave_future_out(runs, laws, holdout, by, scorer, "backtest", options)
+    ]
     table = pd.DataFrame(rows)
     table.attrs.update(interval="equal-tailed", kind="observation")
     return table
@@ -265,6 +281,7 @@ def stack(
     group: str | None = None,
     seed: int | None = None,
     progressbar: bool = True,
+    client: Any = None,
     **fit_kwargs: Any,
 ) -> Average:
     """Stack law forms by how well they predicted the future: leave-future-out stacking weights, and the
@@ -277,18 +294,24 @@ def stack(
     which rewards interpolation). Then each law is fitted on every run. Returns an :class:`Average`
     whose ``lfo`` table gives each law's summed leave-future-out log score (``elpd_lfo``), its
     coverage of the held-out runs at 90% and its weight; ``predict`` gives the stacked predictive.
+    ``client``: where the leave-future-out fits run, as in :func:`backtest`.
     """
     from .fitting import fit
 
     if len(laws) < 2 or len(set(laws)) != len(laws):
         raise OptionError(f"stack needs at least two different laws, got {list(laws)}")
+    options = {"columns": columns, "group": group, "seed": seed, "progressbar": progressbar, "client": client}
+    options.update(fit_kwargs)
+    scorer = partial(_stack_scores, seed=seed)
+    outcomes = _leave_future_out(runs, laws, holdout, by, scorer, "stack", options)
+    failed = [f"{law} at cut {cut:.3g}: {outcome.error}" for cut, law, outcome in outcomes if outcome.error]
+    if failed:  # weights need every law's predictions of the same runs
+        raise BayesScalingError(f"stack: leave-future-out fit(s) failed, so no weights: {'; '.join(failed)}")
     lpd: dict[str, list[np.ndarray]] = {law: [] for law in laws}
     inside: dict[str, list[np.ndarray]] = {law: [] for law in laws}
-    for _, law, result, test, _ in _leave_future_out(
-        runs, laws, holdout, by, columns, group, seed, progressbar, "stack", fit_kwargs
-    ):
-        lpd[law].append(result.log_predictive_density(test, seed=seed))
-        inside[law].append(result.predict(test, prob=0.9, kind="observation", seed=seed)["inside_eti90"].to_numpy())
+    for _, law, outcome in outcomes:
+        lpd[law].append(outcome.value[0])
+        inside[law].append(outcome.value[1])
     matrix = np.stack([np.concatenate(lpd[law]) for law in laws])
     weights = stacking_weights(matrix)
     fits = {}

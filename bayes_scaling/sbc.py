@@ -10,16 +10,18 @@ uniform by construction; cycles fit without them.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .data import DEFAULT_COLUMNS
+from .errors import BayesScalingError
 from .laws import Law, load_law
 from .observation import ObservationModel, flat_draws
+from .parallel import raise_if_all_failed, run_tasks
 from .priors import Prior
 
 __all__ = ["DESIGN_COLUMNS", "SBCResult", "design", "sbc"]
@@ -79,51 +81,53 @@ def _truth(law: Law, observation: ObservationModel, priors: dict[str, Prior], rn
     return {p: float(priors[p].scipy().rvs(random_state=rng)) for p in names}
 
 
-def _cycles(
-    source: str, likelihood: str, indices: Sequence[int], seed: int, draws: int, thin: int, tune: int, chains: int
-) -> list[dict]:
-    """Run the cycles ``indices`` (in one process: the model compiles once, then refits swap the data)."""
-    from .fitting import fit
-
+@lru_cache(maxsize=4)
+def _setup(source: str, likelihood: str) -> tuple:
+    """What every cycle of a law shares, made once per process: the law at the design's scales, the
+    observation model, the design, its inputs and the priors."""
     law = Law.from_toml(source)
     observation = ObservationModel(likelihood, False, False)
     runs = design()
     inputs = {k: runs[DESIGN_COLUMNS[k]].to_numpy() for k in law.inputs}
-    scaled = law.with_scales(inputs)
     priors = {**law.priors, **{k: Prior.from_spec(k, v) for k, v in observation.default_priors().items()}}
-    rows = []
-    for i in indices:
-        rng = np.random.default_rng([seed, i])
-        truth = _truth(scaled, observation, priors, rng)
-        mu = np.log(scaled.evaluate_sampled(truth, **inputs))[None, :]
-        noise = {k: np.asarray([[truth[k]]]) for k in observation.params}
-        loss = np.exp(observation.sample(mu, noise, rng)[0])
-        published = {k: float(v) for k, v in scaled.to_natural(truth).items()}
-        row: dict = {}
-        if not np.all(np.isfinite(loss)):  # a prior draw whose law overflows: no data to fit
-            row["problems"] = "simulated loss not finite"
-            rows.append(row)
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = fit(
-                runs.assign(loss=loss),
-                law=law,
-                columns={k: DESIGN_COLUMNS[k] for k in law.inputs if k == "x"},
-                likelihood=likelihood,
-                discrepancy=False,
-                draws=draws * thin // chains,
-                tune=tune,
-                chains=chains,
-                seed=int(rng.integers(2**31)),
-                progressbar=False,
-            )
-        for name, value in {**truth, **published}.items():
-            kept = flat_draws(result.tree["posterior"].to_dataset()[name].values)[::thin][:draws]
-            row[name] = int((kept < value).sum())
-        row["problems"] = "; ".join(result.problems)
-        rows.append(row)
-    return rows
+    return law, law.with_scales(inputs), observation, runs, inputs, priors
+
+
+def _cycle(task: tuple) -> dict:
+    """One cycle (here or on a worker; each process compiles the law once, then refits swap the data):
+    draw the truth, simulate the design's runs, fit, rank the truth among the kept draws."""
+    from .fitting import fit
+
+    source, likelihood, i, seed, draws, thin, tune, chains = task
+    law, scaled, observation, runs, inputs, priors = _setup(source, likelihood)
+    rng = np.random.default_rng([seed, i])
+    truth = _truth(scaled, observation, priors, rng)
+    mu = np.log(scaled.evaluate_sampled(truth, **inputs))[None, :]
+    noise = {k: np.asarray([[truth[k]]]) for k in observation.params}
+    loss = np.exp(observation.sample(mu, noise, rng)[0])
+    published = {k: float(v) for k, v in scaled.to_natural(truth).items()}
+    if not np.all(np.isfinite(loss)):  # a prior draw whose law overflows: no data to fit
+        return {"problems": "simulated loss not finite"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fit(
+            runs.assign(loss=loss),
+            law=law,
+            columns={k: DESIGN_COLUMNS[k] for k in law.inputs if k == "x"},
+            likelihood=likelihood,
+            discrepancy=False,
+            draws=draws * thin // chains,
+            tune=tune,
+            chains=chains,
+            seed=int(rng.integers(2**31)),
+            progressbar=False,
+        )
+    row: dict = {}
+    for name, value in {**truth, **published}.items():
+        kept = flat_draws(result.tree["posterior"].to_dataset()[name].values)[::thin][:draws]
+        row[name] = int((kept < value).sum())
+    row["problems"] = "; ".join(result.problems)
+    return row
 
 
 def sbc(
@@ -136,22 +140,23 @@ def sbc(
     tune: int = 500,
     chains: int = 2,
     likelihood: str = "student_t",
-    workers: int = 1,
+    client: Any = None,
+    progressbar: bool = False,
 ) -> SBCResult:
     """Simulation-based calibration of ``law`` with the default observation model: ``cycles`` prior draws,
     simulated runs on :func:`design`, fits, and the rank of each true value among ``draws`` posterior draws
-    (every ``thin``-th, to make them nearly independent). ``workers`` > 1 runs cycles in that many processes
-    (each compiles once). Cycles whose simulated losses overflow are dropped."""
+    (every ``thin``-th, to make them nearly independent). ``client``: where the cycles run, this process
+    (None) or a Dask cluster (``"local"``, an address or a Client; see :mod:`bayes_scaling.parallel`), each
+    process compiling once. Cycles whose simulated losses overflow are dropped; a cycle whose fit fails
+    raises (SBC needs every cycle)."""
     law = load_law(law)
-    chunks = [list(range(w, cycles, workers)) for w in range(workers)]
-    args = (law.source, likelihood)
-    options = (seed, draws, thin, tune, chains)
-    if workers == 1:
-        rows = _cycles(*args, chunks[0], *options)
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            futures = [pool.submit(_cycles, *args, chunk, *options) for chunk in chunks]
-            rows = [row for future in futures for row in future.result()]
+    tasks = [(law.source, likelihood, i, seed, draws, thin, tune, chains) for i in range(cycles)]
+    outcomes = run_tasks(_cycle, tasks, client=client, desc=f"SBC {law.name}", progressbar=progressbar)
+    raise_if_all_failed(outcomes)
+    failed = [f"cycle {i}: {o.error}" for i, o in enumerate(outcomes) if o.error]
+    if failed:  # SBC's ranks are uniform only over every cycle
+        raise BayesScalingError(f"SBC of {law.name}: {len(failed)} cycle(s) failed, first {failed[0]}")
+    rows = [o.value for o in outcomes]
     ranks = pd.DataFrame(rows)
     ranks = ranks[ranks["problems"] != "simulated loss not finite"].reset_index(drop=True)
     return SBCResult(law.name, ranks, draws)

@@ -1,9 +1,9 @@
 """Simulation-based calibration of every bundled law with the default observation model.
 
-    python benchmarks/sbc.py [--cycles 200] [--workers 2] [--laws chinchilla,kaplan_nd]
+    python benchmarks/sbc.py [--cycles 200] [--client local] [--laws chinchilla,kaplan_nd]
 
 For each law: ``cycles`` prior draws, runs simulated on the 8 x 8 design of ``bayes_scaling.sbc.design``,
-fits (compiled once per worker, data swapped in), ranks of every sampled and published parameter among 99
+fits (on Dask, compiled once per worker, data swapped in), ranks of every sampled and published parameter among 99
 thinned posterior draws, a chi-square uniformity test per parameter (passes at p > 0.01 / number of
 parameters), and an ECDF-difference plot. Writes benchmarks/sbc_results.md and benchmarks/sbc/<law>.png.
 """
@@ -28,11 +28,18 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--client", default="local", help="'local' (a Dask process per core), an address, or 'none'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--laws", default=",".join(bs.list_laws()))
     args = parser.parse_args()
     (HERE / "sbc").mkdir(exist_ok=True)
+    client = None
+    if args.client == "local":  # one cluster for every law: each worker compiles each law once
+        from distributed import Client, LocalCluster
+
+        client = Client(LocalCluster(threads_per_worker=1, dashboard_address=None))
+    elif args.client != "none":
+        client = args.client
     lines = [
         f"Simulation-based calibration, {args.cycles} cycles per law (`python benchmarks/sbc.py`). p: chi-square "
         "test of uniform ranks (10 bins); a law passes when every parameter has p > 0.01 / parameters. "
@@ -46,7 +53,7 @@ def main() -> None:
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = sbc(law, cycles=args.cycles, seed=args.seed, workers=args.workers)
+            result = sbc(law, cycles=args.cycles, seed=args.seed, client=client)
         minutes = (time.perf_counter() - start) / 60
         summary = result.summary()
         worst = summary["p_value"].idxmin()

@@ -88,6 +88,8 @@ def test_fit_summary_predict(tmp_path):
         (["summary", "{csv}"], "is not a saved bayes_scaling fit"),
         (["fit", "{csv}", "--formula", "E + A * N**-alpha", "--prior", "E=Normal(sigma=1, 0)"], "positional value"),
         (["fit", "{csv}", "--out", "nowhere/fit.nc"], "folder 'nowhere' does not exist"),
+        (["backtest", "{csv}", "--laws", "chinchilla,kaplan_nd"], "missing column(s) 'loss'"),
+        (["backtest", "{csv}", "--laws", "chinchilla,kaplan_nd", "--client", "nowhere:1"], "no Dask scheduler"),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path, args, message):
