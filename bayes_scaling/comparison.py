@@ -170,14 +170,13 @@ def _leave_future_out(
     by: str,
     scorer: Callable[[ScalingFit, pd.DataFrame, float], Any],
     desc: str,
-    options: dict[str, Any],
+    fit_options: dict[str, Any],
+    client: Any,
+    progressbar: bool,
 ) -> list[tuple[float, str, Outcome]]:
     """For each cut and law: (cut, law, the outcome of ``scorer`` on the fit of the runs at or below the cut
-    and the runs above). ``options``: ``fit``'s, with ``client`` and ``progressbar`` for :func:`run_tasks`.
-    In this process, refits of a law reuse its compiled model with the data swapped in; on a cluster, each
-    worker compiles a law once."""
-    fit_options = dict(options)
-    client, progressbar = fit_options.pop("client"), fit_options.pop("progressbar")
+    and the runs above). In this process, refits of a law reuse its compiled model with the data swapped in;
+    on a cluster (``client``), each worker compiles a law once."""
     if client is not None and "cache" in fit_options:
         raise OptionError("cache= holds this process's compiled models; with client=, each worker keeps its own")
     frame = read_table(runs)
@@ -239,13 +238,10 @@ def backtest(
     :mod:`bayes_scaling.parallel`).
     """
     probs = intervals.check_probs(prob)
-    options = {"columns": columns, "group": group, "seed": seed, "progressbar": progressbar, "client": client}
-    options.update(fit_kwargs)
+    options = {"columns": columns, "group": group, "seed": seed, **fit_kwargs}
     scorer = partial(_backtest_row, probs=probs, seed=seed)
-    rows = [
-        {"cut": cut, "law": law, **(outcome.value or {}), "error": outcome.error or ""}
-        for cut, law, outcome in _leave_future_out(runs, laws, holdout, by, scorer, "backtest", options)
-    ]
+    outcomes = _leave_future_out(runs, laws, holdout, by, scorer, "backtest", options, client, progressbar)
+    rows = [{"cut": cut, "law": law, **(o.value or {}), "error": o.error or ""} for cut, law, o in outcomes]
     table = pd.DataFrame(rows)
     table.attrs.update(interval="equal-tailed", kind="observation")
     return table
@@ -300,10 +296,9 @@ def stack(
 
     if len(laws) < 2 or len(set(laws)) != len(laws):
         raise OptionError(f"stack needs at least two different laws, got {list(laws)}")
-    options = {"columns": columns, "group": group, "seed": seed, "progressbar": progressbar, "client": client}
-    options.update(fit_kwargs)
+    options = {"columns": columns, "group": group, "seed": seed, **fit_kwargs}
     scorer = partial(_stack_scores, seed=seed)
-    outcomes = _leave_future_out(runs, laws, holdout, by, scorer, "stack", options)
+    outcomes = _leave_future_out(runs, laws, holdout, by, scorer, "stack", options, client, progressbar)
     failed = [f"{law} at cut {cut:.3g}: {outcome.error}" for cut, law, outcome in outcomes if outcome.error]
     if failed:  # weights need every law's predictions of the same runs
         raise BayesScalingError(f"stack: leave-future-out fit(s) failed, so no weights: {'; '.join(failed)}")
