@@ -101,8 +101,9 @@ def run_tasks(
     progressbar: bool = True,
 ) -> list[Outcome]:
     """``func(task)`` for every task, here or on a Dask cluster (see the module's notes on ``client``); the
-    outcomes in the order of ``tasks``. ``func`` must be a module-level function (workers import it) and
-    its tasks and results picklable. Progress: a bar, and one log line per finished task."""
+    outcomes in the order of ``tasks``. On a cluster ``func``, its tasks and its results travel by pickle (a
+    function of an installed module by name, one defined in a script or notebook by value). Progress: a
+    bar, and one log line per finished task."""
     from tqdm import tqdm
 
     total = len(tasks)
@@ -112,9 +113,8 @@ def run_tasks(
         def record(i: int, outcome: Outcome, done: int) -> None:
             outcomes[i] = outcome
             bar.update()
-            log.info(
-                "%s %d/%d done%s", desc, done, total, f" (task {i + 1} failed: {outcome.error})" * bool(outcome.error)
-            )
+            failed = f" (task {i + 1} failed: {outcome.error})" if outcome.error else ""
+            log.info("%s %d/%d done%s", desc, done, total, failed)
 
         if client is None:
             for i, task in enumerate(tasks):
