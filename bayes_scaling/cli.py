@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, intervals
 from .errors import BayesScalingError, FitFileError, OptionError, SamplingWarning
 from .laws import Law, list_laws, load_law
-from .observation import LIKELIHOODS
+from .observation import LIKELIHOODS, NOISE_PRIORS
 from .priors import parse_prior
 from .samplers import SAMPLERS
 
@@ -173,20 +173,6 @@ def _fit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-#: The model options: defaults, to tell which a user gave.
-_MODEL_DEFAULTS: dict[str, Any] = {
-    "law": "chinchilla",
-    "group": None,
-    "pooling": None,
-    "noise_by_group": False,
-    "column": [],
-    "formula": None,
-    "inputs": None,
-    "prior": [],
-    "priors": None,
-}
-
-
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--law", default="chinchilla", help="law name (see `laws`) or path to a law TOML file")
     p.add_argument("--group", default=None, help="group column (parameters are partially pooled across groups)")
@@ -260,7 +246,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         inputs = (
             args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]
         )
-        noise = {k: priors.pop(k) for k in list(priors) if k in ("sigma", "nu", "kappa") or k.endswith("_sd")}
+        noise = {k: priors.pop(k) for k in list(priors) if k in (*NOISE_PRIORS, "kappa") or k.endswith("_sd")}
         law, priors = Law.from_formula(args.formula, inputs=inputs, priors=priors), noise
     return {
         "law": law,
@@ -282,7 +268,10 @@ def _saved_fit_only(args: argparse.Namespace, path: str) -> ScalingFit:
     """A saved fit, refusing model options that would be silently ignored."""
     from .result import ScalingFit
 
-    given = [f"--{k.replace('_', '-')}" for k, v in _MODEL_DEFAULTS.items() if getattr(args, k, v) != v]
+    model_options = argparse.ArgumentParser(add_help=False)
+    _model_args(model_options)
+    defaults = vars(model_options.parse_args([]))  # the model options' defaults, to tell which a user gave
+    given = [f"--{k.replace('_', '-')}" for k, v in defaults.items() if getattr(args, k, v) != v]
     if given:
         raise CLIError(f"{path!r} is a saved fit: {', '.join(given)} would not change it (refit from the runs instead)")
     return ScalingFit.load(path)

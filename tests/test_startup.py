@@ -37,6 +37,8 @@ def test_saved_fit_commands_do_not_load_the_sampler(stored_fit_path):
 
 
 def test_every_public_name_resolves():
+    # __all__ is written out for linters; it must list exactly the errors, the version and the lazy names
+    assert sorted(bs.__all__) == sorted({*bs.errors.__all__, "__version__", *bs._LAZY})
     for name in bs.__all__:
         value = getattr(bs, name)
         assert not isinstance(value, types.ModuleType), name
