@@ -60,8 +60,9 @@ def optimum(
     fixed: Mapping[str, Any] | None = None,
     method: str = "auto",
     offset: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None,
-) -> dict[str, np.ndarray]:
-    """N, D and loss at the optimum for each draw (rows of ``sampled``) and budget ``C`` (columns).
+) -> dict[str, Any]:
+    """N, D and loss at the optimum for each draw (rows of ``sampled``) and budget ``C`` (columns), and
+    ``inputs``: every input of the law there (N, D and those ``fixed`` or implied).
 
     ``method``: ``"closed"`` (the law's ``[optimal]`` formulas, valid for its own compute formula),
     ``"numeric"``, or ``"auto"`` (closed where it applies). ``fixed`` gives values of inputs other than
@@ -117,10 +118,11 @@ def optimum(
             a, fa, b, fb = (np.where(left, x, b), np.where(left, fx, fb), np.where(left, a, x), np.where(left, fa, fx))
         N = np.exp((lo + hi) / 2)
         D = C / f(N)
-    at = loss(N, D)
+    inputs = inputs_at(N, D)
+    at = law.evaluate_sampled(sampled, **inputs)
     if offset is not None:
-        at = at * np.exp(offset(inputs_at(N, D)))
-    return {"N": N, "D": D, "loss": at}
+        at = at * np.exp(offset(inputs))
+    return {"N": N, "D": D, "loss": at, "inputs": inputs}
 
 
 def _largest_n(f: Callable[[np.ndarray], np.ndarray], C: np.ndarray) -> np.ndarray:
@@ -166,7 +168,7 @@ def budget_for_loss(
         mid = (lo + hi) / 2
         ok = at(np.exp(mid))["loss"] <= target
         lo, hi = np.where(ok, lo, mid), np.where(ok, mid, hi)
-    out = at(np.exp(hi))
+    out = {k: v for k, v in at(np.exp(hi)).items() if k != "inputs"}
     out["C"] = np.exp(hi)
     already = below[:, 0]
     found = reachable & ~already
