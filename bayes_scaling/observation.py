@@ -160,6 +160,13 @@ class ObservationModel:
             eps = rng.standard_normal(mu.shape)
         return mu + noise["sigma"] * eps
 
+    def information_variance(self, noise: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The variance of the Normal likelihood that tells as much about the curve as this one does (the
+        inverse Fisher information of its location), per draw: sigma^2, or sigma^2 (nu + 3) / (nu + 1) for
+        Student-t, whose heavy tails make one run say less."""
+        variance = np.square(noise["sigma"])
+        return variance * (noise["nu"] + 3) / (noise["nu"] + 1) if self.likelihood == "student_t" else variance
+
     @staticmethod
     def delta(kappa: np.ndarray, sigma: np.ndarray, z: np.ndarray, dist: np.ndarray) -> np.ndarray:
         """The discrepancy kappa * sigma * z * distance: draws (S, 1) of kappa and z, sigma (S, 1) or
