@@ -463,6 +463,74 @@ def cmd_optimal(args: argparse.Namespace) -> None:
     )
 
 
+def _grid(texts: Sequence[str]) -> dict[str, list]:
+    """Each ``--grid COL=LO:HI:COUNT`` (COUNT log-spaced values) or ``--grid COL=A,B,...`` as a column's values."""
+    import numpy as np
+
+    grid: dict[str, list] = {}
+    for text in texts:
+        column, sep, spec = text.partition("=")
+        if not sep or not column.strip() or not spec.strip():
+            raise CLIError(f"--grid: expected COL=LO:HI:COUNT or COL=A,B,..., got {text!r}")
+        parts = spec.split(":")
+        if len(parts) == 1:
+            grid[column.strip()] = [v.strip() for v in spec.split(",") if v.strip()]
+            continue
+        try:
+            lo, hi, count = float(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else None
+        except ValueError:
+            count = None
+        if count is None or count < 1 or not 0 < lo <= hi < math.inf:
+            raise CLIError(f"--grid {text!r}: expected LO:HI:COUNT with 0 < LO <= HI and a whole COUNT >= 1")
+        grid[column.strip()] = list(np.geomspace(lo, hi, count))
+    return grid
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+
+    from .data import read_table
+    from .design import OPTIMAL_TARGETS
+    from .result import ScalingFit
+
+    result = ScalingFit.load(args.fit)
+    if bool(args.candidates) == bool(args.grid):
+        raise CLIError("give the candidate runs with --candidates FILE.csv or --grid COL=LO:HI:COUNT, one of the two")
+    if bool(args.at) == bool(args.target):
+        raise CLIError(f"give the target with --at N=..,D=.. (repeatable) or --target {'|'.join(OPTIMAL_TARGETS)}")
+    if args.target and not args.compute:
+        raise CLIError(f"--target {args.target} needs --compute C1,C2,..., the budgets in FLOPs")
+    if args.compute and not args.target:
+        raise CLIError("--compute goes with --target N_opt|D_opt|loss_opt, not with --at")
+    candidates = read_table(args.candidates) if args.candidates else _grid(args.grid)
+    points = _points(args.at)
+    target = args.target or {
+        k: [p.get(k, math.nan) for p in points] for k in dict.fromkeys(k for p in points for k in p)
+    }
+    table = result.suggest_runs(
+        candidates,
+        target=target,
+        C=_numbers(args.compute, "--compute") if args.compute else None,
+        budget=args.budget,
+        batch=args.batch,
+        cost=args.cost,
+        group=args.group,
+        new_group=args.new_group,
+        prob=args.prob,
+        seed=args.seed,
+    )
+    width = f"{intervals.label(args.prob)}_width"
+    _emit(
+        table,
+        args,
+        title=f"runs to train next, in order (target: {table.attrs['target']}; {width}: the target's interval "
+        "width expected once the runs so far are fitted)",
+        width_now=table.attrs["width_now"],
+        budget=args.budget,
+        spent=float(table["cost"].sum()),
+        **_fit_meta(result, diagnostics=False),
+    )
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from .data import read_table
     from .report import _target, write_report
@@ -637,6 +705,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flops", default=None, help="FLOPs formula in N and D (default: the law's, 6 * N * D)")
     p.add_argument("--group", default=None, help="for a grouped fit: one group (default: every group)")
     p.add_argument("--new-group", action="store_true", help="allow a group label the fit does not know")
+
+    p = command(
+        "plan",
+        "which runs to train next: from candidates, those that most shrink a target's interval per unit cost",
+        cmd_plan,
+        csv_out=True,
+    )
+    p.add_argument("fit")
+    p.add_argument("--candidates", default=None, metavar="FILE.csv", help="candidate runs, with the fit's columns")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="COL=LO:HI:COUNT",
+        help="candidates on a grid instead: COUNT log-spaced values of a column, or COL=A,B (a group column); repeat",
+    )
+    p.add_argument("--at", action="append", default=[], metavar="N=..,D=..", help="target: the loss here; repeatable")
+    p.add_argument("--target", default=None, choices=("N_opt", "D_opt", "loss_opt"), help="or a compute-optimal target")
+    p.add_argument("--compute", default=None, metavar="C1,C2,...", help="with --target: the budgets in FLOPs")
+    p.add_argument("--budget", type=float, required=True, help="the most the new runs may cost together (FLOPs)")
+    p.add_argument("--batch", type=int, default=None, help="at most this many runs")
+    p.add_argument("--cost", default=None, help="a run's cost as a formula in the law's inputs (default: its FLOPs)")
+    p.add_argument("--group", default=None, help="for a grouped fit: the target's group (default: every group)")
+    p.add_argument("--new-group", action="store_true", help="allow a target group the fit does not know")
+    p.add_argument("--prob", type=float, default=intervals.PROB, help="the interval whose width is reported")
+    p.add_argument("--seed", type=int, default=None)
 
     p = command(
         "report",

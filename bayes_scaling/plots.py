@@ -32,6 +32,7 @@ __all__ = [
     "plot_loss",
     "plot_pareto_k",
     "plot_pit",
+    "plot_plan",
     "plot_ppc",
     "plot_rank",
     "plot_residuals",
@@ -465,4 +466,30 @@ def plot_sbc(result: Any, ax: Axes | None = None) -> Axes:
     ax.axhline(0, color="0.4", lw=0.6)
     ax.set(xlim=(0, 1), xlabel="normalised rank", ylabel="ECDF - uniform", title=f"{result.law}: SBC, {n} cycles")
     ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def plot_plan(
+    fit: ScalingFit, plan: Any, *, target: Any = None, candidates: Any = None, ax: Axes | None = None
+) -> Axes:
+    """A plan of runs (:meth:`ScalingFit.suggest_runs`) in the (N, D) plane: the fitted runs, the candidates
+    (if given), the chosen runs numbered in the order chosen, and the target points (a mapping of N and D,
+    or a table with the fit's columns)."""
+    if not {"N", "D"} <= set(fit.law.inputs):
+        raise OptionError(f"law {fit.law.name!r} has inputs {list(fit.law.inputs)}; a plan is drawn in N and D")
+    ax = _axes(ax)
+    n, d = fit.runs.columns["N"], fit.runs.columns["D"]
+    if candidates is not None:
+        ax.scatter(candidates[n], candidates[d], s=14, facecolors="none", edgecolors="0.6", lw=0.7, label="candidates")
+    ax.scatter(fit.runs.inputs["N"], fit.runs.inputs["D"], s=14, color="k", label="fitted runs")
+    ax.scatter(plan[n], plan[d], s=60, color="C1", zorder=3, label="suggested, in order")
+    for i, (x, y) in enumerate(zip(plan[n], plan[d], strict=True), start=1):
+        ax.annotate(str(i), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8, color="C1")
+    if target is not None:
+        nt, dt = (target[n], target[d]) if hasattr(target, "columns") else (target["N"], target["D"])
+        ax.scatter(nt, dt, marker="*", s=160, color="C3", zorder=4, label="target")
+    ax.set(xscale="log", yscale="log", xlabel=_LABELS["N"], ylabel=_LABELS["D"])
+    spent = f"{len(plan)} runs, {plan['total_cost'].iloc[-1]:.3g} in all" if len(plan) else "no run worth its cost"
+    ax.set_title(spent)
+    ax.legend(fontsize=8)
     return ax

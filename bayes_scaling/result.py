@@ -921,6 +921,76 @@ class ScalingFit:
         table.insert(1 + ("group" in table), "reachable_fraction", np.atleast_1d(share.values).astype(float))
         return table
 
+    # ------------------------------------------------------------------------------ experiment design
+    def suggest_runs(
+        self,
+        candidates: pd.DataFrame | Mapping[str, Any],
+        *,
+        target: pd.DataFrame | Mapping[str, Any] | str,
+        C: ArrayLike | None = None,
+        budget: float,
+        batch: int | None = None,
+        cost: str | None = None,
+        group: str | Sequence[str] | None = None,
+        new_group: bool = False,
+        prob: float = intervals.PROB,
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """The runs to train next: from ``candidates``, those that most shrink the posterior of ``target``
+        per unit cost, chosen one at a time until the ``budget`` is spent (or ``batch`` runs are chosen).
+
+        Parameters
+        ----------
+        candidates
+            Runs that could be trained: a table with the fit's input columns (and its group column for a
+            grouped fit, groups the fit knows), or a grid, a mapping of those columns to values, tried in
+            every combination (``{"n_params": np.geomspace(1e7, 1e9, 9), "n_tokens": [...]}``).
+        target
+            What to pin down: the expected loss at given inputs (a table like ``candidates``, or a mapping
+            of the law's inputs such as ``{"N": 7e9, "D": 1.4e11}``; several points add their variances),
+            or ``"N_opt"``, ``"D_opt"`` or ``"loss_opt"``, the compute-optimal allocation or its loss at the
+            budget(s) ``C`` (for every group of a grouped fit, or ``group``).
+        budget, batch
+            The most the chosen runs may cost together (in the units of ``cost``), and at most how many.
+        cost
+            A run's cost as a formula in the law's inputs (default: the law's FLOPs formula, ``6 * N * D``
+            for Chinchilla's).
+        group, new_group
+            For a grouped fit: which groups' target (a label not in the fit needs ``new_group=True``).
+        prob, seed
+            The interval whose expected width is reported, and the seed of the random draws.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The chosen candidates in the order chosen (their rows as given), with ``cost``, ``total_cost``
+            and ``eti90_width``: the expected width of the target's interval once the runs so far are
+            trained and fitted (mean over the target's points, in its units). ``attrs["width_now"]`` is
+            the width today.
+
+        Notes
+        -----
+        No refit per candidate: the forecast comes from the posterior draws (a Gaussian update of the
+        curve's draws, and the extrapolation discrepancy's shrinking distance; see
+        :mod:`bayes_scaling.design`). It is the model's own expectation, so a misfitting model plans badly:
+        refit after each batch.
+        """
+        from .design import suggest_runs
+
+        return suggest_runs(
+            self,
+            candidates,
+            target=target,
+            C=C,
+            budget=budget,
+            batch=batch,
+            cost=cost,
+            group=group,
+            new_group=new_group,
+            prob=prob,
+            seed=seed,
+        )
+
     # ------------------------------------------------------------------------------ the model, refits
     def _priors_with_spreads(self) -> dict[str, Prior]:
         """The priors of the PyMC model (no kappa), with the spread prior of each partially pooled

@@ -1,0 +1,266 @@
+"""Which runs to train next: from candidate runs, a batch that most shrinks a target's posterior per unit cost.
+
+The target is a quantity the fit predicts: the expected loss at given inputs, or the compute-optimal
+``N_opt``, ``D_opt`` or loss at a budget. Its posterior variance (on the log scale) after the new runs are
+fitted is forecast from the posterior draws alone, under the fit's own model, with no refit per candidate:
+
+- **the law's curve.** Its draws at the candidates and at the target are taken as jointly Gaussian (a local
+  Gaussian approximation of the posterior). A run at candidate ``k`` observes the curve there with the
+  observation model's noise (as the Normal that carries the same information,
+  :meth:`ObservationModel.information_variance`), so the target's variance after observing it follows from
+  the linear (Kalman) update of the draws' covariance; choosing runs one at a time updates it by rank one.
+- **the extrapolation discrepancy** (:mod:`bayes_scaling.observation`). Its variance at the target is
+  ``E[(kappa sigma z)^2]`` times the squared distance from the nearest fitted run (of the target's group); a
+  run nearer the target shortens that distance. This is what makes larger runs worth their cost.
+
+Runs are chosen greedily: at each step the candidate whose expected reduction of the target's variance per
+unit cost is largest, among those that fit in what is left of the budget.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from . import intervals
+from .errors import DataError, OptionError
+from .expr import Expression
+
+if TYPE_CHECKING:
+    from .result import ScalingFit
+
+__all__ = ["OPTIMAL_TARGETS", "greedy", "suggest_runs"]
+
+#: A run is worth suggesting when it is expected to remove at least this share of the target's variance now.
+MIN_GAIN = 1e-3
+#: Compute-optimal targets, and the key of :func:`bayes_scaling.optimal.optimum` each one reads.
+OPTIMAL_TARGETS = {"N_opt": "N", "D_opt": "D", "loss_opt": "loss"}
+
+
+def greedy(
+    curve: np.ndarray,
+    noise_var: np.ndarray,
+    cost: np.ndarray,
+    *,
+    unit: np.ndarray | None = None,
+    dist: np.ndarray | None = None,
+    reach: np.ndarray | None = None,
+    budget: float = np.inf,
+    batch: int | None = None,
+    per_cost: bool = True,
+) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Choose candidates one at a time, each the largest expected reduction of the targets' summed
+    variance per unit cost (or, with ``per_cost=False``, the largest reduction) that fits in the budget left
+    and removes at least :data:`MIN_GAIN` of the variance before the first.
+
+    ``curve``: draws (S, K + T) of the curve at K candidates then T targets; ``noise_var`` (K,): the
+    noise variance of a run at each candidate; ``cost`` (K,). With the discrepancy: ``unit`` (S, T) its
+    draws per decade of distance, ``dist`` (S or 1, T) the targets' distance from the fitted runs now and
+    ``reach`` (S or 1, T, K) their distance from each candidate (inf where it cannot shorten it).
+
+    Returns, per chosen candidate, its index, the curve's variance at each target after it and the
+    targets' distances after it (None without the discrepancy).
+    """
+    K = cost.size
+    cov = np.atleast_2d(np.cov(curve, rowvar=False))
+    unit2 = None if unit is None else np.square(unit)
+    least = MIN_GAIN * (np.trace(cov[K:, K:]) + (0 if unit2 is None else (unit2 * np.square(dist)).mean(0).sum()))
+    open_ = np.ones(K, dtype=bool)
+    spent, out = 0.0, []
+    while batch is None or len(out) < batch:
+        gain = np.square(cov[K:, :K]).sum(axis=0) / (np.diagonal(cov)[:K] + noise_var)
+        if unit2 is not None:
+            assert dist is not None and reach is not None
+            nearer = np.minimum(dist[..., None], reach)  # (S or 1, T, K)
+            gain = gain + (unit2[..., None] * (np.square(dist)[..., None] - np.square(nearer))).sum(axis=1).mean(0)
+        ok = open_ & (spent + cost <= budget) & (gain > least)
+        if not ok.any():
+            break
+        k = int(np.argmax(np.where(ok, gain / cost if per_cost else gain, -np.inf)))
+        cov = cov - np.outer(cov[:, k], cov[k, :]) / (cov[k, k] + noise_var[k])
+        if unit2 is not None:
+            dist = nearer[..., k]
+        open_[k] = False
+        spent += float(cost[k])
+        out.append((k, np.diagonal(cov)[K:].copy(), dist))
+    return out
+
+
+def candidate_table(candidates: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
+    """Candidates as a table: a DataFrame as given, or a grid (a mapping of column to values) as every
+    combination of its values."""
+    if isinstance(candidates, pd.DataFrame):
+        table = candidates
+    elif isinstance(candidates, Mapping):
+        columns = {k: np.atleast_1d(np.asarray(v)) for k, v in candidates.items()}
+        table = pd.DataFrame(list(itertools.product(*columns.values())), columns=list(columns))
+    else:
+        raise OptionError(
+            f"candidates must be a DataFrame of runs or a grid (a mapping of column to values), "
+            f"got {type(candidates).__name__}"
+        )
+    if table.empty:
+        raise OptionError("no candidate runs to choose from")
+    return table
+
+
+def _costs(fit: ScalingFit, cost: str | None, values: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Each candidate's cost from the ``cost`` formula in the law's inputs (default: its FLOPs formula)."""
+    if cost is None:
+        out = fit.law.compute_flops(**values)
+    else:
+        out = Expression.parse(cost, fit.law.inputs, what="cost").evaluate(dict(values))
+    out = np.broadcast_to(np.asarray(out, dtype=float), next(iter(values.values())).shape)
+    bad = np.flatnonzero(~(np.isfinite(out) & (out > 0)))
+    if bad.size:
+        raise DataError(
+            f"cost {cost or fit.law.compute} must be positive and finite; candidate {bad[0]} has {out[bad[0]]:g}"
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A target's draws on the log scale, split into the law's curve (S, T) and, for a loss, the
+    discrepancy per decade ``unit`` (S, T); where it lies (inputs of shape (S or 1, T)) and in which group."""
+
+    curve: np.ndarray
+    unit: np.ndarray | None
+    where: dict[str, np.ndarray]
+    codes: np.ndarray | None
+    name: str
+
+
+def _loss_target(fit: ScalingFit, target: Any, group: Any, new_group: bool, rng: np.random.Generator) -> _Target:
+    table, inputs = (target, {}) if isinstance(target, pd.DataFrame) else (None, dict(target))
+    values, _, codes = fit._prediction_inputs(table, inputs, group, new_group)
+    curve = fit.log_curve(values, codes, rng)
+    unit = None
+    if fit.observation.discrepancy:
+        sigma = fit.observation.noise(fit.posterior, codes, rng)["sigma"]
+        unit = np.broadcast_to(fit._delta(np.ones(curve.shape[1]), sigma), curve.shape)
+    return _Target(curve, unit, {k: v[None, :] for k, v in values.items()}, codes, "loss")
+
+
+def _optimal_target(
+    fit: ScalingFit, name: str, C: Any, group: Any, new_group: bool, rng: np.random.Generator
+) -> _Target:
+    from .optimal import optimum
+
+    budgets = np.atleast_1d(np.asarray(C, dtype=float)) if C is not None else np.empty(0)
+    if budgets.ndim != 1 or not budgets.size or not np.all(np.isfinite(budgets) & (budgets > 0)):
+        raise OptionError(f"target {name!r} needs C=, the compute budget(s) in FLOPs; got {C!r}")
+    labels, groups = fit._group_draws(group, new_group, None)
+    codes = None if labels is None else fit._group_codes(labels, new_group)
+    curves, units, where = [], [], []
+    for i, (sampled, _) in enumerate(groups):
+        opt = optimum(fit.law, sampled, budgets[None, :])
+        curves.append(np.log(opt[OPTIMAL_TARGETS[name]]))
+        where.append(opt["inputs"])
+        if name == "loss_opt" and fit.observation.discrepancy:
+            sigma = fit.observation.noise(fit.posterior, None if codes is None else codes[i : i + 1], rng)["sigma"]
+            units.append(np.broadcast_to(fit._delta(np.ones(budgets.size), sigma[:, :1]), curves[-1].shape))
+    every = {k: np.concatenate([w[k] for w in where], axis=1) for k in fit.law.inputs}
+    return _Target(
+        np.concatenate(curves, axis=1),
+        np.concatenate(units, axis=1) if units else None,
+        every,
+        None if codes is None else np.repeat(codes, budgets.size),
+        name,
+    )
+
+
+def _log10_gap(where: Mapping[str, np.ndarray], points: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Distance in decades between targets (S or 1, T) and points (K,): (S or 1, T, K)."""
+    return np.sqrt(sum(np.square(np.log10(where[k])[..., None] - np.log10(np.asarray(points[k]))) for k in where))
+
+
+def suggest_runs(
+    fit: ScalingFit,
+    candidates: pd.DataFrame | Mapping[str, Any],
+    *,
+    target: pd.DataFrame | Mapping[str, Any] | str,
+    C: Any = None,
+    budget: float,
+    batch: int | None = None,
+    cost: str | None = None,
+    group: Any = None,
+    new_group: bool = False,
+    prob: float = intervals.PROB,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """The runs to train next: see :meth:`ScalingFit.suggest_runs`."""
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+        raise OptionError(f"batch must be a positive integer, got {batch!r}")
+    if isinstance(budget, bool) or not (isinstance(budget, int | float) and 0 < budget < np.inf):
+        raise OptionError(f"budget must be a positive number (the most the new runs may cost together), got {budget!r}")
+    (prob,) = intervals.check_probs(prob)
+    rng = np.random.default_rng(seed)
+    if isinstance(target, str):
+        if target not in OPTIMAL_TARGETS:
+            raise OptionError(
+                f"unknown target {target!r}: use one of {', '.join(OPTIMAL_TARGETS)} (with C=), or give the "
+                "inputs of the runs whose loss to pin down (a table, or a mapping such as {'N': 7e9, 'D': 1.4e11})"
+            )
+        aim = _optimal_target(fit, target, C, group, new_group, rng)
+    elif isinstance(target, pd.DataFrame | Mapping):
+        if C is not None:
+            raise OptionError("C= goes with a compute-optimal target (N_opt, D_opt, loss_opt), not with points")
+        aim = _loss_target(fit, target, group, new_group, rng)
+    else:
+        raise OptionError(f"target must be a table or mapping of inputs, or one of {', '.join(OPTIMAL_TARGETS)}")
+
+    table = candidate_table(candidates)
+    values, _, codes = fit._prediction_inputs(table, {}, None, False)
+    costs = _costs(fit, cost, values)
+    noise = fit.observation.noise(fit.posterior, codes, rng)
+    noise_var = np.broadcast_to(fit.observation.information_variance(noise), (noise["sigma"].shape[0], len(table)))
+    curve = np.concatenate([fit.log_curve(values, codes, rng), aim.curve], axis=1)
+    dist = reach = None
+    if aim.unit is not None:
+        shape = np.broadcast_shapes(*(v.shape for v in aim.where.values()))
+        flat = {k: np.broadcast_to(v, shape).ravel() for k, v in aim.where.items()}
+        dist = fit.distance(flat, None if aim.codes is None else np.tile(aim.codes, shape[0])).reshape(shape)
+        reach = _log10_gap(aim.where, values)
+        if aim.codes is not None:  # a run shortens the distance of its own group's targets (and of new groups')
+            reach = np.where((aim.codes[:, None] >= 0) & (aim.codes[:, None] != codes[None, :]), np.inf, reach)
+    before = aim.curve.var(axis=0)
+
+    def variance(var: np.ndarray, dist: np.ndarray | None) -> float:
+        """The targets' summed variance: the curve's, and the discrepancy's at distance ``dist``."""
+        return float(var.sum() + (0 if aim.unit is None else (np.square(aim.unit * dist)).mean(0).sum()))
+
+    # Greedy by gain per unit cost can spend the budget on many cheap runs that each tell little; greedy by
+    # gain alone can miss many cheap good ones. The better of the two is within a constant factor of the
+    # best batch (Krause and Guestrin 2005; Leskovec et al. 2007).
+    plans = [
+        greedy(
+            curve,
+            noise_var.mean(axis=0),
+            costs,
+            unit=aim.unit,
+            dist=dist,
+            reach=reach,
+            budget=budget,
+            batch=batch,
+            per_cost=per_cost,
+        )
+        for per_cost in (True, False)
+    ]
+    steps = min(plans, key=lambda plan: variance(*plan[-1][1:]) if plan else variance(before, dist))
+    now = variance(before, dist)
+    b = intervals.bounds(np.exp(aim.curve + (0 if aim.unit is None else aim.unit * dist)), [prob])
+    width_now = float(np.mean(b[f"{intervals.label(prob)}_upper"] - b[f"{intervals.label(prob)}_lower"]))
+    chosen = [k for k, _, _ in steps]
+    out = table.iloc[chosen].copy()
+    out["cost"] = costs[chosen]
+    out["total_cost"] = np.cumsum(costs[chosen])
+    # the width today, scaled by the forecast ratio of standard deviations
+    out[f"{intervals.label(prob)}_width"] = [width_now * np.sqrt(variance(var, d) / now) for _, var, d in steps]
+    out.attrs.update(target=aim.name, prob=prob, width_now=width_now, budget=budget, batch=batch)
+    return out
