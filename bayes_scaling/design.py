@@ -46,45 +46,43 @@ def greedy(
     curve: np.ndarray,
     noise_var: np.ndarray,
     cost: np.ndarray,
+    unit: np.ndarray,
+    dist: np.ndarray,
+    reach: np.ndarray,
     *,
-    unit: np.ndarray | None = None,
-    dist: np.ndarray | None = None,
-    reach: np.ndarray | None = None,
-    budget: float = np.inf,
+    budget: float,
     batch: int | None = None,
     per_cost: bool = True,
-) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Choose candidates one at a time, each the largest expected reduction of the targets' summed
     variance per unit cost (or, with ``per_cost=False``, the largest reduction) that fits in the budget left
     and removes at least :data:`MIN_GAIN` of the variance before the first.
 
     ``curve``: draws (S, K + T) of the curve at K candidates then T targets; ``noise_var`` (K,): the
-    noise variance of a run at each candidate; ``cost`` (K,). With the discrepancy: ``unit`` (S, T) its
-    draws per decade of distance, ``dist`` (S or 1, T) the targets' distance from the fitted runs now and
-    ``reach`` (S or 1, T, K) their distance from each candidate (inf where it cannot shorten it).
+    noise variance of a run at each candidate; ``cost`` (K,). The discrepancy: ``unit`` (S or 1, T) its
+    draws per decade of distance (zeros without one), ``dist`` (S or 1, T) the targets' distance from the
+    fitted runs now and ``reach`` (S or 1, T, K) their distance from each candidate (inf where a candidate
+    cannot shorten it).
 
     Returns, per chosen candidate, its index, the curve's variance at each target after it and the
-    targets' distances after it (None without the discrepancy).
+    targets' distances after it.
     """
     K = cost.size
     cov = np.atleast_2d(np.cov(curve, rowvar=False))
-    unit2 = None if unit is None else np.square(unit)
-    least = MIN_GAIN * (np.trace(cov[K:, K:]) + (0 if unit2 is None else (unit2 * np.square(dist)).mean(0).sum()))
+    unit2 = np.square(unit)
+    least = MIN_GAIN * (np.trace(cov[K:, K:]) + (unit2 * np.square(dist)).mean(0).sum())
     open_ = np.ones(K, dtype=bool)
-    spent, out = 0.0, []
+    spent, out = 0.0, list[tuple[int, np.ndarray, np.ndarray]]()
     while batch is None or len(out) < batch:
-        gain = np.square(cov[K:, :K]).sum(axis=0) / (np.diagonal(cov)[:K] + noise_var)
-        if unit2 is not None:
-            assert dist is not None and reach is not None
-            nearer = np.minimum(dist[..., None], reach)  # (S or 1, T, K)
-            gain = gain + (unit2[..., None] * (np.square(dist)[..., None] - np.square(nearer))).sum(axis=1).mean(0)
+        nearer = np.minimum(dist[..., None], reach)  # (S or 1, T, K)
+        shorter = (unit2[..., None] * (np.square(dist)[..., None] - np.square(nearer))).sum(axis=1).mean(0)
+        gain = np.square(cov[K:, :K]).sum(axis=0) / (np.diagonal(cov)[:K] + noise_var) + shorter
         ok = open_ & (spent + cost <= budget) & (gain > least)
         if not ok.any():
             break
         k = int(np.argmax(np.where(ok, gain / cost if per_cost else gain, -np.inf)))
         cov = cov - np.outer(cov[:, k], cov[k, :]) / (cov[k, k] + noise_var[k])
-        if unit2 is not None:
-            dist = nearer[..., k]
+        dist = nearer[..., k]
         open_[k] = False
         spent += float(cost[k])
         out.append((k, np.diagonal(cov)[K:].copy(), dist))
@@ -126,24 +124,31 @@ def _costs(fit: ScalingFit, cost: str | None, values: Mapping[str, np.ndarray]) 
 
 @dataclass(frozen=True)
 class _Target:
-    """A target's draws on the log scale, split into the law's curve (S, T) and, for a loss, the
-    discrepancy per decade ``unit`` (S, T); where it lies (inputs of shape (S or 1, T)) and in which group."""
+    """A target's draws on the log scale, split into the law's curve (S, T) and the discrepancy per decade
+    of distance ``unit`` (S or 1, T; zero where there is none); where it lies (inputs of shape (S or 1, T))
+    and in which group."""
 
     curve: np.ndarray
-    unit: np.ndarray | None
+    unit: np.ndarray
     where: dict[str, np.ndarray]
     codes: np.ndarray | None
     name: str
+
+
+def _per_decade(fit: ScalingFit, codes: np.ndarray | None, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The discrepancy's draws per decade of distance at ``size`` points (of the groups ``codes``):
+    (S, size), or zeros (1, size) for a fit without one."""
+    if not fit.observation.discrepancy:
+        return np.zeros((1, size))
+    sigma = fit.observation.noise(fit.posterior, codes, rng)["sigma"]
+    return np.broadcast_to(fit._delta(np.ones(size), sigma), (sigma.shape[0], size))
 
 
 def _loss_target(fit: ScalingFit, target: Any, group: Any, new_group: bool, rng: np.random.Generator) -> _Target:
     table, inputs = (target, {}) if isinstance(target, pd.DataFrame) else (None, dict(target))
     values, _, codes = fit._prediction_inputs(table, inputs, group, new_group)
     curve = fit.log_curve(values, codes, rng)
-    unit = None
-    if fit.observation.discrepancy:
-        sigma = fit.observation.noise(fit.posterior, codes, rng)["sigma"]
-        unit = np.broadcast_to(fit._delta(np.ones(curve.shape[1]), sigma), curve.shape)
+    unit = _per_decade(fit, codes, curve.shape[1], rng)
     return _Target(curve, unit, {k: v[None, :] for k, v in values.items()}, codes, "loss")
 
 
@@ -162,13 +167,12 @@ def _optimal_target(
         opt = optimum(fit.law, sampled, budgets[None, :])
         curves.append(np.log(opt[OPTIMAL_TARGETS[name]]))
         where.append(opt["inputs"])
-        if name == "loss_opt" and fit.observation.discrepancy:
-            sigma = fit.observation.noise(fit.posterior, None if codes is None else codes[i : i + 1], rng)["sigma"]
-            units.append(np.broadcast_to(fit._delta(np.ones(budgets.size), sigma[:, :1]), curves[-1].shape))
+        mine = None if codes is None else codes[i : i + 1]
+        units.append(_per_decade(fit, mine, budgets.size, rng) if name == "loss_opt" else np.zeros((1, budgets.size)))
     every = {k: np.concatenate([w[k] for w in where], axis=1) for k in fit.law.inputs}
     return _Target(
         np.concatenate(curves, axis=1),
-        np.concatenate(units, axis=1) if units else None,
+        np.concatenate(units, axis=1),
         every,
         None if codes is None else np.repeat(codes, budgets.size),
         name,
@@ -220,41 +224,30 @@ def suggest_runs(
     costs = _costs(fit, cost, values)
     noise = fit.observation.noise(fit.posterior, codes, rng)
     noise_var = np.broadcast_to(fit.observation.information_variance(noise), (noise["sigma"].shape[0], len(table)))
+    noise_var = noise_var.mean(axis=0)
     curve = np.concatenate([fit.log_curve(values, codes, rng), aim.curve], axis=1)
-    dist = reach = None
-    if aim.unit is not None:
-        shape = np.broadcast_shapes(*(v.shape for v in aim.where.values()))
-        flat = {k: np.broadcast_to(v, shape).ravel() for k, v in aim.where.items()}
-        dist = fit.distance(flat, None if aim.codes is None else np.tile(aim.codes, shape[0])).reshape(shape)
-        reach = _log10_gap(aim.where, values)
-        if aim.codes is not None:  # a run shortens the distance of its own group's targets (and of new groups')
-            reach = np.where((aim.codes[:, None] >= 0) & (aim.codes[:, None] != codes[None, :]), np.inf, reach)
+    shape = np.broadcast_shapes(*(v.shape for v in aim.where.values()))
+    flat = {k: np.broadcast_to(v, shape).ravel() for k, v in aim.where.items()}
+    dist = fit.distance(flat, None if aim.codes is None else np.tile(aim.codes, shape[0])).reshape(shape)
+    reach = _log10_gap(aim.where, values)
+    if aim.codes is not None and codes is not None:  # a run shortens the distance of its own group's targets
+        reach = np.where((aim.codes[:, None] >= 0) & (aim.codes[:, None] != codes[None, :]), np.inf, reach)
     before = aim.curve.var(axis=0)
 
-    def variance(var: np.ndarray, dist: np.ndarray | None) -> float:
+    def variance(var: np.ndarray, dist: np.ndarray) -> float:
         """The targets' summed variance: the curve's, and the discrepancy's at distance ``dist``."""
-        return float(var.sum() + (0 if aim.unit is None else (np.square(aim.unit * dist)).mean(0).sum()))
+        return float(var.sum() + np.square(aim.unit * dist).mean(0).sum())
 
     # Greedy by gain per unit cost can spend the budget on many cheap runs that each tell little; greedy by
     # gain alone can miss many cheap good ones. The better of the two is within a constant factor of the
     # best batch (Krause and Guestrin 2005; Leskovec et al. 2007).
     plans = [
-        greedy(
-            curve,
-            noise_var.mean(axis=0),
-            costs,
-            unit=aim.unit,
-            dist=dist,
-            reach=reach,
-            budget=budget,
-            batch=batch,
-            per_cost=per_cost,
-        )
+        greedy(curve, noise_var, costs, aim.unit, dist, reach, budget=budget, batch=batch, per_cost=per_cost)
         for per_cost in (True, False)
     ]
     steps = min(plans, key=lambda plan: variance(*plan[-1][1:]) if plan else variance(before, dist))
     now = variance(before, dist)
-    b = intervals.bounds(np.exp(aim.curve + (0 if aim.unit is None else aim.unit * dist)), [prob])
+    b = intervals.bounds(np.exp(aim.curve + aim.unit * dist), [prob])
     width_now = float(np.mean(b[f"{intervals.label(prob)}_upper"] - b[f"{intervals.label(prob)}_lower"]))
     chosen = [k for k, _, _ in steps]
     out = table.iloc[chosen].copy()

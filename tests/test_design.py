@@ -24,10 +24,14 @@ def _linear_gaussian(rng, S=200_000):
     return H, g, theta @ np.vstack([H, g]).T
 
 
+#: No discrepancy: its draws per decade, the target's distance and the candidates' (one target, four candidates).
+_NO_DISCREPANCY = (np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1, 4)))
+
+
 def test_greedy_variance_is_the_exact_gaussian_posterior():
     H, g, curve = _linear_gaussian(np.random.default_rng(0))
     r = np.full(4, 0.5)
-    steps = greedy(curve, r, np.ones(4), budget=2.0)
+    steps = greedy(curve, r, np.ones(4), *_NO_DISCREPANCY, budget=2.0)
     assert len(steps) == 2
     chosen = [k for k, _, _ in steps]
     for i in (1, 2):  # after each step: g' (I + H_A' H_A / r)^-1 g
@@ -42,8 +46,8 @@ def test_greedy_variance_is_the_exact_gaussian_posterior():
 def test_greedy_weighs_gain_against_cost():
     _, _, curve = _linear_gaussian(np.random.default_rng(1))
     cost = np.array([1.0, 100.0, 1.0, 1.0])  # candidate 1 tells most about the target, at a hundred times the cost
-    by_cost = greedy(curve, np.full(4, 0.5), cost, budget=100.0, per_cost=True)
-    by_gain = greedy(curve, np.full(4, 0.5), cost, budget=100.0, per_cost=False)
+    by_cost = greedy(curve, np.full(4, 0.5), cost, *_NO_DISCREPANCY, budget=100.0, per_cost=True)
+    by_gain = greedy(curve, np.full(4, 0.5), cost, *_NO_DISCREPANCY, budget=100.0, per_cost=False)
     assert by_gain[0][0] == 1 and by_cost[0][0] != 1
     assert sum(cost[k] for k, _, _ in by_cost) <= 100 and sum(cost[k] for k, _, _ in by_gain) <= 100
 
@@ -56,9 +60,9 @@ def test_greedy_shortens_the_discrepancy_distance():
         curve,
         np.full(2, 0.1),
         np.array([1.0, 1.0]),
-        unit=unit,
-        dist=np.array([[2.0]]),
-        reach=np.array([[[0.5, 3.0]]]),  # candidate 0 lies half a decade from the target, candidate 1 farther
+        unit,
+        np.array([[2.0]]),
+        np.array([[[0.5, 3.0]]]),  # candidate 0 lies half a decade from the target, candidate 1 farther
         budget=10.0,
     )
     assert [k for k, _, _ in steps] == [0]  # candidate 1 would not shorten it: not worth suggesting
