@@ -155,11 +155,11 @@ def _loss_target(fit: ScalingFit, target: Any, group: Any, new_group: bool, rng:
 def _optimal_target(
     fit: ScalingFit, name: str, C: Any, group: Any, new_group: bool, rng: np.random.Generator
 ) -> _Target:
-    from .optimal import optimum
+    from .optimal import checked_budgets, optimum
 
-    budgets = np.atleast_1d(np.asarray(C, dtype=float)) if C is not None else np.empty(0)
-    if budgets.ndim != 1 or not budgets.size or not np.all(np.isfinite(budgets) & (budgets > 0)):
-        raise OptionError(f"target {name!r} needs C=, the compute budget(s) in FLOPs; got {C!r}")
+    if C is None:
+        raise OptionError(f"target {name!r} needs C=, the compute budget(s) in FLOPs")
+    budgets = checked_budgets(C)
     labels, groups = fit._group_draws(group, new_group, None)
     codes = None if labels is None else fit._group_codes(labels, new_group)
     curves, units, where = [], [], []

@@ -17,13 +17,24 @@ from .errors import ExpressionError, LawError, OptionError
 from .expr import Expression
 from .laws import Law
 
-__all__ = ["budget_for_loss", "flops_per_token", "optimum"]
+__all__ = ["budget_for_loss", "checked_budgets", "flops_per_token", "optimum"]
 
 _GOLDEN = (np.sqrt(5) - 1) / 2
 #: Golden-section iterations: the bracket shrinks by 0.618 a step; 90 steps shrink it by ~1e-19.
 _STEPS = 90
 #: Fewest tokens an allocation may have (keeps the bracket of log N finite).
 _MIN_TOKENS = 1e3
+
+
+def checked_budgets(C: Any) -> np.ndarray:
+    """Compute budgets ``C`` (a number or a list of them) as a 1-D array of positive finite FLOPs."""
+    try:
+        budgets = np.atleast_1d(np.asarray(C, dtype=float))
+    except (TypeError, ValueError):
+        budgets = np.empty((0, 0))
+    if budgets.ndim != 1 or not budgets.size or not np.all(np.isfinite(budgets) & (budgets > 0)):
+        raise OptionError(f"compute budgets must be positive numbers, got {C!r}")
+    return budgets
 
 
 def flops_per_token(law: Law, flops: str | None = None) -> Callable[[np.ndarray], np.ndarray]:

@@ -781,11 +781,9 @@ class ScalingFit:
         """Posterior draws of the compute-optimal allocation (see :meth:`compute_optimal`): ``N_opt``,
         ``D_opt``, ``loss``, ``tokens_per_param``, ``a``, ``b``, dims (chain, draw[, group], budget), the
         budgets in the coordinate ``C``."""
-        from .optimal import optimum
+        from .optimal import checked_budgets, optimum
 
-        budgets = np.atleast_1d(np.asarray(C, dtype=float))
-        if budgets.ndim != 1 or not np.all(np.isfinite(budgets) & (budgets > 0)):
-            raise OptionError(f"compute budgets must be positive numbers, got {C!r}")
+        budgets = checked_budgets(C)
         step = 10**0.5  # local exponents: log-slope over the decade C / step .. C * step
         labels, groups = self._group_draws(group, new_group, seed)
         parts = []
