@@ -30,6 +30,7 @@ import pandas as pd
 from . import intervals
 from .errors import DataError, OptionError
 from .expr import Expression
+from .observation import gaps
 
 if TYPE_CHECKING:
     from .result import ScalingFit
@@ -179,11 +180,6 @@ def _optimal_target(
     )
 
 
-def _log10_gap(where: Mapping[str, np.ndarray], points: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Distance in decades between targets (S or 1, T) and points (K,): (S or 1, T, K)."""
-    return np.sqrt(sum(np.square(np.log10(where[k])[..., None] - np.log10(np.asarray(points[k]))) for k in where))
-
-
 def suggest_runs(
     fit: ScalingFit,
     candidates: pd.DataFrame | Mapping[str, Any],
@@ -223,13 +219,12 @@ def suggest_runs(
     values, _, codes = fit._prediction_inputs(table, {}, None, False)
     costs = _costs(fit, cost, values)
     noise = fit.observation.noise(fit.posterior, codes, rng)
-    noise_var = np.broadcast_to(fit.observation.information_variance(noise), (noise["sigma"].shape[0], len(table)))
-    noise_var = noise_var.mean(axis=0)
+    noise_var = np.broadcast_to(fit.observation.information_variance(noise).mean(axis=0), len(table))
     curve = np.concatenate([fit.log_curve(values, codes, rng), aim.curve], axis=1)
     shape = np.broadcast_shapes(*(v.shape for v in aim.where.values()))
     flat = {k: np.broadcast_to(v, shape).ravel() for k, v in aim.where.items()}
     dist = fit.distance(flat, None if aim.codes is None else np.tile(aim.codes, shape[0])).reshape(shape)
-    reach = _log10_gap(aim.where, values)
+    reach = gaps(aim.where, values)
     if aim.codes is not None and codes is not None:  # a run shortens the distance of its own group's targets
         reach = np.where((aim.codes[:, None] >= 0) & (aim.codes[:, None] != codes[None, :]), np.inf, reach)
     before = aim.curve.var(axis=0)
@@ -245,8 +240,8 @@ def suggest_runs(
         greedy(curve, noise_var, costs, aim.unit, dist, reach, budget=budget, batch=batch, per_cost=per_cost)
         for per_cost in (True, False)
     ]
-    steps = min(plans, key=lambda plan: variance(*plan[-1][1:]) if plan else variance(before, dist))
     now = variance(before, dist)
+    steps = min(plans, key=lambda plan: variance(*plan[-1][1:]) if plan else now)
     b = intervals.bounds(np.exp(aim.curve + aim.unit * dist), [prob])
     width_now = float(np.mean(b[f"{intervals.label(prob)}_upper"] - b[f"{intervals.label(prob)}_lower"]))
     chosen = [k for k, _, _ in steps]

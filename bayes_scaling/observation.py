@@ -32,7 +32,7 @@ from .errors import OptionError
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "discrepancy_file", "distance", "flat_draws"]
+__all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "discrepancy_file", "distance", "flat_draws", "gaps"]
 
 LIKELIHOODS = ("student_t", "normal")
 #: Name of the observed log-loss variable (and of its log-likelihood).
@@ -58,18 +58,27 @@ def flat_draws(values: np.ndarray) -> np.ndarray:
     return values.reshape(-1, *values.shape[2:])
 
 
+def gaps(points: Mapping[str, np.ndarray], design: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Distance in decades of the inputs (Euclidean in log10) between every point and every run of
+    ``design``: points of any shape, runs (K,) -> shape (*points, K). Both map each input name to an array."""
+    return np.sqrt(
+        sum(
+            np.square(np.log10(np.asarray(points[k], dtype=float))[..., None] - np.log10(np.asarray(v, dtype=float)))
+            for k, v in design.items()
+        )
+    )
+
+
 def distance(points: Mapping[str, np.ndarray], design: Mapping[str, np.ndarray]) -> np.ndarray:
     """Distance of each point from the nearest fitted run, in decades of the inputs (Euclidean in log10).
 
     ``points`` and ``design`` map each input name to an array (points, and fitted runs); 0 at a fitted run.
     """
-    names = list(design)
-    p = np.stack([np.log10(np.asarray(points[k], dtype=float)) for k in names], axis=-1)
-    d = np.stack([np.log10(np.asarray(design[k], dtype=float)) for k in names], axis=-1)
-    out = np.empty(p.shape[0])
-    for start in range(0, p.shape[0], 512):  # bounded memory for many points against many runs
-        diff = p[start : start + 512, None, :] - d[None, :, :]
-        out[start : start + 512] = np.sqrt((diff**2).sum(-1)).min(axis=1)
+    size = np.asarray(next(iter(points.values()))).shape[0]
+    out = np.empty(size)
+    for start in range(0, size, 512):  # bounded memory for many points against many runs
+        chunk = {k: np.asarray(points[k])[start : start + 512] for k in design}
+        out[start : start + 512] = gaps(chunk, design).min(axis=1)
     return out
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 import bayes_scaling as bs
+from bayes_scaling.observation import gaps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibration import Spec, _beck, _gadre, _li, _porian, ordering, top
@@ -77,13 +78,13 @@ def choose(
     elif strategy == "cheapest":
         order = sorted(rest, key=lambda i: cost[i])
     else:  # grid: farthest point in decades of N and D from the runs chosen so far
-        logs = np.log10(pool[["n_params", "n_tokens"]].to_numpy(float))
+        size = {"N": pool["n_params"].to_numpy(float), "D": pool["n_tokens"].to_numpy(float)}
         picked, order = list(chosen), []
         while True:
             open_ = [i for i in rest if i not in order and cost[i] <= left - cost[order].sum()]
             if not open_:
                 break
-            gap = np.sqrt(((logs[open_, None, :] - logs[None, picked, :]) ** 2).sum(-1)).min(1)
+            gap = gaps({k: v[open_] for k, v in size.items()}, {k: v[picked] for k, v in size.items()}).min(1)
             best = open_[int(np.argmax(gap))]
             order.append(best)
             picked.append(best)
