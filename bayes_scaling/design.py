@@ -161,7 +161,7 @@ def _optimal_target(
     if C is None:
         raise OptionError(f"target {name!r} needs C=, the compute budget(s) in FLOPs")
     budgets = checked_budgets(C)
-    labels, groups = fit._group_draws(group, new_group, None)
+    labels, groups = fit._group_draws(group, new_group, rng)
     codes = None if labels is None else fit._group_codes(labels, new_group)
     curves, units, where = [], [], []
     for i, (sampled, _) in enumerate(groups):

@@ -709,7 +709,7 @@ class ScalingFit:
 
     # ------------------------------------------------------------------------------ compute-optimal
     def _group_draws(
-        self, group: str | Sequence[str] | None, new_group: bool, seed: int | None
+        self, group: str | Sequence[str] | None, new_group: bool, seed: int | np.random.Generator | None
     ) -> tuple[list[str] | None, list[tuple[dict, Any]]]:
         """The group labels asked for (every known one by default; None for a fit without groups) and, for
         each, sampled draws of shape (S, 1) and the discrepancy's offset, which maps inputs of shape

@@ -171,3 +171,12 @@ def test_cli_plan(stored_fit_path, tmp_path):
 def test_cli_plan_errors(stored_fit_path, args, message):
     out = run("plan", stored_fit_path, *args, "--budget", "1e20", check=False)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_suggest_runs_is_reproducible_with_a_seed_for_a_new_group(stored_fit, grid):
+    plans = [
+        stored_fit.suggest_runs(grid, target="N_opt", C=1e23, group="books", new_group=True, budget=1e21, seed=3)
+        for _ in range(2)
+    ]
+    assert plans[0].attrs["width_now"] == plans[1].attrs["width_now"]
+    pd.testing.assert_frame_equal(plans[0], plans[1])
