@@ -77,7 +77,8 @@ class Calibration:
     PIT, 50% and 90% bounds, inside or not). ``curve``: per nominal probability, the coverage
     (share of runs inside the central interval), the median width and the mean interval score.
     ``summary``: n, coverage at 50% and 90%, median 90% width, mean 90% interval score, MdAPE
-    (median absolute percentage error of the median), bias (mean observed - median, in loss units) and
+    (median absolute percentage error of the median), MAE (mean absolute error of the median, in the
+    target's units), bias (mean observed - median, in the target's units) and
     the mean log predictive density of the observed log-loss. ``draws``: the predictive draws at the
     runs, dims (chain, draw, point).
     """
@@ -139,6 +140,7 @@ def calibration(
         "width_90": curve.loc[0.9, "width"],
         "interval_score_90": curve.loc[0.9, "interval_score"],
         "mdape": float(np.median(np.abs(found["median"] / observed - 1))),
+        "mae": float(np.mean(np.abs(observed - found["median"]))),
         "bias": float(np.mean(observed - found["median"])),
         "lpd_per_run": float(np.mean(lpd)),
     }
@@ -158,8 +160,8 @@ def discrepancy_evidence(fit: Any, runs: pd.DataFrame, *, seed: int | None = Non
     """
     rng = np.random.default_rng(seed)
     values, _, codes = fit._prediction_inputs(runs, {}, None)
-    y = np.log(fit.checked_loss(runs))
-    mu = fit.log_curve(values, codes, rng)
+    y = fit.observation.link(fit.checked_loss(runs))
+    mu = fit.curve(values, codes, rng)
     noise = fit.observation.noise(fit.posterior, codes, rng)
     sim = fit.observation.sample(mu, noise, rng)
     center = np.median(sim, axis=0)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, intervals
 from .errors import BayesScalingError, FitFileError, OptionError, SamplingWarning
 from .laws import Law, list_laws, load_law
-from .observation import LIKELIHOODS, NOISE_PRIORS
+from .observation import LIKELIHOODS, NOISE_PRIORS, TARGETS
 from .priors import parse_prior
 from .samplers import SAMPLERS
 
@@ -190,12 +190,19 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=COL",
         help="map an input or 'loss' to a column, e.g. N=params,loss=val_loss",
     )
+    _target_arg(p)
     p.add_argument(
         "--formula",
         default=None,
         help="a law of your own instead of --law, e.g. 'E + A * N**-alpha' (every parameter needs a prior)",
     )
     p.add_argument("--inputs", default=None, help="inputs of --formula, e.g. N,D (default: N, D, C, U found in it)")
+    p.add_argument(
+        "--kind",
+        default=None,
+        choices=tuple(TARGETS),
+        help="what --formula predicts: positive (a loss; default), real (any number) or bounded (in (0, 1))",
+    )
     p.add_argument(
         "--prior",
         action="append",
@@ -230,10 +237,23 @@ def _priors(args: argparse.Namespace) -> dict:
     return priors
 
 
+def _target_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="COLUMN",
+        help="the column the law predicts (default 'loss'); the law file says what kind of quantity it is",
+    )
+
+
 def _columns(args: argparse.Namespace) -> dict[str, str] | None:
     columns: dict[str, str] = {}
     for text in args.column:
         columns.update(_pairs(text, "--column"))
+    if args.target is not None:
+        if columns.get("loss", args.target) != args.target:
+            raise CLIError(f"--target {args.target!r} and --column loss={columns['loss']!r} disagree; give one")
+        columns["loss"] = args.target
     return columns or None
 
 
@@ -247,7 +267,10 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]
         )
         noise = {k: priors.pop(k) for k in list(priors) if k in (*NOISE_PRIORS, "kappa") or k.endswith("_sd")}
-        law, priors = Law.from_formula(args.formula, inputs=inputs, priors=priors), noise
+        law = Law.from_formula(args.formula, inputs=inputs, priors=priors, target=args.kind or "positive")
+        priors = noise
+    elif args.kind is not None:
+        raise CLIError("--kind describes a --formula; a law file declares its own target kind (target = ...)")
     return {
         "law": law,
         "priors": priors or None,
@@ -790,6 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--laws", required=True, metavar="A,B,...", help="law names, e.g. chinchilla,kaplan_nd")
         p.add_argument("--group", default=None)
         p.add_argument("--column", action="append", default=[], metavar="KEY=COL")
+        _target_arg(p)
         if name != "compare":
             p.add_argument(
                 "--holdout",

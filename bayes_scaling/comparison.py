@@ -37,6 +37,7 @@ def _same_runs(fits: Mapping[str, ScalingFit]) -> None:
         other = fits[name].runs
         if (
             len(other) != len(first)
+            or fits[name].law.target != fits[names[0]].law.target
             or not np.array_equal(other.loss, first.loss)
             or any(not np.array_equal(other.inputs[k], first.inputs[k]) for k in set(other.inputs) & set(first.inputs))
         ):

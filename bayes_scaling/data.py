@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, DataWarning
+from .observation import TARGETS, outside_support
 
 __all__ = ["DEFAULT_COLUMNS", "DataError", "DataWarning", "RunTable", "load_runs", "read_table"]
 
@@ -20,6 +21,7 @@ DEFAULT_COLUMNS: dict[str, str] = {
     "D": "n_tokens",
     "C": "compute_flops",
     "U": "unique_tokens",
+    "chance": "chance_acc",
     "loss": "loss",
 }
 
@@ -74,6 +76,7 @@ def load_runs(
     columns: Mapping[str, str] | None = None,
     group: str | None = None,
     min_runs: int = 1,
+    target: str = "positive",
 ) -> RunTable:
     """Check ``runs`` (a DataFrame or a CSV path) and keep the columns the law needs.
 
@@ -83,13 +86,15 @@ def load_runs(
         One row per training run.
     inputs
         The law's inputs (``N``, ``D``, ``C``, ...); each maps to a column by ``columns`` or by default
-        (``n_params``, ``n_tokens``, ``compute_flops``, ``unique_tokens``).
+        (``n_params``, ``n_tokens``, ``compute_flops``, ``unique_tokens``, ``chance_acc``).
     columns
         Overrides of the default column names, e.g. ``{"N": "params", "loss": "val_loss"}``.
     group
         Optional column whose values label groups (dataset, architecture).
     min_runs
         The fewest runs accepted (the number of free parameters of the model).
+    target
+        The kind of the law's target (the ``loss`` column): ``positive``, ``real`` or ``bounded`` in (0, 1).
     """
     runs = read_table(runs)
     columns = dict(columns or {})
@@ -126,9 +131,10 @@ def load_runs(
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise DataError(f"column {col!r} has {bad.size} missing or infinite value(s), first in row {bad[0]}")
-        bad = np.flatnonzero(values <= 0)
+        kind = target if key == "loss" else "positive"
+        bad = outside_support(kind, values)
         if bad.size:
-            raise DataError(f"column {col!r} must be positive; row {bad[0]} has {values[bad[0]]:g}")
+            raise DataError(f"column {col!r} must be {TARGETS[kind][1]}; row {bad[0]} has {values[bad[0]]:g}")
         arrays[key] = values
     if len(runs) < min_runs:
         raise DataError(f"{len(runs)} run(s) is fewer than the {min_runs} free parameters of the model")

@@ -148,7 +148,7 @@ def _per_decade(fit: ScalingFit, codes: np.ndarray | None, size: int, rng: np.ra
 def _loss_target(fit: ScalingFit, target: Any, group: Any, new_group: bool, rng: np.random.Generator) -> _Target:
     table, inputs = (target, {}) if isinstance(target, pd.DataFrame) else (None, dict(target))
     values, _, codes = fit._prediction_inputs(table, inputs, group, new_group)
-    curve = fit.log_curve(values, codes, rng)
+    curve = fit.curve(values, codes, rng)
     unit = _per_decade(fit, codes, curve.shape[1], rng)
     return _Target(curve, unit, {k: v[None, :] for k, v in values.items()}, codes, "loss")
 
@@ -220,11 +220,9 @@ def suggest_runs(
     costs = _costs(fit, cost, values)
     noise = fit.observation.noise(fit.posterior, codes, rng)
     noise_var = np.broadcast_to(fit.observation.information_variance(noise).mean(axis=0), len(table))
-    curve = np.concatenate([fit.log_curve(values, codes, rng), aim.curve], axis=1)
-    shape = np.broadcast_shapes(*(v.shape for v in aim.where.values()))
-    flat = {k: np.broadcast_to(v, shape).ravel() for k, v in aim.where.items()}
-    dist = fit.distance(flat, None if aim.codes is None else np.tile(aim.codes, shape[0])).reshape(shape)
-    reach = gaps(aim.where, values)
+    curve = np.concatenate([fit.curve(values, codes, rng), aim.curve], axis=1)
+    dist = fit.distance(aim.where, aim.codes)
+    reach = gaps(aim.where, {k: values[k] for k in fit.law.scaled_inputs})
     if aim.codes is not None and codes is not None:  # a run shortens the distance of its own group's targets
         reach = np.where((aim.codes[:, None] >= 0) & (aim.codes[:, None] != codes[None, :]), np.inf, reach)
     before = aim.curve.var(axis=0)
@@ -242,7 +240,7 @@ def suggest_runs(
     ]
     now = variance(before, dist)
     steps = min(plans, key=lambda plan: variance(*plan[-1][1:]) if plan else now)
-    b = intervals.bounds(np.exp(aim.curve + aim.unit * dist), [prob])
+    b = intervals.bounds(fit.observation.inverse(aim.curve + aim.unit * dist), [prob])
     width_now = float(np.mean(b[f"{intervals.label(prob)}_upper"] - b[f"{intervals.label(prob)}_lower"]))
     chosen = [k for k, _, _ in steps]
     out = table.iloc[chosen].copy()

@@ -90,7 +90,7 @@ def compiled_model(
         tuple(pooling.items()),
         runs.groups,
     )
-    values = data_values(law, runs)
+    values = data_values(law, runs, observation)
     start = time.perf_counter()
     found = cache.get(key)
     if found is None:
@@ -148,7 +148,8 @@ def fit(
         ``<p>_sd`` of a partially pooled parameter: ``{"alpha": {"dist": "Beta", "kwargs": {...}}}`` or
         ``{"alpha": "Beta(2, 5)"}``.
     likelihood
-        ``"student_t"`` (robust to outlying runs) or ``"normal"``, on log-loss.
+        ``"student_t"`` (robust to outlying runs) or ``"normal"``, on the law's link scale: log-loss for a
+        loss (the law file's ``target``, see :mod:`bayes_scaling.observation`).
     sampler
         ``"nutpie"`` (default), ``"pymc"`` or ``"numpyro"`` (needs the ``jax`` extra).
     chains, draws, tune, target_accept, seed, progressbar
@@ -183,7 +184,7 @@ def fit(
         ESS < 400 or any divergence occurred.
     """
     law = load_law(law)
-    observation = ObservationModel(likelihood, noise_by_group, discrepancy)
+    observation = ObservationModel(likelihood, noise_by_group, discrepancy, law.target)
     if sampler not in SAMPLERS:
         raise OptionError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
     for name, value in (("chains", chains), ("draws", draws)):
@@ -197,12 +198,17 @@ def fit(
         raise PriorError(f"priors must be a mapping of parameter name to prior, got {type(priors).__name__}")
     user = dict(priors or {})
     spreads = {k: user.pop(k) for k in list(user) if k.endswith("_sd") and k.removesuffix("_sd") in law.priors}
-    resolved = resolve_priors({**law.priors, **observation.default_priors()}, user)
     if not isinstance(runs, RunTable):
         runs = load_runs(
-            runs, inputs=law.inputs, columns=columns, group=group, min_runs=len(law.priors) + len(observation.params)
+            runs,
+            inputs=law.inputs,
+            columns=columns,
+            group=group,
+            min_runs=len(law.priors) + len(observation.params),
+            target=law.target,
         )
         warn_if_repeated(runs)
+    resolved = resolve_priors({**law.priors, **observation.default_priors(observation.link(runs.loss))}, user)
     law = law.with_scales(runs.inputs)
     pooling = resolve_pooling(law, runs, pooling)
     partial = [f"{p}_sd" for p, mode in pooling.items() if mode == "partial"]

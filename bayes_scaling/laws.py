@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import ExpressionError, LawError, PriorError
 from .expr import Expression
+from .observation import TARGETS
 from .priors import Prior
 
 __all__ = ["Law", "LawError", "laws_dir", "list_laws", "load_law"]
@@ -33,14 +34,15 @@ def laws_dir() -> Path:
 _REQUIRED = ("name", "formula", "inputs", "scales", "model", "natural", "citation")
 #: Names the model and its draws use for themselves (noise, discrepancy, data, dims); a law may not use them.
 RESERVED = frozenset(
-    {"sigma", "nu", "kappa", "z", "obs", "group", "group_idx", "log_loss", "log_loss_data", "C"}
+    {"sigma", "nu", "kappa", "z", "obs", "group", "group_idx", "C"}
+    | {name for observed, _ in TARGETS.values() for name in (observed, f"{observed}_data")}
     | {"chain", "draw", "point", "budget", "distance"}
 )
-_OPTIONAL = ("title", "compute", "define", "optimal")
+_OPTIONAL = ("title", "compute", "define", "optimal", "target", "covariates")
 #: The TOML type of each key of a law file.
 _TYPES: dict[str, type] = {
-    **dict.fromkeys(("name", "formula", "citation", "title", "compute"), str),
-    "inputs": list,
+    **dict.fromkeys(("name", "formula", "citation", "title", "compute", "target"), str),
+    **dict.fromkeys(("inputs", "covariates"), list),
     **dict.fromkeys(("scales", "model", "natural", "define", "optimal"), dict),
 }
 
@@ -55,7 +57,11 @@ class Law:
     ``priors``; without one, the model evaluates ``formula`` at the published parameters. ``natural``
     maps each published parameter to an expression of the sampled ones (and of ``<input>_ref``). A scale
     given as ``"data"`` in the file (None here) is set at fit time to the geometric mean of that input over
-    the runs (:meth:`with_scales`).
+    the runs (:meth:`with_scales`). ``target`` is the kind of quantity the law predicts (a key of
+    :data:`~bayes_scaling.observation.TARGETS`: ``positive`` by default, ``real`` or ``bounded``).
+    ``covariates`` are inputs given as data rather than scaled (a task's random-guess accuracy): the
+    model sees them as they are (reference scale 1), and they are no dimension of the distance beyond
+    the runs.
     """
 
     name: str
@@ -71,6 +77,8 @@ class Law:
     priors: Mapping[str, Prior]
     natural: Mapping[str, Expression]
     source: str
+    target: str = "positive"
+    covariates: tuple[str, ...] = ()
 
     # ----------------------------------------------------------------------------------- construction
     @classmethod
@@ -91,10 +99,18 @@ class Law:
                 what = "a table" if kind is dict else "a list" if kind is list else "a string"
                 raise LawError(f"law file {origin}: {key!r} must be {what}, got {raw[key]!r}")
         name = raw["name"]
+        target = raw.get("target", "positive")
+        if target not in TARGETS:
+            raise LawError(f"law {name!r}: target must be one of {', '.join(map(repr, TARGETS))}, got {target!r}")
         inputs = tuple(raw["inputs"])
         if not inputs or len(set(inputs)) != len(inputs) or not all(isinstance(i, str) for i in inputs):
             raise LawError(f"law {name!r}: 'inputs' must be a list of distinct names, got {raw['inputs']!r}")
-        scales = raw["scales"]
+        covariates = tuple(raw.get("covariates", ()))
+        if not set(covariates) < set(inputs):
+            raise LawError(f"law {name!r}: 'covariates' must be some, not all, of the inputs {list(inputs)}")
+        scales = {**raw["scales"], **dict.fromkeys(covariates, 1.0)}
+        if set(raw["scales"]) & set(covariates):
+            raise LawError(f"law {name!r}: covariates {list(covariates)} are taken as they are; give them no scale")
         if set(scales) != set(inputs) or not all(
             (isinstance(v, int | float) and 0 < v < math.inf) or v == "data" for v in scales.values()
         ):
@@ -177,6 +193,8 @@ class Law:
             priors=priors,
             natural=natural,
             source=text,
+            target=target,
+            covariates=covariates,
         )
 
     @classmethod
@@ -188,12 +206,14 @@ class Law:
         priors: Mapping[str, Any],
         name: str = "custom",
         citation: str = "user-written formula",
+        target: str = "positive",
     ) -> Law:
         """A law from a formula of your own, e.g. ``Law.from_formula("E + A * N**-alpha", inputs=["N"],
         priors={"E": "LogNormal(0.5, 0.4)", "A": "LogNormal(6, 2)", "alpha": "LogNormal(-1.2, 0.5)"})``.
 
         Every name in the formula that is not an input is a parameter and needs a prior. The model
-        samples these parameters as written (no reparametrisation).
+        samples these parameters as written (no reparametrisation). ``target``: the kind of quantity
+        predicted, ``"positive"`` (a loss), ``"real"`` or ``"bounded"`` (in (0, 1), e.g. accuracy).
         """
         inputs = list(inputs)
         try:
@@ -217,6 +237,7 @@ class Law:
         q = json.dumps
         lines = [
             f"name = {q(name)}",
+            f"target = {q(target)}",
             f"citation = {q(citation)}",
             f"formula = {q(formula)}",
             f"inputs = {q(inputs)}",
@@ -241,6 +262,11 @@ class Law:
     def params(self) -> tuple[str, ...]:
         """The published (natural-unit) parameter names."""
         return tuple(self.natural)
+
+    @property
+    def scaled_inputs(self) -> tuple[str, ...]:
+        """The inputs that are not covariates: the dimensions of the distance beyond the runs."""
+        return tuple(i for i in self.inputs if i not in self.covariates)
 
     @cached_property
     def digest(self) -> str:

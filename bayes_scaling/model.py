@@ -12,7 +12,7 @@ import pytensor.tensor as pt
 from .data import RunTable
 from .errors import GroupError, OptionError
 from .laws import Law
-from .observation import OBSERVED, ObservationModel
+from .observation import ObservationModel
 from .priors import Prior, link_functions
 
 __all__ = ["POOLING", "build_model", "data_values", "resolve_pooling"]
@@ -43,14 +43,16 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
     return chosen
 
 
-def data_values(law: Law, runs: RunTable) -> dict[str, np.ndarray]:
-    """The model's data containers for ``runs``: reference scales, scaled inputs, group codes and the
-    observed log-loss. The scales are data too, so a law whose scale comes from the runs compiles once."""
-    values: dict[str, np.ndarray] = {f"{k}_ref": np.asarray(law.scales[k]) for k in law.inputs}
+def data_values(law: Law, runs: RunTable, observation: ObservationModel) -> dict[str, np.ndarray]:
+    """The model's data containers for ``runs``: reference scales (covariates have none), scaled inputs,
+    group codes and the
+    observed target on the link scale. The scales are data too, so a law whose scale comes from the runs
+    compiles once."""
+    values: dict[str, np.ndarray] = {f"{k}_ref": np.asarray(law.scales[k]) for k in law.scaled_inputs}
     values.update({k: runs.inputs[k] / law.scales[k] for k in law.inputs})
     if runs.group is not None:
         values["group_idx"] = runs.group
-    values[f"{OBSERVED}_data"] = np.log(runs.loss)
+    values[f"{observation.observed}_data"] = observation.link(runs.loss)
     return values
 
 
@@ -62,17 +64,20 @@ def build_model(
     observation: ObservationModel | None = None,
     pooling: Mapping[str, str] | None = None,
 ) -> pm.Model:
-    """The law as a PyMC model on log-loss.
+    """The law as a PyMC model of its target on the link scale (log-loss for a loss).
 
     The sampled parameters are the law's well-conditioned ones (inputs relative to the reference
     scales); the published parameters are deterministics. A partially pooled parameter ``p`` has a
     population value ``p`` (the law's prior), a spread ``p_sd`` (its prior ``priors["p_sd"]``) and
     non-centred offsets ``p_z``; its
     group values are ``p_group``. All laws share one observation model (:mod:`bayes_scaling.observation`,
-    default ``log(loss) ~ StudentT(nu, log(law), sigma)``), so their LOO scores compare. The data sit in
+    default ``log(loss) ~ StudentT(nu, log(law), sigma)``), so the LOO scores of laws of one kind of target
+    compare. The data sit in
     ``pm.Data`` containers so a compiled model can be refitted on other runs.
     """
-    observation = observation or ObservationModel()
+    observation = observation or ObservationModel(target=law.target)
+    if observation.target != law.target:
+        raise OptionError(f"law {law.name!r}: target {law.target}, observation model {observation.target}")
     if observation.noise_by_group and runs.group is None:
         raise GroupError("noise_by_group=True needs a group column (group=...)")
     pooling = pooling or dict.fromkeys(law.sampled_params, "shared")
@@ -80,8 +85,9 @@ def build_model(
     if runs.group is not None:
         coords["group"] = list(runs.groups)
     with pm.Model(coords=coords) as model:
-        data = {k: pm.Data(k, v, dims=None if k.endswith("_ref") else "obs") for k, v in data_values(law, runs).items()}
-        scales = {k: data[f"{k}_ref"] for k in law.inputs}
+        values = data_values(law, runs, observation)
+        data = {k: pm.Data(k, v, dims=None if k.endswith("_ref") else "obs") for k, v in values.items()}
+        scales = {k: data[f"{k}_ref"] if k in law.scaled_inputs else 1.0 for k in law.inputs}
         population, per_group = {}, {}
         for p in law.sampled_params:
             mode = pooling[p]
@@ -96,8 +102,9 @@ def build_model(
                 per_group[p] = priors[p].to_pymc(f"{p}_group", dims="group")
         _natural_deterministics(law, population, per_group, scales)
         at_obs = {p: per_group[p][data["group_idx"]] if p in per_group else population[p] for p in law.sampled_params}
-        mu = pt.log(law.sampled_loss(at_obs, {k: data[k] for k in law.inputs}, backend="pytensor", scales=scales))
-        observation.to_pymc(mu, data[f"{OBSERVED}_data"], priors, data.get("group_idx"))
+        curve = law.sampled_loss(at_obs, {k: data[k] for k in law.inputs}, backend="pytensor", scales=scales)
+        observed = data[f"{observation.observed}_data"]
+        observation.to_pymc(observation.link(curve, pt), observed, priors, data.get("group_idx"))
     return model
 
 

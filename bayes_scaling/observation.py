@@ -1,8 +1,8 @@
 """The observation model, defined once for the PyMC model, the predictive draws and the log density.
 
-A run's observed loss relates to the law's curve by
+A run's observed target (its loss, by default) relates to the law's curve by
 
-    log(loss) = log(law(x)) + delta(x) + eps
+    link(y)  = link(law(x)) + delta(x) + eps
     eps      ~ StudentT(nu, 0, sigma)   (or Normal(0, sigma)); sigma shared or one per group
     delta(x) = kappa * sigma * z * distance(x),   z ~ Normal(0, 1), one z per posterior draw
 
@@ -15,6 +15,11 @@ at ``kappa`` noise scales per decade: a law that describes its runs loosely is t
 empirical-Bayes estimate from leave-future-out splits of real datasets (``benchmarks/calibration.py``).
 One ``z`` per draw makes ``delta`` a tilt of the whole curve: points further out move further, in the
 same direction, as the misses of a wrong law do.
+
+The law file declares its target's kind, which fixes the link (``TARGETS``): ``positive`` (a loss,
+bits per byte; ``log``, so the noise is relative), ``real`` (Elo, a log-likelihood, a loss less its
+floor; the identity, so the noise is in the target's units) or ``bounded`` in (0, 1) (accuracy, an
+error rate; ``logit``, so the noise shrinks near the bounds and no draw leaves them).
 """
 
 from __future__ import annotations
@@ -32,11 +37,25 @@ from .errors import OptionError
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["LIKELIHOODS", "OBSERVED", "ObservationModel", "discrepancy_file", "distance", "flat_draws", "gaps"]
+__all__ = [
+    "LIKELIHOODS",
+    "TARGETS",
+    "ObservationModel",
+    "discrepancy_file",
+    "distance",
+    "flat_draws",
+    "gaps",
+    "outside_support",
+]
 
 LIKELIHOODS = ("student_t", "normal")
-#: Name of the observed log-loss variable (and of its log-likelihood).
-OBSERVED = "log_loss"
+#: Kinds of target, each with the name of its observed variable on the model's scale (and of its
+#: log-likelihood) and the values it can take.
+TARGETS: dict[str, tuple[str, str]] = {
+    "positive": ("log_loss", "positive"),
+    "real": ("y", "finite"),
+    "bounded": ("logit_y", "strictly between 0 and 1"),
+}
 
 #: Default priors of the noise parameters.
 NOISE_PRIORS: dict[str, dict[str, Any]] = {
@@ -51,6 +70,15 @@ def discrepancy_file() -> dict[str, Any]:
     from .laws import laws_dir
 
     return tomllib.loads((laws_dir().parent / "observation.toml").read_text())
+
+
+def outside_support(target: str, values: np.ndarray) -> np.ndarray:
+    """Indices of the (finite) ``values`` a target of kind ``target`` cannot take."""
+    if target == "positive":
+        return np.flatnonzero(values <= 0)
+    if target == "bounded":
+        return np.flatnonzero((values <= 0) | (values >= 1))
+    return np.flatnonzero(~np.isfinite(values))
 
 
 def flat_draws(values: np.ndarray) -> np.ndarray:
@@ -84,28 +112,66 @@ def distance(points: Mapping[str, np.ndarray], design: Mapping[str, np.ndarray])
 
 @dataclass(frozen=True)
 class ObservationModel:
-    """Likelihood of the observed log-loss around the law, its noise parameters and the discrepancy.
+    """Likelihood of the observed target around the law on the link scale, its noise parameters and the
+    discrepancy.
 
     ``likelihood``: ``"student_t"`` (robust to outlying runs) or ``"normal"``; ``noise_by_group``: one
-    ``sigma`` per group; ``discrepancy``: add the extrapolation discrepancy to predictions.
+    ``sigma`` per group; ``discrepancy``: add the extrapolation discrepancy to predictions; ``target``:
+    the kind of target (``TARGETS``), which fixes the link.
     """
 
     likelihood: str = "student_t"
     noise_by_group: bool = False
     discrepancy: bool = True
+    target: str = "positive"
 
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
             raise OptionError(f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
+        if self.target not in TARGETS:
+            raise OptionError(f"unknown target kind {self.target!r}; use one of {', '.join(TARGETS)}")
+
+    @property
+    def observed(self) -> str:
+        """Name of the observed variable on the link scale (and of its log-likelihood)."""
+        return TARGETS[self.target][0]
+
+    def link(self, values: Any, xp: Any = np) -> Any:
+        """The target's values on the scale the noise is added on: log, identity or logit (numpy, or
+        ``xp=pytensor.tensor`` inside the model)."""
+        if self.target == "positive":
+            return xp.log(values)
+        if self.target == "bounded":
+            return xp.log(values) - xp.log1p(-values)
+        return values
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """Back from the link scale to the target's own."""
+        if self.target == "positive":
+            with np.errstate(over="ignore"):  # heavy-tailed noise can put a draw beyond float range: inf is right
+                return np.exp(z)
+        if self.target == "bounded":
+            from scipy.special import expit
+
+            return expit(z)
+        return z
 
     @property
     def params(self) -> tuple[str, ...]:
         """Names of the noise parameters, which NUTS samples with the law's."""
         return ("sigma", "nu") if self.likelihood == "student_t" else ("sigma",)
 
-    def default_priors(self) -> dict[str, dict[str, Any]]:
-        """Default priors of the noise parameters and, with the discrepancy, of ``kappa``."""
+    def default_priors(self, observed: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+        """Default priors of the noise parameters and, with the discrepancy, of ``kappa``. The noise of a
+        bounded target is on the logit scale, where a benchmark of 100-1000 items scores with a noise of
+        0.1-0.3 at accuracies from 0.25 to 0.75. The noise of a real-valued target is in its own units:
+        its prior's scale is the spread of the ``observed`` values (on the link scale) when given, else 1."""
         out = {k: NOISE_PRIORS[k] for k in self.params}
+        if self.target == "bounded":  # binomial noise of a benchmark of n items: 1 / sqrt(n p (1 - p)) in logit
+            out["sigma"] = {"dist": "HalfNormal", "kwargs": {"sigma": 0.3}}
+        elif self.target == "real":
+            spread = float(np.std(observed)) if observed is not None and np.size(observed) > 1 else 0.0
+            out["sigma"] = {"dist": "HalfNormal", "kwargs": {"sigma": spread if spread > 0 else 1.0}}
         if self.discrepancy:
             kappa = discrepancy_file()["kappa"]
             out["kappa"] = {"dist": kappa["dist"], "kwargs": dict(kappa["kwargs"])}
@@ -113,7 +179,7 @@ class ObservationModel:
 
     # ---------------------------------------------------------------------------------------- PyMC
     def to_pymc(self, mu, observed, priors: Mapping, group_idx=None) -> None:
-        """Add the noise parameters and the observed log-loss to the model in context."""
+        """Add the noise parameters and the observed target (on the link scale) to the model in context."""
         import pymc as pm
 
         if self.noise_by_group:
@@ -121,9 +187,10 @@ class ObservationModel:
         else:
             sigma = priors["sigma"].to_pymc("sigma")
         if self.likelihood == "student_t":
-            pm.StudentT(OBSERVED, nu=priors["nu"].to_pymc("nu"), mu=mu, sigma=sigma, observed=observed, dims="obs")
+            nu = priors["nu"].to_pymc("nu")
+            pm.StudentT(self.observed, nu=nu, mu=mu, sigma=sigma, observed=observed, dims="obs")
         else:
-            pm.Normal(OBSERVED, mu=mu, sigma=sigma, observed=observed, dims="obs")
+            pm.Normal(self.observed, mu=mu, sigma=sigma, observed=observed, dims="obs")
 
     # ---------------------------------------------------------------------------------------- numpy
     def noise(
@@ -150,7 +217,8 @@ class ObservationModel:
         return out
 
     def logpdf(self, y: np.ndarray, mu: np.ndarray, noise: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Log density of observed log-loss ``y`` given the curve ``mu`` (draws x points) and the noise."""
+        """Log density of an observed ``y`` (on the link scale) given the curve ``mu`` (draws x points) and the
+        noise."""
         from scipy import special
 
         sigma = noise["sigma"]
@@ -162,7 +230,7 @@ class ObservationModel:
         return -0.5 * z2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
 
     def sample(self, mu: np.ndarray, noise: Mapping[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
-        """One observed log-loss per draw and point around ``mu``."""
+        """One observation (on the link scale) per draw and point around ``mu``."""
         if self.likelihood == "student_t":
             eps = rng.standard_t(np.broadcast_to(noise["nu"], mu.shape))
         else:

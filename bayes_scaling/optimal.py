@@ -41,6 +41,11 @@ def flops_per_token(law: Law, flops: str | None = None) -> Callable[[np.ndarray]
     """f(N) with flops(N, D) = D * f(N): from the law's compute formula, or ``flops`` (a formula in N and D)."""
     if not {"N", "D"} <= set(law.inputs):
         raise LawError(f"law {law.name!r} has inputs {list(law.inputs)}: a compute-optimal allocation needs N and D")
+    if law.target != "positive":
+        raise LawError(
+            f"law {law.name!r} predicts a {law.target} target: a compute-optimal allocation minimises a loss "
+            "(a positive target)"
+        )
     if flops is None:
         if law.compute is None:
             raise LawError(f"law {law.name!r} has no compute formula; pass flops='6 * N * D' or another")

@@ -177,6 +177,8 @@ def plot_loss(
                 at["N"] = grid / tpp
             if "U" in inputs and "D" in at:
                 at["U"] = at["D"]  # unique tokens: no repetition
+            for k in fit.law.covariates:  # as in the (group's) runs
+                at[k] = np.full(grid.size, np.median(fit.runs.inputs[k][_mine(fit, g)]))
             if set(at) != set(inputs):
                 raise OptionError(f"cannot plot law {fit.law.name!r} (inputs {list(inputs)}) against {x!r}")
             draws = intervals.sample_matrix(fit.predict_draws(group=g, **at))
@@ -187,9 +189,8 @@ def plot_loss(
     ax.axvspan(seen.max(), grid.max(), color="0.85", alpha=0.5, lw=0, label="extrapolation")
     ax.set(
         xscale="log",
-        yscale="log",
         xlabel=_LABELS.get(x, x),
-        ylabel="loss",
+        **_target_axis(fit),
         title=f"{fit.law.name}: bands {', '.join(f'{100 * p:g}%' for p in probs)} (equal-tailed)",
     )
     ax.legend(fontsize=8, ncol=1 + len(groups) // 8)
@@ -352,14 +353,20 @@ def plot_loo_pit(fit: ScalingFit, *, ax: Axes | None = None, bins: int = 10) -> 
     by PSIS): flat when the observation model describes the runs."""
     import arviz_stats
 
-    pit = np.asarray(arviz_stats.loo_pit(fit.tree)["log_loss"].values).ravel()
+    pit = np.asarray(arviz_stats.loo_pit(fit.tree)[fit.observation.observed].values).ravel()
     return _pit_histogram(_axes(ax), pit, bins, f"LOO-PIT of the {len(pit)} fitted runs", "LOO-PIT")
 
 
 def _fitted(fit: ScalingFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(compute or the single input, observed log-loss, posterior predictive replicates (S, runs))."""
+    """(compute or the single input, observed target, posterior predictive replicates (S, runs)), the
+    last two on the link scale (log-loss for a loss)."""
     x = _run_x(fit, "C" if fit.law.compute is not None else fit.law.inputs[0])
-    return x, np.log(fit.runs.loss), fit.replicates
+    return x, fit.observation.link(fit.runs.loss), fit.replicates
+
+
+def _target_axis(fit: ScalingFit) -> dict[str, str]:
+    """The y scale and label of a plot of the target: log for a loss, linear otherwise."""
+    return {"yscale": "log" if fit.law.target == "positive" else "linear", "ylabel": fit.runs.columns["loss"]}
 
 
 def plot_ppc(fit: ScalingFit, *, ax: Axes | None = None, prob: Sequence[float] = intervals.PROBS) -> Axes:
@@ -367,7 +374,8 @@ def plot_ppc(fit: ScalingFit, *, ax: Axes | None = None, prob: Sequence[float] =
     its replicates, by compute. Runs outside their 90% interval are drawn in red."""
     ax = _axes(ax)
     x, y, rep = _fitted(fit)
-    found = intervals.bounds(np.exp(rep), intervals.check_probs(prob))
+    y, rep = fit.observation.inverse(y), fit.observation.inverse(rep)
+    found = intervals.bounds(rep, intervals.check_probs(prob))
     order = np.argsort(x)
     for p in sorted(intervals.check_probs(prob), reverse=True):
         name = intervals.label(p)
@@ -379,23 +387,23 @@ def plot_ppc(fit: ScalingFit, *, ax: Axes | None = None, prob: Sequence[float] =
             lw=1 + 2 * (1 - p),
             alpha=0.35 + 0.4 * (1 - p),
         )
-    lo, hi = np.quantile(np.exp(rep), [0.05, 0.95], axis=0)
-    outside = (np.exp(y) < lo) | (np.exp(y) > hi)
-    ax.scatter(x[~outside], np.exp(y[~outside]), s=10, color="k", zorder=3, label="observed")
-    ax.scatter(x[outside], np.exp(y[outside]), s=16, color="C3", zorder=4, label=f"outside 90% ({outside.sum()})")
+    lo, hi = np.quantile(rep, [0.05, 0.95], axis=0)
+    outside = (y < lo) | (y > hi)
+    ax.scatter(x[~outside], y[~outside], s=10, color="k", zorder=3, label="observed")
+    ax.scatter(x[outside], y[outside], s=16, color="C3", zorder=4, label=f"outside 90% ({outside.sum()})")
     ax.set(
         xscale="log",
-        yscale="log",
         xlabel=_LABELS.get("C", "C"),
-        ylabel="loss",
         title="posterior predictive check of the fitted runs",
+        **_target_axis(fit),
     )
     ax.legend(fontsize=8)
     return ax
 
 
 def plot_residuals(fit: ScalingFit, *, ax: Axes | None = None) -> Axes:
-    """Residuals of the fitted runs' log-loss about the posterior median of the law, against compute,
+    """Residuals of the fitted runs' target on the link scale (log-loss for a loss) about the posterior
+    median of the law, against compute,
     with the 90% band of the noise: structure in them is the law's misfit."""
     ax = _axes(ax)
     x, y, rep = _fitted(fit)
@@ -409,7 +417,8 @@ def plot_residuals(fit: ScalingFit, *, ax: Axes | None = None) -> Axes:
         mine = _mine(fit, g)
         ax.scatter(x[mine], residual[mine], s=12, color=color, edgecolor="k", lw=0.3, label=g or "runs", zorder=3)
     ax.axhline(0, color="k", lw=0.8)
-    ax.set(xscale="log", xlabel=_LABELS.get("C", "C"), ylabel="log(observed) - median", title="residuals by compute")
+    link = {"positive": "log(observed)", "bounded": "logit(observed)"}.get(fit.law.target, "observed")
+    ax.set(xscale="log", xlabel=_LABELS.get("C", "C"), ylabel=f"{link} - median", title="residuals by compute")
     ax.legend(fontsize=8, ncol=1 + len(groups) // 8)
     return ax
 

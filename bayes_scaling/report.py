@@ -213,7 +213,7 @@ def _page(
 ) -> str:
     esc = html.escape
     grouped = fit.runs.group is not None
-    has_nd = {"N", "D"} <= set(fit.law.inputs) and fit.law.compute is not None
+    has_nd = {"N", "D"} <= set(fit.law.inputs) and fit.law.compute is not None and fit.law.target == "positive"
     d = fit.diagnostics
     problems = fit.problems
     sections = [
@@ -281,7 +281,7 @@ def _page(
             f"Loss against {x}, extrapolated region shaded" + ("; held-out runs as crosses" if cal else ""),
             partial(_loss_with_heldout, fit, x, cal=cal),
         )
-        for x in (["C", "N"] if has_nd else list(fit.law.inputs))
+        for x in (["C", "N"] if has_nd else list(fit.law.scaled_inputs))
     ]
     if has_nd:
         main.append(

@@ -25,7 +25,7 @@ from . import intervals
 from .data import RunTable, load_runs
 from .errors import DataError, FitFileError, GroupError, MisfitWarning, OptionError, OutputExistsError, SamplingWarning
 from .laws import Law
-from .observation import OBSERVED, ObservationModel, distance, flat_draws
+from .observation import TARGETS, ObservationModel, distance, flat_draws, outside_support
 from .priors import Prior, link_functions
 
 __all__ = ["MisfitWarning", "SamplingWarning", "ScalingFit", "assemble_tree", "versions"]
@@ -104,12 +104,13 @@ def _fitted_runs(
     law: Law, posterior: xr.Dataset, runs: RunTable, priors, pooling, observation: ObservationModel, seed: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """At the fitted runs (where the discrepancy is zero): the pointwise log density of their observed
-    log-loss, and one posterior predictive replicate of it per draw, both of shape (chain, draw, obs)."""
+    target on the link scale, and one posterior predictive replicate of it per draw, both of shape
+    (chain, draw, obs)."""
     sampled = sampled_draws(law, posterior, priors, pooling, runs.group)
-    mu = np.log(law.evaluate_sampled(sampled, **runs.inputs))
+    mu = observation.link(law.evaluate_sampled(sampled, **runs.inputs))
     noise = observation.noise(posterior, runs.group)
     shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
-    loglik = observation.logpdf(np.log(runs.loss), mu, noise)
+    loglik = observation.logpdf(observation.link(runs.loss), mu, noise)
     replicates = observation.sample(mu, noise, np.random.default_rng([0 if seed is None else seed, 2]))
     return loglik.reshape(shape), replicates.reshape(shape)
 
@@ -148,7 +149,8 @@ def assemble_tree(
     settings: Mapping[str, Any],
 ) -> xr.DataTree:
     """One DataTree holding everything a fit is, in ArviZ's groups: posterior, sample stats, posterior
-    predictive and log-likelihood of the fitted runs' log-loss, observed and constant data (the runs),
+    predictive and log-likelihood of the fitted runs' target (log-loss for a loss), observed and constant
+    data (the runs),
     and provenance in the root's attributes."""
     posterior = sampled["posterior"].to_dataset()
     if runs.group is not None:
@@ -179,14 +181,15 @@ def assemble_tree(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values, "obs": obs}
+    name = observation.observed
     return xr.DataTree.from_dict(
         {
             "/": xr.Dataset(attrs=attrs),
             "posterior": posterior,
             "sample_stats": stats_ds,
-            "posterior_predictive": xr.Dataset({OBSERVED: (("chain", "draw", "obs"), replicates)}, coords=coords),
-            "log_likelihood": xr.Dataset({OBSERVED: (("chain", "draw", "obs"), loglik)}, coords=coords),
-            "observed_data": xr.Dataset({OBSERVED: ("obs", np.log(runs.loss))}, coords={"obs": obs}),
+            "posterior_predictive": xr.Dataset({name: (("chain", "draw", "obs"), replicates)}, coords=coords),
+            "log_likelihood": xr.Dataset({name: (("chain", "draw", "obs"), loglik)}, coords=coords),
+            "observed_data": xr.Dataset({name: ("obs", observation.link(runs.loss))}, coords={"obs": obs}),
             "constant_data": xr.Dataset(constant, coords={"obs": obs}),
         }
     )
@@ -220,14 +223,16 @@ class ScalingFit:
         self.law = law.with_scales(json.loads(attrs["scales"]))
         self.priors = {k: Prior.from_spec(k, v) for k, v in json.loads(attrs["priors"]).items()}
         noise_by_group = bool(attrs.get("noise_by_group", tree["posterior"]["sigma"].ndim > 2))
-        self.observation = ObservationModel(attrs["likelihood"], noise_by_group, "kappa" in tree["posterior"])
+        self.observation = ObservationModel(
+            attrs["likelihood"], noise_by_group, "kappa" in tree["posterior"], self.law.target
+        )
         self.pooling: dict[str, str] = json.loads(attrs["pooling"])
         self.settings: dict[str, Any] = json.loads(attrs["settings"])
         constant = tree["constant_data"].to_dataset()
         groups = tuple(json.loads(attrs["groups"]))
         self.runs = RunTable(
             inputs={k: constant[k].values for k in self.law.inputs},
-            loss=np.exp(tree["observed_data"].to_dataset()[OBSERVED].to_numpy()),
+            loss=self.observation.inverse(tree["observed_data"].to_dataset()[self.observation.observed].to_numpy()),
             columns=json.loads(attrs["columns"]),
             group=constant["group"].to_numpy() if groups else None,
             groups=groups,
@@ -291,7 +296,8 @@ class ScalingFit:
         apart = self._chains_apart() if d["max_r_hat"] > MAX_RHAT else {}
         if apart:
             named = ", ".join(f"{p} ({' / '.join(f'{m:.3g}' for m in medians)})" for p, medians in apart.items())
-            fit_per_chain = self.tree["log_likelihood"].to_dataset()[OBSERVED].values.sum(axis=2).mean(axis=1)
+            loglik = self.tree["log_likelihood"].to_dataset()[self.observation.observed].values
+            fit_per_chain = loglik.sum(axis=2).mean(axis=1)
             problems.append(
                 f"chains settled in different places for {named} (medians per chain): the posterior has several "
                 "modes or a chain is stuck. Mean log-likelihood of the runs per chain: "
@@ -317,8 +323,9 @@ class ScalingFit:
 
     @cached_property
     def replicates(self) -> np.ndarray:
-        """The posterior predictive replicates of the fitted runs' log-loss, shape (chain * draw, runs)."""
-        return intervals.sample_matrix(self.tree["posterior_predictive"].to_dataset()[OBSERVED])
+        """The posterior predictive replicates of the fitted runs' target on the link scale (log-loss for a
+        loss), shape (chain * draw, runs)."""
+        return intervals.sample_matrix(self.tree["posterior_predictive"].to_dataset()[self.observation.observed])
 
     @cached_property
     def fit_check(self) -> dict[str, Any]:
@@ -332,7 +339,7 @@ class ScalingFit:
         from scipy.stats import binom, norm
 
         replicates = self.replicates
-        observed = np.log(self.runs.loss)
+        observed = self.observation.link(self.runs.loss)
         lo50, hi50, lo90, hi90 = np.quantile(replicates, [0.25, 0.75, 0.05, 0.95], axis=0)
         n = observed.size
         k50 = int(((observed >= lo50) & (observed <= hi50)).sum())
@@ -341,12 +348,12 @@ class ScalingFit:
         residual = observed - np.median(replicates, axis=0)
         groups = self.runs.group if self.runs.group is not None else np.zeros(n, dtype=int)
         p_trend, trend_input = 1.0, ""
-        for name, values in self.runs.inputs.items():
-            order = np.lexsort((values, groups))
+        for name in self.law.scaled_inputs:
+            order = np.lexsort((self.runs.inputs[name], groups))
             r = residual[order] - residual.mean()
             same = groups[order][1:] == groups[order][:-1]  # neighbours within a group
             lag1 = float((r[1:] * r[:-1])[same].sum() / (r**2).sum())
-            p = float(norm.sf(lag1 * np.sqrt(n))) * len(self.runs.inputs)
+            p = float(norm.sf(lag1 * np.sqrt(n))) * len(self.law.scaled_inputs)
             if p < p_trend:
                 p_trend, trend_input = p, name
         return {
@@ -380,9 +387,9 @@ class ScalingFit:
                 f"{check['p_trend']:.1g} under independent noise): the law misses a bend or step the runs show; "
                 "compare other laws (bs.compare, bs.stack) or look at plot_residuals"
             )
-        typical = float(np.exp(np.mean(np.log(self.runs.loss))))
+        typical = float(np.exp(np.mean(np.log(self.runs.loss)))) if self.law.target == "positive" else None
         low, high = PLAUSIBLE_LOSS
-        if not low <= typical <= high:
+        if typical is not None and not low <= typical <= high:
             found.append(
                 f"the runs' typical loss is {typical:.3g}, outside {low:g}-{high:.1f} nats per token "
                 "(the range language-model losses can take): is it in percent, scaled, or summed over tokens?"
@@ -494,19 +501,25 @@ class ScalingFit:
         index.update({g: -1 - i for i, g in enumerate(dict.fromkeys(g for g in labels if g not in index))})
         return np.array([index[g] for g in labels])
 
-    def log_curve(
+    def curve(
         self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None, rng: np.random.Generator | None = None
     ) -> np.ndarray:
-        """Posterior draws of the fitted law's log-loss at ``inputs`` (no discrepancy): (chain * draw, points).
+        """Posterior draws of the fitted law at ``inputs`` on the link scale (log-loss for a loss), without
+        the discrepancy: (chain * draw, points).
 
         ``codes`` are group indices (-1: a new group, drawn from the population with ``rng``)."""
         sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng)
-        return np.log(self.law.evaluate_sampled(sampled, **inputs))
+        return self.observation.link(self.law.evaluate_sampled(sampled, **inputs))
 
     def distance(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None) -> np.ndarray:
         """Each point's distance from the nearest fitted run (of its own group; of any group for a new
-        one), in decades of the law's inputs: 0 on a fitted run, 1 a tenfold extrapolation."""
-        design = self.runs.inputs
+        one), in decades of the law's inputs (not its covariates): 0 on a fitted run, 1 a tenfold
+        extrapolation. Inputs of any (broadcast) shape; ``codes`` broadcast against it."""
+        shape = np.broadcast_shapes(*(np.shape(v) for v in inputs.values()))
+        if len(shape) != 1:
+            flat = {k: np.broadcast_to(v, shape).ravel() for k, v in inputs.items()}
+            return self.distance(flat, None if codes is None else np.broadcast_to(codes, shape).ravel()).reshape(shape)
+        design = {k: self.runs.inputs[k] for k in self.law.scaled_inputs}
         if codes is None:
             return distance(inputs, design)
         out = np.empty(len(codes))
@@ -520,8 +533,9 @@ class ScalingFit:
     def _predictive(
         self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None, rng: np.random.Generator
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Draws of the expected log-loss (the law plus the discrepancy) and of the noise at ``inputs``."""
-        mu = self.log_curve(inputs, codes, rng)
+        """Draws of the expected target on the link scale (the law plus the discrepancy) and of the noise at
+        ``inputs``."""
+        mu = self.curve(inputs, codes, rng)
         noise = self.observation.noise(self.posterior, codes, rng)
         if self.observation.discrepancy:
             mu = mu + self._delta(self.distance(inputs, codes), noise["sigma"])
@@ -531,7 +545,7 @@ class ScalingFit:
         """The discrepancy's draws at distances (points,) or (S, points), with noise scales ``sigma``."""
         return self.observation.delta(self.draws("kappa")[:, None], sigma, self.draws("z")[:, None], dist)
 
-    def log_loss_draws(
+    def link_draws(
         self,
         inputs: Mapping[str, np.ndarray],
         codes: np.ndarray | None = None,
@@ -539,10 +553,11 @@ class ScalingFit:
         kind: str = "mean",
         seed: int | np.random.Generator | None = None,
     ) -> np.ndarray:
-        """Posterior draws of the log-loss at ``inputs``: shape (chain * draw, points).
+        """Posterior draws of the target at ``inputs`` on the link scale (log-loss for a loss): shape
+        (chain * draw, points).
 
-        ``kind="mean"``: the expected loss of a run there (the law, and beyond the fitted runs its
-        discrepancy); ``"observation"``: a new run's observed loss (adds the noise).
+        ``kind="mean"``: the expected value for a run there (the law, and beyond the fitted runs its
+        discrepancy); ``"observation"``: a new run's observed value (adds the noise).
         """
         if kind not in ("mean", "observation"):
             raise OptionError(f"kind must be 'mean' or 'observation', got {kind!r}")
@@ -558,9 +573,8 @@ class ScalingFit:
         kind: str = "mean",
         seed: int | np.random.Generator | None = None,
     ) -> np.ndarray:
-        """Posterior draws of the loss at ``inputs`` (see :meth:`log_loss_draws`)."""
-        with np.errstate(over="ignore"):  # heavy-tailed noise can put a draw beyond float range: inf is right
-            return np.exp(self.log_loss_draws(inputs, codes, kind=kind, seed=seed))
+        """Posterior draws of the target (the loss) at ``inputs`` on its own scale (see :meth:`link_draws`)."""
+        return self.observation.inverse(self.link_draws(inputs, codes, kind=kind, seed=seed))
 
     def log_density(
         self,
@@ -569,9 +583,10 @@ class ScalingFit:
         loss: np.ndarray,
         seed: int | np.random.Generator | None = None,
     ) -> np.ndarray:
-        """Log density of an observed ``loss`` (as log-loss) at ``inputs`` under each draw: (chain * draw, points)."""
+        """Log density of an observed ``loss`` (the target, on the link scale) at ``inputs`` under each draw:
+        (chain * draw, points)."""
         mu, noise = self._predictive(inputs, codes, np.random.default_rng(seed))
-        return self.observation.logpdf(np.log(loss), mu, noise)
+        return self.observation.logpdf(self.observation.link(loss), mu, noise)
 
     def with_discrepancy(self, kappa: Any | None, *, seed: int | None = None) -> ScalingFit:
         """The same fit with the discrepancy's ``kappa`` drawn from another prior (a spec as in ``priors``,
@@ -632,14 +647,16 @@ class ScalingFit:
         seed: int | None = None,
         **inputs: Any,
     ) -> xr.DataTree:
-        """A copy of the fit's DataTree with ArviZ's ``predictions`` group (``log_loss`` draws at the points,
+        """A copy of the fit's DataTree with ArviZ's ``predictions`` group (draws of the target on the link
+        scale, ``log_loss`` for a loss, at the points,
         dims chain, draw, point; a new run's by default) and ``predictions_constant_data`` (the points'
         inputs, group and distance), for ArviZ's plots or to save beside the fit. Arguments as in
         :meth:`predict`."""
         draws = self.predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed, **inputs)
         tree = self.tree.copy()
         points = draws.drop_vars(["chain", "draw"]).coords.to_dataset()
-        tree["predictions"] = xr.DataTree(xr.Dataset({OBSERVED: np.log(draws.reset_coords(drop=True))}))
+        link = self.observation.link(draws.reset_coords(drop=True))
+        tree["predictions"] = xr.DataTree(xr.Dataset({self.observation.observed: link}))
         tree["predictions_constant_data"] = xr.DataTree(points)
         tree["predictions"].attrs["kind"] = kind
         return tree
@@ -676,7 +693,8 @@ class ScalingFit:
     def log_predictive_density(
         self, runs: pd.DataFrame, *, new_group: bool = False, seed: int | None = None
     ) -> np.ndarray:
-        """Log posterior predictive density of each run's observed log-loss (the runs need their loss)."""
+        """Log posterior predictive density of each run's observed target on the link scale (log-loss for a
+        loss; the runs need the target's column)."""
         values, _, codes = self._prediction_inputs(runs, {}, None, new_group)
         logp = self.log_density(values, codes, self.checked_loss(runs), seed)
         return logsumexp(logp, axis=0) - np.log(logp.shape[0])
@@ -700,10 +718,13 @@ class ScalingFit:
         if runs is None or column not in runs:
             return None
         values = pd.to_numeric(runs[column], errors="coerce").to_numpy(dtype=float)
-        bad = np.flatnonzero((runs[column].notna().to_numpy() & np.isnan(values)) | (values <= 0) | np.isinf(values))
+        finite = np.isfinite(values)
+        bad = np.flatnonzero(runs[column].notna().to_numpy() & ~finite)  # not a number, or infinite
+        bad = np.union1d(bad, np.flatnonzero(finite)[outside_support(self.law.target, values[finite])])
         if bad.size:
             raise DataError(
-                f"column {column!r} must hold positive losses; row {bad[0]} has {runs[column].iloc[bad[0]]!r}"
+                f"column {column!r} must be {TARGETS[self.law.target][1]}; row {bad[0]} has "
+                f"{runs[column].iloc[bad[0]]!r}"
             )
         return values
 
@@ -737,11 +758,7 @@ class ScalingFit:
         sigma = self.observation.noise(self.posterior, codes, rng)["sigma"][:, :1]
 
         def offset(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-            shape = np.broadcast_shapes(*(np.shape(v) for v in inputs.values()))
-            flat = {k: np.broadcast_to(v, shape).ravel() for k, v in inputs.items()}
-            size = next(iter(flat.values())).size
-            dist = self.distance(flat, None if codes is None else np.repeat(codes, size))
-            return self._delta(dist.reshape(shape), sigma)
+            return self._delta(self.distance(inputs, codes), sigma)
 
         return offset
 

@@ -86,7 +86,7 @@ def _setup(source: str, likelihood: str) -> tuple:
     """What every cycle of a law shares, made once per process: the law at the design's scales, the
     observation model, the design, its inputs and the priors."""
     law = Law.from_toml(source)
-    observation = ObservationModel(likelihood, False, False)
+    observation = ObservationModel(likelihood, False, False, law.target)
     runs = design()
     inputs = {k: runs[DESIGN_COLUMNS[k]].to_numpy() for k in law.inputs}
     priors = {**law.priors, **{k: Prior.from_spec(k, v) for k, v in observation.default_priors().items()}}
@@ -102,9 +102,9 @@ def _cycle(task: tuple) -> dict:
     law, scaled, observation, runs, inputs, priors = _setup(source, likelihood)
     rng = np.random.default_rng([seed, i])
     truth = _truth(scaled, observation, priors, rng)
-    mu = np.log(scaled.evaluate_sampled(truth, **inputs))[None, :]
+    mu = observation.link(scaled.evaluate_sampled(truth, **inputs))[None, :]
     noise = {k: np.asarray([[truth[k]]]) for k in observation.params}
-    loss = np.exp(observation.sample(mu, noise, rng)[0])
+    loss = observation.inverse(observation.sample(mu, noise, rng)[0])
     published = {k: float(v) for k, v in scaled.to_natural(truth).items()}
     if not np.all(np.isfinite(loss)):  # a prior draw whose law overflows: no data to fit
         return {"problems": "simulated loss not finite"}
