@@ -21,6 +21,9 @@ def test_laws_json():
         "power_irreducible",
         "broken_power",
         "data_constrained",
+        "sigmoid_compute",
+        "sigmoid_loss",
+        "log_linear",
     }
     assert (
         by_name["data_constrained"]["inputs"] == ["N", "D", "U"]

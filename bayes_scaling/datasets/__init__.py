@@ -26,6 +26,12 @@ DATASETS: dict[str, tuple[str, str, str]] = {
         "Muennighoff et al. (2023), 182 C4 runs with repeated data (column unique_tokens; up to thousands of "
         "epochs), the set behind the paper's data-constrained fit; loss is C4 validation loss. Apache-2.0.",
     ),
+    "bhagia2024": (
+        "bhagia2024.csv",
+        "LICENSE-bhagia2024.txt",
+        "Bhagia et al. (2024), the OLMo ladder (190M-3.2B at 0.5-10 x 20 tokens/parameter) and its 7B and 13B "
+        "targets, 20 task splits each (column 'task'): task loss rc_bpb, accuracy rc_acc, chance_acc. Apache-2.0.",
+    ),
 }
 
 
@@ -43,6 +49,12 @@ def load_dataset(name: str) -> pd.DataFrame:
 
     ``muennighoff2023``: columns ``run_name``, ``n_params``, ``n_tokens``, ``unique_tokens``, ``epochs``,
     ``compute_flops`` (6ND) and ``loss`` (C4 validation loss); fit it with ``law="data_constrained"``.
+
+    ``bhagia2024``: one row per run and task split, ``role`` ``ladder`` or ``target`` (7B, 13B); columns
+    ``n_params``, ``n_tokens``, ``compute_flops``, ``task``, ``chance_acc``, ``rc_bpb`` (task loss, bits per
+    byte), ``rc_acc`` (accuracy), ``rc_soft_log`` (log-probability of the correct answer) and more (see
+    the README beside the file); fit accuracy with ``law="sigmoid_compute"`` or two steps
+    (:class:`~bayes_scaling.TwoStage`).
     """
     if name not in DATASETS:
         raise OptionError(f"unknown dataset {name!r}; bundled datasets: {', '.join(DATASETS)}")

@@ -1,0 +1,150 @@
+"""Targets other than a loss: accuracy (bounded, on the logit scale) and real-valued quantities, and the
+two-step downstream law, on simulated runs with known truth and on the bundled OLMo ladder."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.laws import Law
+from bayes_scaling.observation import ObservationModel
+from conftest import run
+
+FAST = {"chains": 2, "draws": 300, "tune": 400, "progressbar": False}
+TASKS = ("hellaswag_val", "arc_easy_test", "piqa_val", "csqa_val")
+
+
+def olmo() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The OLMo ladder on four tasks: (the paper's ladder runs, the 7B and 13B targets)."""
+    d = bs.load_dataset("bhagia2024")
+    d = d[d.task.isin(TASKS)]
+    ladder = (d.role == "ladder") & ~d.is_rerun & (d.xC >= 1) & (d.size_label != "3.2B")
+    return d[ladder], d[d.role == "target"]
+
+
+def test_law_files_check_target_and_covariates():
+    text = bs.load_law("sigmoid_compute").source
+    assert bs.load_law("sigmoid_compute").target == "bounded" and bs.load_law("chinchilla").target == "positive"
+    with pytest.raises(bs.LawError, match="target must be one of 'positive', 'real', 'bounded'"):
+        Law.from_toml(text.replace('target = "bounded"', 'target = "accuracy"'))
+    with pytest.raises(bs.LawError, match="'covariates' must be some, not all, of the inputs"):
+        Law.from_toml(text.replace('covariates = ["chance"]', 'covariates = ["C", "chance"]'))
+    with pytest.raises(bs.LawError, match="give them no scale"):
+        Law.from_toml(text.replace('C = "data"', 'C = "data"\nchance = 1.0'))
+    priors = {"a": "Normal(0, 1)", "b": "Normal(0, 1)"}
+    assert Law.from_formula("a + b * log(C)", inputs=["C"], priors=priors, target="real").target == "real"
+
+
+def test_runs_are_checked_against_the_target_kind():
+    runs = pd.DataFrame({"compute_flops": [1e18, 1e19, 1e20], "acc": [0.3, 1.2, 0.5], "chance_acc": [0.25] * 3})
+    with pytest.raises(bs.DataError, match=r"column 'acc' must be strictly between 0 and 1; row 1 has 1.2"):
+        bs.load_runs(runs, inputs=["C", "chance"], columns={"loss": "acc"}, target="bounded")
+    real = runs.assign(acc=[-1.0, 0.0, 2.0])
+    assert bs.load_runs(real, inputs=["C"], columns={"loss": "acc"}, target="real").loss.tolist() == [-1, 0, 2]
+    with pytest.raises(bs.DataError, match="column 'acc' must be positive; row 0"):
+        bs.load_runs(real, inputs=["C"], columns={"loss": "acc"})
+
+
+def test_links_invert():
+    for target, values in (("positive", [0.1, 2.0]), ("real", [-3.0, 4.0]), ("bounded", [0.01, 0.7])):
+        obs = ObservationModel(target=target)
+        np.testing.assert_allclose(obs.inverse(obs.link(np.array(values))), values, rtol=1e-12)
+
+
+#: The sampled parameters each law of a target other than a loss is simulated from, and the noise.
+RECOVERY = {
+    "sigmoid_compute": ({"h": 0.7, "k": 0.8, "m": 0.5}, 0.1),
+    "sigmoid_loss": ({"h": 0.7, "s": 8.0, "m": 0.9}, 0.1),
+    "log_linear": ({"a": -1.3, "b": 0.05}, 0.005),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECOVERY))
+def test_recovery(name):
+    """Runs simulated from the law with its own observation model (logit or raw scale): the posterior's
+    95% interval holds every true published parameter and the noise."""
+    truth, sigma = RECOVERY[name]
+    rng = np.random.default_rng(3)
+    runs = pd.DataFrame({"compute_flops": np.geomspace(1e18, 1e22, 40), "chance_acc": 0.25})
+    runs["bpb"] = np.linspace(1.4, 0.6, 40)
+    law = bs.load_law(name)
+    inputs = {"C": runs["compute_flops"].to_numpy(), "L": runs["bpb"].to_numpy(), "chance": runs["chance_acc"]}
+    inputs = {k: np.asarray(inputs[k]) for k in law.inputs}
+    scaled = law.with_scales(inputs)
+    obs = ObservationModel(target=law.target)
+    curve = scaled.evaluate_sampled(truth, **inputs)
+    runs["y"] = obs.inverse(obs.link(curve) + sigma * rng.standard_normal(len(runs)))
+    columns = {"loss": "y", **({"L": "bpb"} if "L" in law.inputs else {})}
+    result = bs.fit(runs, law=law, columns=columns, likelihood="normal", seed=2, **FAST)
+    assert result.diagnostics["divergences"] == 0
+    table = result.summary(prob=0.95)
+    natural = {p: v for p, v in scaled.to_natural(truth).items() if law.natural[p].names & set(truth)}
+    for p, value in {**natural, "sigma": sigma}.items():
+        assert table.loc[p, "eti95_lower"] <= value <= table.loc[p, "eti95_upper"], (p, value)
+    if law.target == "bounded":  # beyond the runs, the band stays between chance and 1
+        far = {k: v[-1:] for k, v in inputs.items()} | ({"C": np.array([1e24])} if "C" in inputs else {})
+        band = result.predict(**far, kind="observation", seed=0)
+        assert 0.25 < band["eti90_lower"].iloc[0] < band["eti90_upper"].iloc[0] < 1
+    with pytest.raises(bs.LawError, match="compute-optimal allocation needs N and D"):
+        result.compute_optimal(1e21)
+
+
+@pytest.mark.slow
+def test_cli_fits_a_bounded_and_a_real_target(tmp_path):
+    """`bayes-scaling fit --target COLUMN` on real OLMo ladder runs: accuracy (bounded, with the task's
+    chance accuracy as a covariate) and the log-probability of the right answer (real-valued)."""
+    ladder, targets = olmo()
+    csv, heldout = tmp_path / "ladder.csv", tmp_path / "targets.csv"
+    ladder.to_csv(csv, index=False)
+    targets.to_csv(heldout, index=False)
+    options = ["--group", "task", "--draws", 300, "--tune", 400, "--chains", 2, "--seed", 1]
+    for law, target, extra in (
+        ("sigmoid_compute", "rc_acc", ["--column", "chance=chance_acc"]),  # the default, given
+        ("log_linear", "rc_soft_log", []),
+    ):
+        out = tmp_path / f"{law}.nc"
+        fitted = run("fit", csv, "--law", law, "--target", target, *extra, *options, "--out", out, "--json")
+        assert json.loads(fitted.stdout)["diagnostics"]["divergences"] == 0
+        pred = json.loads(run("predict", out, "--runs", heldout, "--kind", "observation", "--json").stdout)["rows"]
+        observed = targets[target].to_numpy()
+        medians = np.array([r["median"] for r in pred])
+        assert [r["observed"] for r in pred] == pytest.approx(observed)
+        if law == "sigmoid_compute":  # the 7B and 13B accuracies, within 10 points of the observed
+            assert np.all((medians > 0) & (medians < 1)) and np.mean(np.abs(medians - observed)) < 0.10
+        else:
+            assert np.all(medians < 0) and np.mean(np.abs(medians - observed)) < 0.05
+    bad = run("fit", csv, "--law", "sigmoid_compute", "--target", "rc_bpb", *options, check=False)
+    assert bad.returncode == 2 and "'rc_bpb' must be strictly between 0 and 1" in bad.stderr
+    both = run("fit", csv, "--target", "rc_acc", "--column", "loss=rc_bpb", check=False)
+    assert both.returncode == 2 and "disagree" in both.stderr
+
+
+@pytest.mark.slow
+def test_two_stage_predicts_olmo_targets():
+    """Scale -> task bpb (Chinchilla form) -> accuracy (sigmoid): the 7B and 13B accuracies on four tasks
+    from the ladder, with the first step's uncertainty carried into the second."""
+    ladder, targets = olmo()
+    first = bs.fit(ladder, law="chinchilla", columns={"loss": "rc_bpb"}, group="task", seed=1, **FAST)
+    second = bs.fit(
+        ladder,
+        law="sigmoid_loss",
+        columns={"loss": "rc_acc", "L": "rc_bpb", "chance": "chance_acc"},
+        group="task",
+        seed=1,
+        **FAST,
+    )
+    two = bs.TwoStage(first, second, via="L")
+    pred = two.predict(targets, prob=0.9, kind="observation", seed=0)
+    assert np.all((pred["eti90_lower"] > 0) & (pred["eti90_upper"] < 1))
+    assert np.mean(np.abs(pred["median"] - pred["observed"])) < 0.08
+    # the first step's uncertainty reaches the second: wider than the second step at the observed bpb
+    at_observed = second.predict(targets, prob=0.9, kind="observation", seed=0)
+    assert np.median(pred["eti90_upper"] - pred["eti90_lower"]) > np.median(
+        at_observed["eti90_upper"] - at_observed["eti90_lower"]
+    )
+    cal = bs.calibration(two, targets, seed=0)
+    assert cal.summary["n"] == len(targets) and np.isfinite(cal.summary["lpd_per_run"])
+    with pytest.raises(bs.OptionError, match="via='N' must be an input of the second law"):
+        bs.TwoStage(first, second, via="N")
