@@ -59,6 +59,7 @@ _LAZY = {
     "list_references": "references",
     "load_reference": "references",
     "ScalingFit": "result",
+    "TwoStage": "stages",
 }
 
 if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported eagerly
@@ -71,6 +72,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
     from .priors import Prior
     from .references import Reference, list_references, load_reference
     from .result import ScalingFit
+    from .stages import TwoStage
 
 
 def __getattr__(name: str) -> Any:
@@ -105,6 +107,7 @@ __all__ = [
     "SamplerStartError",
     "SamplingWarning",
     "ScalingFit",
+    "TwoStage",
     "__version__",
     "average",
     "backtest",
