@@ -531,14 +531,19 @@ class ScalingFit:
         return out
 
     def _predictive(
-        self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None, rng: np.random.Generator
+        self,
+        inputs: Mapping[str, np.ndarray],
+        codes: np.ndarray | None,
+        rng: np.random.Generator,
+        beyond: np.ndarray | float = 0.0,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Draws of the expected target on the link scale (the law plus the discrepancy) and of the noise at
-        ``inputs``."""
+        ``inputs``. ``beyond``: a distance the points lie from the fitted runs in something other than this
+        law's inputs; the discrepancy takes the larger of it and their own distance."""
         mu = self.curve(inputs, codes, rng)
         noise = self.observation.noise(self.posterior, codes, rng)
         if self.observation.discrepancy:
-            mu = mu + self._delta(self.distance(inputs, codes), noise["sigma"])
+            mu = mu + self._delta(np.maximum(self.distance(inputs, codes), beyond), noise["sigma"])
         return mu, noise
 
     def _delta(self, dist: np.ndarray, sigma: np.ndarray) -> np.ndarray:

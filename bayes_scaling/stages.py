@@ -6,7 +6,10 @@ a power law takes (N, D) to the task loss, a sigmoid takes the task loss to accu
 composes two fits that way. Each step is fitted on its own (the second on the runs' observed task loss),
 and a prediction pushes the first step's predictive draws of a new run's task loss through the second
 step, draw by draw: the first step's uncertainty, its extrapolation discrepancy included, reaches the
-accuracy.
+accuracy. The second step's own discrepancy grows with the run's distance from the fitted runs in scale
+(the first step's inputs), not only in task loss: both steps were fitted on the same small runs, and a
+larger model's accuracy at a given task loss is an extrapolation too (on the OLMo ladder, the 7B and 13B
+targets' task losses lie within the ladder's, their accuracies above what the ladder's sigmoid gives).
 """
 
 from __future__ import annotations
@@ -60,11 +63,12 @@ class TwoStage:
         size = self.second.posterior.sizes["chain"] * self.second.posterior.sizes["draw"]
         pick = np.arange(size) if middle.shape[0] == size else rng.choice(middle.shape[0], size)
         at[self.via] = middle[pick]
-        mu, noise = self.second._predictive(at, second_codes, rng)
+        scale = self.first.distance(values, codes)
+        mu, noise = self.second._predictive(at, second_codes, rng, beyond=scale)
         coords: dict[str, Any] = {k: ("point", v) for k, v in values.items()}
         if codes is not None:
             coords.update(group=("point", labels), new_group=("point", codes < 0))
-        coords["distance"] = ("point", self.first.distance(values, codes))
+        coords["distance"] = ("point", scale)
         return mu, noise, coords
 
     def predict_draws(
