@@ -54,7 +54,7 @@ LIKELIHOODS = ("student_t", "normal")
 TARGETS: dict[str, tuple[str, str]] = {
     "positive": ("log_loss", "positive"),
     "real": ("y", "finite"),
-    "bounded": ("logit_y", "strictly between 0 and 1"),
+    "bounded": ("logit_y", "strictly between 0 and 1 (move a score of 0 or 1 on n items half an item inside)"),
 }
 
 #: Default priors of the noise parameters.

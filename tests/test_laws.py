@@ -61,6 +61,10 @@ REFERENCES = {
         {"h": 0.8, "k": 8.0, "L0": 0.9},
     ),
     "log_linear": (lambda p, C: p["a"] + p["b"] * np.log10(C / p["C0"]), {"a": -1.3, "b": 0.05, "C0": 1e20}),
+    "isoflop_parabola": (
+        lambda p, N: p["Lmin"] + p["w"] * np.log(N / p["Nopt"]) ** 2,
+        {"Lmin": 3.0, "w": 0.04, "Nopt": 3e8},
+    ),
 }
 #: The laws of a loss (a positive target), whose priors must cover real losses.
 LOSS_LAWS = sorted(n for n in REFERENCES if bs.load_law(n).target == "positive")

@@ -39,7 +39,7 @@ def test_law_files_check_target_and_covariates():
 
 def test_runs_are_checked_against_the_target_kind():
     runs = pd.DataFrame({"compute_flops": [1e18, 1e19, 1e20], "acc": [0.3, 1.2, 0.5], "chance_acc": [0.25] * 3})
-    with pytest.raises(bs.DataError, match=r"column 'acc' must be strictly between 0 and 1; row 1 has 1.2"):
+    with pytest.raises(bs.DataError, match=r"column 'acc' must be strictly between 0 and 1 \(move a .*; row 1 has 1.2"):
         bs.load_runs(runs, inputs=["C", "chance"], columns={"loss": "acc"}, target="bounded")
     real = runs.assign(acc=[-1.0, 0.0, 2.0])
     assert bs.load_runs(real, inputs=["C"], columns={"loss": "acc"}, target="real").loss.tolist() == [-1, 0, 2]
