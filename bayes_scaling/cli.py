@@ -372,7 +372,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if "observed" in table:
         meta["inside"] = {c.removeprefix("inside_"): int(table[c].sum()) for c in table if c.startswith("inside_")}
         meta["heldout"] = len(table)
-    _emit(table, args, title=f"predicted {args.kind} loss ({table.attrs['interval']})", **meta)
+    target = result.runs.columns["loss"]
+    _emit(table, args, title=f"predicted {args.kind} {target} ({table.attrs['interval']})", **meta)
 
 
 def _calibration_figure(cal: Any, path: str) -> None:

@@ -24,6 +24,7 @@ def test_laws_json():
         "sigmoid_compute",
         "sigmoid_loss",
         "log_linear",
+        "isoflop_parabola",
     }
     assert (
         by_name["data_constrained"]["inputs"] == ["N", "D", "U"]
