@@ -45,9 +45,8 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
 
 def data_values(law: Law, runs: RunTable, observation: ObservationModel) -> dict[str, np.ndarray]:
     """The model's data containers for ``runs``: reference scales (covariates have none), scaled inputs,
-    group codes and the
-    observed target on the link scale. The scales are data too, so a law whose scale comes from the runs
-    compiles once."""
+    group codes and the observed target on the link scale. The scales are data too, so a law whose scale
+    comes from the runs compiles once."""
     values: dict[str, np.ndarray] = {f"{k}_ref": np.asarray(law.scales[k]) for k in law.scaled_inputs}
     values.update({k: runs.inputs[k] / law.scales[k] for k in law.inputs})
     if runs.group is not None:
@@ -72,8 +71,7 @@ def build_model(
     non-centred offsets ``p_z``; its
     group values are ``p_group``. All laws share one observation model (:mod:`bayes_scaling.observation`,
     default ``log(loss) ~ StudentT(nu, log(law), sigma)``), so the LOO scores of laws of one kind of target
-    compare. The data sit in
-    ``pm.Data`` containers so a compiled model can be refitted on other runs.
+    compare. The data sit in ``pm.Data`` containers so a compiled model can be refitted on other runs.
     """
     observation = observation or ObservationModel(target=law.target)
     if observation.target != law.target:

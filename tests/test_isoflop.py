@@ -20,19 +20,15 @@ def profiles(exponent: float = 0.5, seed: int = 0) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def approach2(runs: pd.DataFrame, draws: int = 300, **options) -> bs.ScalingFit:
+    """A quick fit of ``isoflop_parabola``, grouped by budget as Approach 2 wants unless options say otherwise."""
+    options = {"group": "budget", "pooling": POOLING, **options}
+    return bs.fit(runs, law="isoflop_parabola", chains=2, draws=draws, tune=500, progressbar=False, seed=1, **options)
+
+
 def test_approach2_recovers_the_exponent_and_allocation():
     runs = profiles()
-    fit = bs.fit(
-        runs,
-        law="isoflop_parabola",
-        group="budget",
-        pooling=POOLING,
-        chains=2,
-        draws=300,
-        tune=500,
-        progressbar=False,
-        seed=1,
-    )
+    fit = approach2(runs)
     assert fit.diagnostics["divergences"] == 0
     draws = isoflop_optimal_draws(fit, [1e21])
     lo, hi = np.quantile(draws["a"].values, [0.05, 0.95])
@@ -41,19 +37,7 @@ def test_approach2_recovers_the_exponent_and_allocation():
     assert n_lo < 0.1 * 1e21**0.5 < n_hi
     assert np.allclose(draws["D_opt"].values * 6 * draws["N_opt"].values, 1e21)
     with pytest.raises(bs.OptionError, match="needs a fit of the law 'isoflop_parabola' grouped by compute budget"):
-        isoflop_optimal_draws(
-            bs.fit(runs, law="isoflop_parabola", chains=1, draws=50, tune=50, progressbar=False), [1e21]
-        )
+        isoflop_optimal_draws(approach2(runs, draws=50, group=None, pooling=None), [1e21])
     labelled = runs.assign(budget=runs["budget"].map({b: f"C{i}" for i, b in enumerate(runs["budget"].unique())}))
-    named = bs.fit(
-        labelled,
-        law="isoflop_parabola",
-        group="budget",
-        pooling=POOLING,
-        chains=1,
-        draws=50,
-        tune=50,
-        progressbar=False,
-    )
     with pytest.raises(bs.GroupError, match="must be compute budgets in FLOPs"):
-        isoflop_optimal_draws(named, [1e21])
+        isoflop_optimal_draws(approach2(labelled, draws=50), [1e21])
