@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
-from scipy.special import logsumexp
 
 from . import intervals
 from .data import RunTable, load_runs
@@ -701,8 +700,9 @@ class ScalingFit:
         """Log posterior predictive density of each run's observed target on the link scale (log-loss for a
         loss; the runs need the target's column)."""
         values, _, codes = self._prediction_inputs(runs, {}, None, new_group)
-        logp = self.log_density(values, codes, self.checked_loss(runs), seed)
-        return logsumexp(logp, axis=0) - np.log(logp.shape[0])
+        observed = self.observation.link(self.checked_loss(runs))
+        mu, noise = self._predictive(values, codes, np.random.default_rng(seed))
+        return self.observation.predictive_logpdf(observed, mu, noise)
 
     def checked_loss(self, runs: pd.DataFrame) -> np.ndarray:
         """The observed loss of every run in ``runs``: an error names a missing column or value."""

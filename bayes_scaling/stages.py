@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import logsumexp
 
 from . import intervals
 from .errors import OptionError
@@ -107,5 +106,4 @@ class TwoStage:
         observed = self.checked_loss(runs)
         mu, noise, _ = self._predictive(runs, new_group, np.random.default_rng(seed))
         observation = self.second.observation
-        logp = observation.logpdf(observation.link(observed), mu, noise)
-        return logsumexp(logp, axis=0) - np.log(logp.shape[0])
+        return observation.predictive_logpdf(observation.link(observed), mu, noise)
