@@ -43,6 +43,7 @@ _LAZY = {
     "compare": "comparison",
     "split_future": "comparison",
     "stack": "comparison",
+    "schedule_areas": "curves",
     "RunTable": "data",
     "load_runs": "data",
     "read_table": "data",
@@ -65,6 +66,7 @@ _LAZY = {
 if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported eagerly
     from .calibrate import Calibration, calibration
     from .comparison import Average, average, backtest, compare, split_future, stack
+    from .curves import schedule_areas
     from .data import RunTable, load_runs, read_table
     from .datasets import list_datasets, load_dataset
     from .fitting import CompileCache, compile_cache, fit
@@ -123,6 +125,7 @@ __all__ = [
     "load_reference",
     "load_runs",
     "read_table",
+    "schedule_areas",
     "split_future",
     "stack",
 ]

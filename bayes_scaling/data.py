@@ -22,6 +22,9 @@ DEFAULT_COLUMNS: dict[str, str] = {
     "C": "compute_flops",
     "U": "unique_tokens",
     "chance": "chance_acc",
+    "S": "step",
+    "S1": "lr_area",
+    "S2": "anneal_area",
     "loss": "loss",
 }
 
@@ -77,6 +80,7 @@ def load_runs(
     group: str | None = None,
     min_runs: int = 1,
     target: str = "positive",
+    covariates: Sequence[str] = (),
 ) -> RunTable:
     """Check ``runs`` (a DataFrame or a CSV path) and keep the columns the law needs.
 
@@ -86,7 +90,8 @@ def load_runs(
         One row per training run.
     inputs
         The law's inputs (``N``, ``D``, ``C``, ...); each maps to a column by ``columns`` or by default
-        (``n_params``, ``n_tokens``, ``compute_flops``, ``unique_tokens``, ``chance_acc``).
+        (``n_params``, ``n_tokens``, ``compute_flops``, ``unique_tokens``, ``chance_acc``, ``step``,
+        ``lr_area``, ``anneal_area``).
     columns
         Overrides of the default column names, e.g. ``{"N": "params", "loss": "val_loss"}``.
     group
@@ -95,6 +100,8 @@ def load_runs(
         The fewest runs accepted (the number of free parameters of the model).
     target
         The kind of the law's target (the ``loss`` column): ``positive``, ``real`` or ``bounded`` in (0, 1).
+    covariates
+        Inputs taken as data (the law's covariates): any finite value; the other inputs must be positive.
     """
     runs = read_table(runs)
     columns = dict(columns or {})
@@ -131,7 +138,7 @@ def load_runs(
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise DataError(f"column {col!r} has {bad.size} missing or infinite value(s), first in row {bad[0]}")
-        kind = target if key == "loss" else "positive"
+        kind = target if key == "loss" else "real" if key in covariates else "positive"
         bad = outside_support(kind, values)
         if bad.size:
             raise DataError(f"column {col!r} must be {TARGETS[kind][1]}; row {bad[0]} has {values[bad[0]]:g}")

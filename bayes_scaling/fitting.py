@@ -206,6 +206,7 @@ def fit(
             group=group,
             min_runs=len(law.priors) + len(observation.params),
             target=law.target,
+            covariates=law.covariates,
         )
         warn_if_repeated(runs)
     resolved = resolve_priors({**law.priors, **observation.default_priors(observation.link(runs.loss))}, user)

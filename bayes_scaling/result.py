@@ -455,7 +455,10 @@ class ScalingFit:
             columns = {k: v for k, v in self.runs.columns.items() if k in self.law.inputs}
             values = dict(
                 load_runs(
-                    runs.assign(**{"__loss": 1.0}), inputs=self.law.inputs, columns={**columns, "loss": "__loss"}
+                    runs.assign(**{"__loss": 1.0}),
+                    inputs=self.law.inputs,
+                    columns={**columns, "loss": "__loss"},
+                    covariates=self.law.covariates,
                 ).inputs
             )
             if group is None and self.runs.group_column in runs:
@@ -471,9 +474,11 @@ class ScalingFit:
             arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs))
             values = dict(zip(self.law.inputs, (a.ravel() for a in arrays), strict=True))
             for k, v in values.items():
-                bad = ~(np.isfinite(v) & (v > 0))
+                covariate = k in self.law.covariates  # data: any finite value
+                bad = ~(np.isfinite(v) & ((v > 0) | covariate))
                 if bad.any():
-                    raise DataError(f"input {k} must be positive and finite, got {v[bad][0]:g}")
+                    what = "finite" if covariate else "positive and finite"
+                    raise DataError(f"input {k} must be {what}, got {v[bad][0]:g}")
         if self.runs.group is None:
             if group is not None:
                 raise GroupError("this fit has no groups; predict without group=")

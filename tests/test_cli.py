@@ -25,6 +25,8 @@ def test_laws_json():
         "sigmoid_loss",
         "log_linear",
         "isoflop_parabola",
+        "lr_annealing",
+        "kaplan_ns",
     }
     assert (
         by_name["data_constrained"]["inputs"] == ["N", "D", "U"]

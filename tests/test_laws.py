@@ -61,13 +61,23 @@ REFERENCES = {
         {"h": 0.8, "k": 8.0, "L0": 0.9},
     ),
     "log_linear": (lambda p, C: p["a"] + p["b"] * np.log10(C / p["C0"]), {"a": -1.3, "b": 0.05, "C0": 1e20}),
+    "lr_annealing": (
+        lambda p, N, S1, S2: p["E"] + p["A"] / N ** p["alpha"] + p["B"] / S1 ** p["beta"] - p["K"] * S2,
+        {"E": 2.0, "A": 400.0, "alpha": 0.34, "B": 600.0, "beta": 0.3, "K": 0.15},
+    ),
+    "kaplan_ns": (
+        lambda p, N, S: (p["N_c"] / N) ** p["alpha_N"] + (p["S_c"] / S) ** p["alpha_S"],
+        {"N_c": 6.5e13, "alpha_N": 0.076, "S_c": 2.1e3, "alpha_S": 0.76},
+    ),
     "isoflop_parabola": (
         lambda p, N: p["Lmin"] + p["w"] * np.log(N / p["Nopt"]) ** 2,
         {"Lmin": 3.0, "w": 0.04, "Nopt": 3e8},
     ),
 }
-#: The laws of a loss (a positive target), whose priors must cover real losses.
-LOSS_LAWS = sorted(n for n in REFERENCES if bs.load_law(n).target == "positive")
+#: The laws of a final loss (a positive target, not a learning curve), whose priors must cover real losses.
+LOSS_LAWS = sorted(
+    n for n in REFERENCES if bs.load_law(n).target == "positive" and not {"S", "S1"} & set(bs.load_law(n).inputs)
+)
 GRID_AXES = {
     "N": np.geomspace(1e6, 1e12, 7),
     "D": np.geomspace(1e8, 1e14, 5),
@@ -76,6 +86,9 @@ GRID_AXES = {
     "U": np.geomspace(1e7, 1e13, 4),
     "L": np.linspace(0.5, 1.5, 5),
     "chance": np.array([0.2, 0.25, 0.5]),
+    "S": np.geomspace(1e2, 1e6, 5),
+    "S1": np.geomspace(1e8, 1e13, 4),
+    "S2": np.array([0.0, 0.3, 0.9]),
 }
 
 

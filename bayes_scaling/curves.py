@@ -1,0 +1,104 @@
+"""Learning curves: the inputs a schedule-aware law needs at each checkpoint of a run.
+
+A checkpoint taken mid-run sits above the loss of a run trained to that length: its learning rate has not
+been annealed yet. The law ``lr_annealing`` (Tissue et al. 2024) takes that into account through two areas
+under the run's learning-rate schedule, which :func:`schedule_areas` adds to a table of checkpoints:
+
+``lr_area`` (S1)
+    The forward area: tokens seen, each weighted by the learning rate relative to its peak. Tokens at a
+    constant learning rate count fully; under a cosine schedule the late tokens count less.
+``anneal_area`` (S2)
+    How much of the learning rate's decay has taken effect, as a fraction of the peak: each drop of the
+    rate counts in full once it is long past and grows in at rate ``1 - memory`` per step after it (the
+    momentum form of Tissue et al.). 0 at a constant rate; the final fraction (0.9 for a cosine to 10%)
+    once the run has long finished its decay.
+
+With those two columns, ``bs.fit(checkpoints, law="lr_annealing", group="run", pooling={"E": "partial",
+"b": "partial"})`` fits all the curves at once, one random effect per run on the floor and the data term
+(checkpoints of one run share them); the final loss of an unfinished run is a prediction at its last step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from .errors import DataError, OptionError
+
+__all__ = ["SCHEDULES", "lr_schedule", "schedule_areas"]
+
+#: Shapes of the decay after warm-up: the rate as a function of the fraction of the decay done.
+SCHEDULES = {
+    "cosine": lambda t: 0.5 * (1 + np.cos(np.pi * t)),
+    "linear": lambda t: 1 - t,
+    "constant": lambda t: np.ones_like(t),
+}
+
+
+def lr_schedule(total_steps: int, *, warmup: int = 0, final_lr: float = 0.0, shape: str = "cosine") -> np.ndarray:
+    """The learning rate at steps 1..``total_steps`` relative to its peak: a linear warm-up over ``warmup``
+    steps, then ``shape`` from 1 down to ``final_lr`` at the last step."""
+    if shape not in SCHEDULES:
+        raise OptionError(f"unknown schedule shape {shape!r}; use one of {', '.join(SCHEDULES)}")
+    if not 0 <= final_lr <= 1:
+        raise OptionError(f"final_lr is a fraction of the peak rate, between 0 and 1; got {final_lr!r}")
+    step = np.arange(1, total_steps + 1, dtype=float)
+    done = np.clip((step - warmup) / max(total_steps - warmup, 1), 0.0, 1.0)
+    decay = final_lr + (1 - final_lr) * SCHEDULES[shape](done)
+    return np.where(step <= warmup, step / max(warmup, 1), decay)
+
+
+def schedule_areas(
+    checkpoints: pd.DataFrame,
+    *,
+    step: str = "step",
+    total_steps: str = "total_steps",
+    tokens_per_step: float | str = 1.0,
+    warmup: int = 0,
+    final_lr: float = 0.0,
+    shape: str = "cosine",
+    memory: float = 0.999,
+    drop_warmup: bool = True,
+) -> pd.DataFrame:
+    """A copy of ``checkpoints`` (one row per evaluation of a run) with the columns ``lr_area`` and
+    ``anneal_area`` the law ``lr_annealing`` reads.
+
+    ``step`` and ``total_steps`` name the columns of a checkpoint's step and its run's length;
+    ``tokens_per_step`` is a number or a column (batch size in tokens). Every run follows one schedule:
+    ``warmup`` steps of linear warm-up, then ``shape`` (``cosine``, ``linear``, ``constant``) down to
+    ``final_lr`` times the peak. ``memory`` is the per-step persistence of an annealing step's effect
+    (Tissue et al. found 0.999 across their runs). ``drop_warmup`` leaves out checkpoints taken during
+    the warm-up, whose loss no law of the trained model describes.
+    """
+    needed = [step, total_steps] + ([tokens_per_step] if isinstance(tokens_per_step, str) else [])
+    missing = [c for c in needed if c not in checkpoints.columns]
+    if missing:
+        raise DataError(f"missing column(s) {missing}; the table has {list(checkpoints.columns)}")
+    if not 0 <= memory < 1:
+        raise OptionError(f"memory must be in [0, 1), got {memory!r}")
+    steps = _whole_steps(checkpoints, step)
+    totals = _whole_steps(checkpoints, total_steps)
+    beyond = np.flatnonzero(steps > totals)
+    if beyond.size:
+        raise DataError(f"row {beyond[0]}: {step!r} {steps[beyond[0]]} is past its run's {total_steps!r}")
+    lr_area, anneal = np.empty(len(steps)), np.empty(len(steps))
+    for total in np.unique(totals):
+        rate = lr_schedule(int(total), warmup=warmup, final_lr=final_lr, shape=shape)
+        drops = np.maximum(-np.diff(rate, prepend=rate[0]), 0.0)
+        felt = np.cumsum(drops) - lfilter([memory], [1.0, -memory], drops)  # each drop, as far as it took effect
+        rows = totals == total
+        lr_area[rows] = np.cumsum(rate)[steps[rows] - 1]
+        anneal[rows] = felt[steps[rows] - 1]
+    tokens = checkpoints[tokens_per_step].to_numpy(float) if isinstance(tokens_per_step, str) else tokens_per_step
+    out = checkpoints.assign(lr_area=lr_area * tokens, anneal_area=anneal)
+    return out[steps > warmup] if drop_warmup else out
+
+
+def _whole_steps(frame: pd.DataFrame, column: str) -> np.ndarray:
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 1) | (values != np.round(values)))
+    if bad.size:
+        shown = frame[column].iloc[bad[0]]
+        raise DataError(f"column {column!r} must hold whole steps >= 1; row {bad[0]} has {shown!r}")
+    return values.astype(np.int64)

@@ -1,0 +1,125 @@
+"""Learning curves: the areas under a learning-rate schedule, and the laws of a run's curve."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.curves import lr_schedule
+from bayes_scaling.observation import ObservationModel
+from conftest import shared_csv
+
+FAST = {"chains": 2, "draws": 400, "tune": 600, "progressbar": False, "likelihood": "normal"}
+
+
+def test_constant_rate_counts_every_token_and_anneals_nothing():
+    table = pd.DataFrame({"step": [10, 50, 100], "total_steps": 100, "batch": 4.0})
+    out = bs.schedule_areas(table, shape="constant", tokens_per_step="batch")
+    assert out["lr_area"].tolist() == [40.0, 200.0, 400.0]
+    assert (out["anneal_area"] == 0).all()
+    assert table.columns.tolist() == ["step", "total_steps", "batch"]  # the user's table is left as it was
+
+
+def test_without_memory_the_annealing_area_is_the_drop_so_far():
+    table = pd.DataFrame({"step": np.arange(1, 201), "total_steps": 200})
+    out = bs.schedule_areas(table, warmup=20, final_lr=0.1, memory=0.0)
+    rate = lr_schedule(200, warmup=20, final_lr=0.1)
+    assert rate[0] == pytest.approx(0.05) and rate[19] == 1.0 and rate[-1] == pytest.approx(0.1)
+    assert out["step"].min() == 21 and len(out) == 180  # the warm-up's checkpoints left out
+    np.testing.assert_allclose(out["anneal_area"], 1 - rate[20:], atol=1e-12)
+    np.testing.assert_allclose(out["lr_area"], np.cumsum(rate)[20:])
+    assert len(bs.schedule_areas(table, warmup=20, drop_warmup=False)) == 200
+
+
+def test_memory_delays_the_gain_of_annealing():
+    """A drop of the rate takes effect over ~1 / (1 - memory) steps: a 200-step cosine ends with a small
+    part of its drop felt, a 20,000-step one with nearly all of it."""
+    table = pd.DataFrame({"step": [200, 20_000], "total_steps": [200, 20_000]})
+    short, long = bs.schedule_areas(table, final_lr=0.1)["anneal_area"]
+    assert short < 0.1 * 0.9 < 0.85 < long < 0.9
+
+
+@pytest.mark.parametrize(
+    ("table", "options", "error", "message"),
+    [
+        (pd.DataFrame({"steps": [1]}), {}, bs.DataError, r"missing column\(s\) \['step', 'total_steps'\]"),
+        (pd.DataFrame({"step": [5, 120], "total_steps": 100}), {}, bs.DataError, "row 1: 'step' 120 is past"),
+        (pd.DataFrame({"step": [1.5], "total_steps": 10}), {}, bs.DataError, "'step' must hold whole steps"),
+        (pd.DataFrame({"step": [1], "total_steps": [None]}), {}, bs.DataError, "'total_steps' must hold whole"),
+        (pd.DataFrame({"step": [1], "total_steps": 10}), {"shape": "wsd"}, bs.OptionError, "unknown schedule"),
+        (pd.DataFrame({"step": [1], "total_steps": 10}), {"final_lr": 2}, bs.OptionError, "final_lr is a fraction"),
+        (pd.DataFrame({"step": [1], "total_steps": 10}), {"memory": 1}, bs.OptionError, r"memory must be in \[0, 1\)"),
+    ],
+)
+def test_bad_checkpoints_are_named(table, options, error, message):
+    with pytest.raises(error, match=message):
+        bs.schedule_areas(table, **options)
+
+
+def checkpoints(truth: dict, seed: int = 0) -> pd.DataFrame:
+    """Checkpoints every 10% of 8 runs (4 sizes x 2 lengths, cosine to 10% after 100 warm-up steps,
+    2^20 tokens per step), the law's loss with 0.5% noise on the log scale."""
+    law = bs.load_law("lr_annealing")
+    sizes, lengths = [3e7, 1e8, 3e8, 1e9], [4_000, 16_000]
+    rows = [(n, t, s) for n in sizes for t in lengths for s in np.linspace(0.1, 1, 10) * t]
+    table = pd.DataFrame(rows, columns=["n_params", "total_steps", "step"]).astype({"step": int})
+    table = bs.schedule_areas(table, warmup=100, final_lr=0.1, tokens_per_step=2**20)
+    inputs = {"N": table["n_params"], "S1": table["lr_area"], "S2": table["anneal_area"]}
+    loss = law.evaluate(truth, **{k: v.to_numpy() for k, v in inputs.items()})
+    return table.assign(loss=loss * np.exp(np.random.default_rng(seed).normal(0, 0.005, len(table))))
+
+
+#: Published parameters the curves are simulated from (K: a cosine's full anneal is worth ~0.15 nats).
+RECOVERY = {
+    "lr_annealing": {"E": 2.0, "A": 400.0, "alpha": 0.34, "B": 600.0, "beta": 0.3, "K": 0.15},
+    "kaplan_ns": {"N_c": 6.5e13, "alpha_N": 0.076, "S_c": 2.1e3, "alpha_S": 0.76},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECOVERY))
+def test_recovery(name):
+    """Curves simulated from the law: the posterior's 90% interval holds every published parameter."""
+    truth = RECOVERY[name]
+    runs = checkpoints(truth) if name == "lr_annealing" else kaplan_curves(truth)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)  # R-hat is checked here
+        result = bs.fit(runs, law=name, seed=1, **FAST)
+    assert result.diagnostics["divergences"] == 0 and result.diagnostics["max_r_hat"] < 1.05
+    table = result.summary(prob=0.9)
+    for p, value in truth.items():
+        assert table.loc[p, "eti90_lower"] <= value <= table.loc[p, "eti90_upper"], (p, value)
+
+
+def kaplan_curves(truth: dict, seed: int = 0) -> pd.DataFrame:
+    """Kaplan's L(N, S) at 5 sizes x 8 step counts, 0.5% noise on the log scale."""
+    n, s = np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e3, 1e5, 8))
+    loss = bs.load_law("kaplan_ns").evaluate(truth, N=n.ravel(), S=s.ravel())
+    noise = np.exp(np.random.default_rng(seed).normal(0, 0.005, loss.size))
+    return pd.DataFrame({"n_params": n.ravel(), "step": s.ravel(), "loss": loss * noise})
+
+
+def test_prior_predictive_covers_real_checkpoints():
+    """lr_annealing's default priors, with the noise, put the real checkpoints of Li et al. (2025)'s open_lm
+    runs (the authors' schedule: cosine to 10% after 50 warm-up steps) inside the 90% prior predictive
+    band, without being vacuous (a band narrower than a factor of 10 in loss)."""
+    from bayes_scaling.priors import Prior
+
+    raw = pd.read_csv(shared_csv("li2025_misfitting", "misfitting_all_checkpoints.csv"))
+    raw = raw[raw.current_steps <= raw.total_steps]
+    runs = bs.schedule_areas(raw, step="current_steps", tokens_per_step=2**20, warmup=50, final_lr=0.1)
+    law = bs.load_law("lr_annealing")
+    inputs = {"N": runs["n_params"].to_numpy(), "S1": runs["lr_area"].to_numpy(), "S2": runs["anneal_area"].to_numpy()}
+    law = law.with_scales(inputs)
+    observation = ObservationModel()
+    priors = {**law.priors, **observation.default_priors(np.log(runs["loss"].to_numpy()))}
+    draws = {p: Prior.from_spec(p, prior).sample(4000, seed=i)[:, None] for i, (p, prior) in enumerate(priors.items())}
+    curve = law.evaluate_sampled({p: draws[p] for p in law.priors}, **inputs)
+    assert np.mean(curve <= 0) < 0.01  # an annealing gain above the whole loss: rare under the priors
+    curve = np.maximum(curve, 1e-3)
+    replicates = observation.inverse(observation.sample(np.log(curve), draws, np.random.default_rng(0)))
+    lo, hi = np.quantile(replicates, [0.05, 0.95], axis=0)
+    inside = np.mean((runs["loss"] >= lo) & (runs["loss"] <= hi))
+    assert inside >= 0.95, f"only {inside:.0%} of real checkpoint losses inside the 90% prior band"
+    assert np.median(hi / lo) < 10
