@@ -13,20 +13,33 @@ under the run's learning-rate schedule, which :func:`schedule_areas` adds to a t
     momentum form of Tissue et al.). 0 at a constant rate; the final fraction (0.9 for a cosine to 10%)
     once the run has long finished its decay.
 
-With those two columns, ``bs.fit(checkpoints, law="lr_annealing", group="run", pooling={"E": "partial",
-"b": "partial"})`` fits all the curves at once, one random effect per run on the floor and the data term
-(checkpoints of one run share them); the final loss of an unfinished run is a prediction at its last step.
+With those two columns, ``bs.fit(checkpoints, law="lr_annealing", group="run", pooling=...)`` with
+``"partial"`` for ``b`` and ``"shared"`` for the other parameters fits all the curves at once, with a random
+effect per run on the data term (checkpoints of one run share it); the final loss of an unfinished run is
+a prediction at its last step (``benchmarks/learning_curves.py``).
+
+The batch size trades steps for data: the law ``batch_steps``, S = S_min (1 + B_crit / B), fitted to the
+steps each batch size took to reach a target loss, grouped by model size, gives each size's critical batch;
+:func:`critical_batch_draws` draws its trend across sizes.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.signal import lfilter
 
-from .errors import DataError, OptionError
+from .errors import DataError, GroupError, OptionError
 
-__all__ = ["SCHEDULES", "lr_schedule", "schedule_areas"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from .result import ScalingFit
+
+__all__ = ["SCHEDULES", "critical_batch_draws", "lr_schedule", "schedule_areas"]
 
 #: Shapes of the decay after warm-up: the rate as a function of the fraction of the decay done.
 SCHEDULES = {
@@ -102,3 +115,39 @@ def _whole_steps(frame: pd.DataFrame, column: str) -> np.ndarray:
         shown = frame[column].iloc[bad[0]]
         raise DataError(f"column {column!r} must hold whole steps >= 1; row {bad[0]} has {shown!r}")
     return values.astype(np.int64)
+
+
+def critical_batch_draws(fit: ScalingFit, N: ArrayLike) -> xr.Dataset:
+    """Posterior draws of the critical batch size from a fit of ``batch_steps`` grouped by model size (the
+    group labels are the sizes): ``B_crit`` per size (dims chain, draw, group), the exponent ``gamma`` of
+    its trend B_crit ~ N^gamma (chain, draw; a line per draw through the sizes' values, each weighted by
+    how well its runs pin it) and ``B_crit_at`` the trend at the sizes ``N`` (chain, draw, size).
+    Summarise with :func:`bayes_scaling.intervals.summarize`."""
+    import xarray as xr
+
+    from .optimal import log_line
+
+    if "B_crit_group" not in fit.posterior:
+        raise OptionError(
+            f"the critical batch needs a fit of the law 'batch_steps' grouped by model size; this is {fit.law.name!r}"
+            + ("" if fit.runs.group is not None else " without groups")
+        )
+    try:
+        sizes = np.array([float(g) for g in fit.runs.groups])
+    except ValueError:
+        raise GroupError(
+            f"the groups of {fit.runs.group_column!r} must be model sizes (numbers), got {list(fit.runs.groups)}"
+        ) from None
+    if sizes.size < 2 or not np.all(sizes > 0):
+        raise GroupError(f"a trend needs two or more positive model sizes, got {list(fit.runs.groups)}")
+    N = np.atleast_1d(np.asarray(N, dtype=float))
+    if not np.all(np.isfinite(N) & (N > 0)):
+        raise OptionError(f"model sizes N must be positive and finite, got {N.tolist()}")
+    per_size = fit.posterior["B_crit_group"].transpose("chain", "draw", "group")
+    intercept, slope, center = log_line(per_size.values, sizes)
+    at = np.exp(intercept[..., None] + slope[..., None] * (np.log(N) - center))
+    return xr.Dataset(
+        {"B_crit": per_size, "gamma": (("chain", "draw"), slope), "B_crit_at": (("chain", "draw", "size"), at)},
+        coords={"N": ("size", N)},
+        attrs={"method": "batch_steps per model size; a line through log B_crit against log N, per draw"},
+    )

@@ -1,0 +1,129 @@
+"""Learning curves: predict the final loss of Li et al. (2025)'s runs from the first 30% of their
+checkpoints, with intervals.
+
+Li, Kudugunta, Zettlemoyer (2025), (Mis)Fitting Scaling Laws, ICLR 2025 (github.com/hadasah/scaling_laws):
+open_lm runs of 11 sizes (57M-1.2B parameters), several peak learning rates and lengths, each a cosine
+schedule with 50 warm-up steps down to 10% of the peak, 2^20 tokens per step (the authors'
+``open_lm/constants/slurm_constants.py``). The data (``../shared/data/li2025_misfitting``) has no license,
+so it is read from there and not shipped.
+
+Law ``lr_annealing`` (Tissue et al. 2024) on the schedule's areas (``bs.schedule_areas``), grouped by run
+with a random effect per run on the data term ``b`` (partial pooling; checkpoints of one run are
+correlated), the other parameters shared. Scored on every run with at least 3 checkpoints (after warm-up)
+in its first 30%: the final checkpoint's loss against the posterior predictive of a new observation there.
+
+Two protocols:
+
+- ``in-flight`` (5 folds by run): the fold's runs are cut at 30% of their steps, the other runs are
+  complete, as when a ladder of finished runs is at hand and new runs are under way;
+- ``all-early``: every run is cut at 30%, nothing has finished.
+
+Prints, per protocol, the median absolute percentage error (MdAPE), the share of runs inside their 50%
+and 90% intervals, the median bias and the worst R-hat over the folds' fits; writes
+``learning_curves_results.md``. About 10 minutes on 2 cores.
+
+    .venv/bin/python benchmarks/learning_curves.py [--protocol in-flight|all-early] [--folds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from downstream import markdown  # the benchmarks' Markdown table
+
+import bayes_scaling as bs
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "li2025_misfitting" / "misfitting_all_checkpoints.csv"
+SCHEDULE = {"tokens_per_step": 2**20, "warmup": 50, "final_lr": 0.1, "shape": "cosine"}
+EARLY = 0.3
+OPTIONS = {
+    "law": "lr_annealing",
+    "group": "run",
+    "pooling": {"E": "shared", "a": "shared", "alpha": "shared", "b": "partial", "beta": "shared", "K": "shared"},
+    "chains": 4,
+    "draws": 300,
+    "tune": 700,
+    "progressbar": False,
+}
+
+
+def checkpoints() -> pd.DataFrame:
+    """One row per (run, step): repeated evaluations of a checkpoint averaged; the few evaluations the
+    table places past their run's last step left out."""
+    raw = pd.read_csv(DATA)
+    raw = raw[raw.current_steps <= raw.total_steps]
+    keys = ["model", "run_id_sweep", "peak_lr", "total_steps", "current_steps"]
+    runs = raw.groupby(keys, as_index=False).agg(n_params=("n_params", "first"), loss=("loss", "mean"))
+    runs["run"] = runs[keys[:4]].astype(str).agg("/".join, axis=1)
+    runs = bs.schedule_areas(runs, step="current_steps", **SCHEDULE)
+    return runs.assign(early=runs.current_steps <= EARLY * runs.total_steps)
+
+
+def score(fit: bs.ScalingFit, finals: pd.DataFrame) -> pd.DataFrame:
+    pred = fit.predict(finals, prob=(0.5, 0.9), kind="observation", seed=0)
+    return pred.assign(run=finals["run"].to_numpy(), ape=(pred["median"] / pred["observed"] - 1).abs())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocol", choices=["in-flight", "all-early", "both"], default="both")
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args()
+    runs = checkpoints()
+    counts = runs[runs.early].groupby("run").size()
+    scored = counts.index[counts >= 3].to_numpy()
+    finals = runs[runs.current_steps == runs.total_steps].drop_duplicates("run").set_index("run").loc[scored]
+    finals = finals.reset_index()
+    print(f"{runs.run.nunique()} runs, {len(runs)} checkpoints; scoring the {len(scored)} runs with >= 3 early ones")
+    protocols = ["in-flight", "all-early"] if args.protocol == "both" else [args.protocol]
+    rows, per_run = [], []
+    for protocol in protocols:
+        start = time.perf_counter()
+        if protocol == "all-early":
+            folds = [scored]
+        else:
+            folds = np.array_split(np.random.default_rng(0).permutation(scored), args.folds)
+        preds, r_hat = [], 0.0
+        for i, fold in enumerate(folds):
+            cut = runs.run.isin(fold) & ~runs.early if protocol == "in-flight" else ~runs.early
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", bs.SamplingWarning)
+                fit = bs.fit(runs[~cut], seed=i, **OPTIONS)
+            preds.append(score(fit, finals[finals.run.isin(fold)]))
+            r_hat = max(r_hat, fit.diagnostics["max_r_hat"])
+            kept = int((~cut).sum())
+            print(f"{protocol} fold {i + 1}/{len(folds)}: {kept} checkpoints, {fit.diagnostics}", flush=True)
+        pred = pd.concat(preds)
+        per_run.append(pred.assign(protocol=protocol))
+        rows.append(
+            {
+                "protocol": protocol,
+                "runs": len(pred),
+                "mdape_pct": 100 * pred["ape"].median(),
+                "coverage_50": pred["inside_eti50"].mean(),
+                "coverage_90": pred["inside_eti90"].mean(),
+                "median_bias_pct": 100 * (pred["median"] / pred["observed"] - 1).median(),
+                "max_r_hat": r_hat,
+                "minutes": (time.perf_counter() - start) / 60,
+            }
+        )
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
+        print(table.to_string(index=False))
+    if args.protocol == "both":
+        out = Path(__file__).with_name("learning_curves_results.md")
+        out.write_text(
+            "# Learning curves: final loss of Li et al. (2025)'s runs from their first 30% of checkpoints\n\n"
+            "`.venv/bin/python benchmarks/learning_curves.py` (law `lr_annealing`, a random effect per run; "
+            "intervals of a new observation at the final step).\n\n" + markdown(table) + "\n"
+        )
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
