@@ -25,6 +25,7 @@ DEFAULT_COLUMNS: dict[str, str] = {
     "S": "step",
     "S1": "lr_area",
     "S2": "anneal_area",
+    "B": "batch_size_tokens",
     "loss": "loss",
 }
 
@@ -91,7 +92,7 @@ def load_runs(
     inputs
         The law's inputs (``N``, ``D``, ``C``, ...); each maps to a column by ``columns`` or by default
         (``n_params``, ``n_tokens``, ``compute_flops``, ``unique_tokens``, ``chance_acc``, ``step``,
-        ``lr_area``, ``anneal_area``).
+        ``lr_area``, ``anneal_area``, ``batch_size_tokens``).
     columns
         Overrides of the default column names, e.g. ``{"N": "params", "loss": "val_loss"}``.
     group

@@ -29,7 +29,7 @@ def isoflop_optimal_draws(fit: ScalingFit, C: ArrayLike, *, flops_per_token: flo
     grouped by compute budget (the group labels are the budgets in FLOPs): ``N_opt``, ``D_opt`` (dims chain,
     draw, budget; the budgets in the coordinate ``C``) and the exponent ``a`` (N_opt ~ C^a; chain, draw).
     Summarise with :func:`bayes_scaling.intervals.summarize`."""
-    from .optimal import checked_budgets
+    from .optimal import checked_budgets, log_line
 
     if "Nopt_group" not in fit.posterior:
         raise OptionError(
@@ -45,12 +45,8 @@ def isoflop_optimal_draws(fit: ScalingFit, C: ArrayLike, *, flops_per_token: flo
     if budgets.size < 2 or not np.all(budgets > 0):
         raise GroupError(f"Approach 2 needs two or more positive compute budgets, got {list(fit.runs.groups)}")
     C = checked_budgets(C)
-    log_n = np.log(fit.posterior["Nopt_group"].transpose("chain", "draw", "group").values)  # (chain, draw, budgets)
-    weight = 1 / log_n.reshape(-1, budgets.size).var(axis=0)  # a profile that pins its minimum counts more
-    center = np.average(np.log(budgets), weights=weight)
-    x = np.log(budgets) - center
-    intercept = np.average(log_n, axis=-1, weights=weight)
-    slope = (weight * x * (log_n - intercept[..., None])).sum(-1) / (weight * x**2).sum()
+    optima = fit.posterior["Nopt_group"].transpose("chain", "draw", "group").values  # (chain, draw, budgets)
+    intercept, slope, center = log_line(optima, budgets)
     n_opt = np.exp(intercept[..., None] + slope[..., None] * (np.log(C) - center))
     dims = ("chain", "draw", "budget")
     return xr.Dataset(

@@ -17,7 +17,7 @@ from .errors import ExpressionError, LawError, OptionError
 from .expr import Expression
 from .laws import Law
 
-__all__ = ["budget_for_loss", "checked_budgets", "flops_per_token", "optimum"]
+__all__ = ["budget_for_loss", "checked_budgets", "flops_per_token", "log_line", "optimum"]
 
 _GOLDEN = (np.sqrt(5) - 1) / 2
 #: Golden-section iterations: the bracket shrinks by 0.618 a step; 90 steps shrink it by ~1e-19.
@@ -192,3 +192,21 @@ def budget_for_loss(
         "reachable": reachable,
         "already_reached": already,
     }
+
+
+def log_line(values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per posterior draw, the line log(values) = intercept + slope (log(x) - center) through the groups.
+
+    ``values``: draws of a positive per-group quantity, shape (..., groups); ``x``: each group's positive
+    abscissa (a compute budget, a model size). Weighted least squares, each group by the inverse posterior
+    variance of its log value, so a group whose value its runs barely pin does not tilt the line. Returns
+    the intercept (...) at ``center``, the slope (...) and ``center``, the weighted mean of log(x).
+    """
+    log_y, log_x = np.log(values), np.log(x)
+    weight = 1 / log_y.reshape(-1, log_x.size).var(axis=0)
+    center = float(np.average(log_x, weights=weight))
+    intercept = np.average(log_y, axis=-1, weights=weight)
+    slope = (weight * (log_x - center) * (log_y - intercept[..., None])).sum(-1) / (
+        weight * (log_x - center) ** 2
+    ).sum()
+    return intercept, slope, center

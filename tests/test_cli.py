@@ -27,6 +27,7 @@ def test_laws_json():
         "isoflop_parabola",
         "lr_annealing",
         "kaplan_ns",
+        "batch_steps",
     }
     assert (
         by_name["data_constrained"]["inputs"] == ["N", "D", "U"]

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.curves import lr_schedule
+from bayes_scaling import intervals
+from bayes_scaling.curves import critical_batch_draws, lr_schedule
 from bayes_scaling.observation import ObservationModel
 from conftest import shared_csv
 
@@ -123,3 +124,44 @@ def test_prior_predictive_covers_real_checkpoints():
     inside = np.mean((runs["loss"] >= lo) & (runs["loss"] <= hi))
     assert inside >= 0.95, f"only {inside:.0%} of real checkpoint losses inside the 90% prior band"
     assert np.median(hi / lo) < 10
+
+
+def batch_fit(runs: pd.DataFrame, **options) -> bs.ScalingFit:
+    return bs.fit(
+        runs, law="batch_steps", group="n_params", pooling="none", columns={"loss": "steps"}, seed=1, **FAST, **options
+    )
+
+
+def test_critical_batch_recovery():
+    """Steps to a target at 9 batch sizes for 3 model sizes, B_crit growing as N^0.5: each size's 90%
+    interval of B_crit holds its truth, and so does that of the trend's exponent."""
+    rng = np.random.default_rng(0)
+    sizes, batches = np.array([1e8, 3e8, 1e9]), 2.0 ** np.arange(15, 24)
+    n, b = (a.ravel() for a in np.meshgrid(sizes, batches, indexing="ij"))
+    b_crit, s_min = 2e5 * (n / 1e8) ** 0.5, 3000 * (n / 1e8) ** 0.3
+    steps = s_min * (1 + b_crit / b) * np.exp(rng.normal(0, 0.02, n.size))
+    runs = pd.DataFrame({"n_params": n, "batch_size_tokens": b, "steps": steps})
+    result = batch_fit(runs)
+    assert result.diagnostics["divergences"] == 0
+    draws = critical_batch_draws(result, N=[1e10])
+    per_size = intervals.summarize(draws["B_crit"], (0.9,))
+    truth = 2e5 * (per_size["group"].astype(float) / 1e8) ** 0.5  # groups in the order of their labels
+    assert np.all((per_size["eti90_lower"] <= truth) & (truth <= per_size["eti90_upper"])), per_size
+    gamma = np.quantile(draws["gamma"], [0.05, 0.95])
+    assert gamma[0] <= 0.5 <= gamma[1] and gamma[1] - gamma[0] < 0.3
+    with pytest.raises(bs.OptionError, match="needs a fit of the law 'batch_steps' grouped by model size"):
+        critical_batch_draws(bs.fit(runs, law="batch_steps", columns={"loss": "steps"}, seed=1, **FAST), N=1e9)
+
+
+@pytest.mark.slow
+def test_critical_batch_on_zhang_2024():
+    """Zhang et al. (2024)'s steps to a target loss (5 sizes x 9 batches, the Chinchilla setting): the fit
+    describes the runs (its 90% band of a new run holds at least 80% of them) and the critical batch grows
+    with model size (the exponent's 90% interval above 0), as the paper finds when data grows with size."""
+    runs = pd.read_csv(shared_csv("zhang2024_critical_batch", "zhang2024_cbs_steps_to_target.csv"))
+    result = batch_fit(runs.rename(columns={"steps_to_target": "steps"}))
+    assert result.diagnostics["divergences"] == 0
+    band = result.predict(runs.rename(columns={"steps_to_target": "steps"}), kind="observation", seed=0)
+    assert band["inside_eti90"].mean() >= 0.8
+    gamma = np.quantile(critical_batch_draws(result, N=[1e10])["gamma"], [0.05, 0.95])
+    assert gamma[0] > 0, gamma

@@ -46,7 +46,8 @@ def test_every_law_has_a_recovery_test():
     from test_curves import RECOVERY as CURVES  # learning curves
     from test_targets import RECOVERY  # the laws of targets other than a loss
 
-    assert set(bs.list_laws()) == {"chinchilla", *TRUTHS, *RECOVERY, *CURVES, "isoflop_parabola"}  # test_isoflop.py
+    others = {"isoflop_parabola", "batch_steps"}  # test_isoflop.py, test_curves.py
+    assert set(bs.list_laws()) == {"chinchilla", *TRUTHS, *RECOVERY, *CURVES, *others}
 
 
 #: Simulation seed per law (default 1). On seed 1, broken_power puts its irreducible loss a = 1.7 just

@@ -65,6 +65,7 @@ REFERENCES = {
         lambda p, N, S1, S2: p["E"] + p["A"] / N ** p["alpha"] + p["B"] / S1 ** p["beta"] - p["K"] * S2,
         {"E": 2.0, "A": 400.0, "alpha": 0.34, "B": 600.0, "beta": 0.3, "K": 0.15},
     ),
+    "batch_steps": (lambda p, B: p["S_min"] * (1 + p["B_crit"] / B), {"S_min": 2000.0, "B_crit": 3e5}),
     "kaplan_ns": (
         lambda p, N, S: (p["N_c"] / N) ** p["alpha_N"] + (p["S_c"] / S) ** p["alpha_S"],
         {"N_c": 6.5e13, "alpha_N": 0.076, "S_c": 2.1e3, "alpha_S": 0.76},
@@ -74,9 +75,11 @@ REFERENCES = {
         {"Lmin": 3.0, "w": 0.04, "Nopt": 3e8},
     ),
 }
-#: The laws of a final loss (a positive target, not a learning curve), whose priors must cover real losses.
+#: Gadre et al.'s column for each input of a law of a model's final loss.
+GADRE_COLUMNS = {"N": "n_params", "D": "n_tokens", "C": "compute_flops", "x": "compute_flops", "U": "n_tokens"}
+#: The laws of a final loss (not a learning curve, not steps), whose priors must cover real losses.
 LOSS_LAWS = sorted(
-    n for n in REFERENCES if bs.load_law(n).target == "positive" and not {"S", "S1"} & set(bs.load_law(n).inputs)
+    n for n in REFERENCES if bs.load_law(n).target == "positive" and set(bs.load_law(n).inputs) <= set(GADRE_COLUMNS)
 )
 GRID_AXES = {
     "N": np.geomspace(1e6, 1e12, 7),
@@ -89,6 +92,7 @@ GRID_AXES = {
     "S": np.geomspace(1e2, 1e6, 5),
     "S1": np.geomspace(1e8, 1e13, 4),
     "S2": np.array([0.0, 0.3, 0.9]),
+    "B": np.geomspace(3e4, 1e7, 6),
 }
 
 
@@ -132,9 +136,8 @@ def test_prior_predictive_covers_real_losses(name):
     """The default priors put the 104 real Gadre 2024 losses inside the 90% prior predictive band of the
     curve, without being vacuous (the band spans less than a factor 10 in loss)."""
     runs = bs.load_dataset("gadre2024")
-    columns = {"N": "n_params", "D": "n_tokens", "C": "compute_flops", "x": "compute_flops", "U": "n_tokens"}
     law = bs.load_law(name)
-    inputs = {k: runs[columns[k]].to_numpy() for k in law.inputs}
+    inputs = {k: runs[GADRE_COLUMNS[k]].to_numpy() for k in law.inputs}
     law = law.with_scales(inputs)
     draws = {p: prior.sample(4000, seed=i)[:, None] for i, (p, prior) in enumerate(law.priors.items())}
     lo, hi = np.quantile(law.evaluate_sampled(draws, **inputs), [0.05, 0.95], axis=0)
@@ -161,7 +164,7 @@ def test_chinchilla_reference_number():
 def test_load_by_path_and_unknown(tmp_path):
     path = bs.laws.laws_dir() / "chinchilla.toml"
     assert bs.load_law(path).name == "chinchilla"
-    with pytest.raises(LawError, match="unknown law 'chinchila'; known laws: broken_power, chinchilla, "):
+    with pytest.raises(LawError, match="unknown law 'chinchila'; known laws: batch_steps, broken_power, chinchilla, "):
         bs.load_law("chinchila")
     with pytest.raises(LawError, match="does not exist"):
         bs.load_law(tmp_path / "nope.toml")
