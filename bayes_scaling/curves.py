@@ -32,7 +32,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.signal import lfilter
 
-from .errors import DataError, GroupError, OptionError
+from .errors import DataError, OptionError
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -125,26 +125,12 @@ def critical_batch_draws(fit: ScalingFit, N: ArrayLike) -> xr.Dataset:
     Summarise with :func:`bayes_scaling.intervals.summarize`."""
     import xarray as xr
 
-    from .optimal import log_line
+    from .optimal import group_trend
 
-    if "B_crit_group" not in fit.posterior:
-        raise OptionError(
-            f"the critical batch needs a fit of the law 'batch_steps' grouped by model size; this is {fit.law.name!r}"
-            + ("" if fit.runs.group is not None else " without groups")
-        )
-    try:
-        sizes = np.array([float(g) for g in fit.runs.groups])
-    except ValueError:
-        raise GroupError(
-            f"the groups of {fit.runs.group_column!r} must be model sizes (numbers), got {list(fit.runs.groups)}"
-        ) from None
-    if sizes.size < 2 or not np.all(sizes > 0):
-        raise GroupError(f"a trend needs two or more positive model sizes, got {list(fit.runs.groups)}")
     N = np.atleast_1d(np.asarray(N, dtype=float))
     if not np.all(np.isfinite(N) & (N > 0)):
         raise OptionError(f"model sizes N must be positive and finite, got {N.tolist()}")
-    per_size = fit.posterior["B_crit_group"].transpose("chain", "draw", "group")
-    intercept, slope, center = log_line(per_size.values, sizes)
+    per_size, intercept, slope, center = group_trend(fit, "B_crit_group", law="batch_steps", labels="model sizes")
     at = np.exp(intercept[..., None] + slope[..., None] * (np.log(N) - center))
     return xr.Dataset(
         {"B_crit": per_size, "gamma": (("chain", "draw"), slope), "B_crit_at": (("chain", "draw", "size"), at)},

@@ -15,7 +15,6 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from .errors import GroupError, OptionError
 from .result import ScalingFit
 
 __all__ = ["POOLING", "isoflop_optimal_draws"]
@@ -29,24 +28,12 @@ def isoflop_optimal_draws(fit: ScalingFit, C: ArrayLike, *, flops_per_token: flo
     grouped by compute budget (the group labels are the budgets in FLOPs): ``N_opt``, ``D_opt`` (dims chain,
     draw, budget; the budgets in the coordinate ``C``) and the exponent ``a`` (N_opt ~ C^a; chain, draw).
     Summarise with :func:`bayes_scaling.intervals.summarize`."""
-    from .optimal import checked_budgets, log_line
+    from .optimal import checked_budgets, group_trend
 
-    if "Nopt_group" not in fit.posterior:
-        raise OptionError(
-            f"Approach 2 needs a fit of the law 'isoflop_parabola' grouped by compute budget; this is {fit.law.name!r}"
-            + ("" if fit.runs.group is not None else " without groups")
-        )
-    try:
-        budgets = np.array([float(g) for g in fit.runs.groups])
-    except ValueError:
-        raise GroupError(
-            f"the groups of {fit.runs.group_column!r} must be compute budgets in FLOPs, got {list(fit.runs.groups)}"
-        ) from None
-    if budgets.size < 2 or not np.all(budgets > 0):
-        raise GroupError(f"Approach 2 needs two or more positive compute budgets, got {list(fit.runs.groups)}")
     C = checked_budgets(C)
-    optima = fit.posterior["Nopt_group"].transpose("chain", "draw", "group").values  # (chain, draw, budgets)
-    intercept, slope, center = log_line(optima, budgets)
+    _, intercept, slope, center = group_trend(
+        fit, "Nopt_group", law="isoflop_parabola", labels="compute budgets in FLOPs"
+    )
     n_opt = np.exp(intercept[..., None] + slope[..., None] * (np.log(C) - center))
     dims = ("chain", "draw", "budget")
     return xr.Dataset(

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ExpressionError, LawError, OptionError
+from .errors import ExpressionError, GroupError, LawError, OptionError
 from .expr import Expression
 from .laws import Law
 
-__all__ = ["budget_for_loss", "checked_budgets", "flops_per_token", "log_line", "optimum"]
+__all__ = ["budget_for_loss", "checked_budgets", "flops_per_token", "group_trend", "log_line", "optimum"]
 
 _GOLDEN = (np.sqrt(5) - 1) / 2
 #: Golden-section iterations: the bracket shrinks by 0.618 a step; 90 steps shrink it by ~1e-19.
@@ -210,3 +210,24 @@ def log_line(values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray,
         weight * (log_x - center) ** 2
     ).sum()
     return intercept, slope, center
+
+
+def group_trend(fit: Any, variable: str, *, law: str, labels: str) -> tuple[Any, np.ndarray, np.ndarray, float]:
+    """The per-group draws of ``variable`` (chain, draw, group) from a fit of ``law`` grouped by ``labels``
+    (numbers, named in the plural: compute budgets, model sizes), and :func:`log_line` through them against
+    the labels: (draws, intercept, slope, center)."""
+    if variable not in fit.posterior:
+        raise OptionError(
+            f"this needs a fit of the law {law!r} grouped by {labels}; this is {fit.law.name!r}"
+            + ("" if fit.runs.group is not None else " without groups")
+        )
+    try:
+        x = np.array([float(g) for g in fit.runs.groups])
+    except ValueError:
+        raise GroupError(
+            f"the groups of {fit.runs.group_column!r} must be {labels}s, got {list(fit.runs.groups)}"
+        ) from None
+    if x.size < 2 or not np.all(x > 0):
+        raise GroupError(f"a trend needs two or more positive {labels}s, got {list(fit.runs.groups)}")
+    values = fit.posterior[variable].transpose("chain", "draw", "group")
+    return (values, *log_line(values.values, x))
