@@ -205,10 +205,9 @@ def log_line(values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     log_y, log_x = np.log(values), np.log(x)
     weight = 1 / log_y.reshape(-1, log_x.size).var(axis=0)
     center = float(np.average(log_x, weights=weight))
+    dx = log_x - center
     intercept = np.average(log_y, axis=-1, weights=weight)
-    slope = (weight * (log_x - center) * (log_y - intercept[..., None])).sum(-1) / (
-        weight * (log_x - center) ** 2
-    ).sum()
+    slope = (weight * dx * (log_y - intercept[..., None])).sum(-1) / (weight * dx**2).sum()
     return intercept, slope, center
 
 
@@ -216,18 +215,17 @@ def group_trend(fit: Any, variable: str, *, law: str, labels: str) -> tuple[Any,
     """The per-group draws of ``variable`` (chain, draw, group) from a fit of ``law`` grouped by ``labels``
     (numbers, named in the plural: compute budgets, model sizes), and :func:`log_line` through them against
     the labels: (draws, intercept, slope, center)."""
+    groups = list(fit.runs.groups)
     if variable not in fit.posterior:
         raise OptionError(
             f"this needs a fit of the law {law!r} grouped by {labels}; this is {fit.law.name!r}"
             + ("" if fit.runs.group is not None else " without groups")
         )
     try:
-        x = np.array([float(g) for g in fit.runs.groups])
+        x = np.array([float(g) for g in groups])
     except ValueError:
-        raise GroupError(
-            f"the groups of {fit.runs.group_column!r} must be {labels}s, got {list(fit.runs.groups)}"
-        ) from None
+        raise GroupError(f"the groups of {fit.runs.group_column!r} must be {labels}, got {groups}") from None
     if x.size < 2 or not np.all(x > 0):
-        raise GroupError(f"a trend needs two or more positive {labels}s, got {list(fit.runs.groups)}")
+        raise GroupError(f"a trend needs two or more positive {labels}, got {groups}")
     values = fit.posterior[variable].transpose("chain", "draw", "group")
     return (values, *log_line(values.values, x))
