@@ -18,11 +18,12 @@ Two protocols:
   complete, as when a ladder of finished runs is at hand and new runs are under way;
 - ``all-early``: every run is cut at 30%, nothing has finished.
 
-Prints, per protocol, the median absolute percentage error (MdAPE), the share of runs inside their 50%
+Each protocol with the default Student-t likelihood and with a Normal one (``--likelihood``). Prints, per
+protocol and likelihood, the median absolute percentage error (MdAPE), the share of runs inside their 50%
 and 90% intervals, the median bias and the worst R-hat over the folds' fits; writes
-``learning_curves_results.md``. About 10 minutes on 2 cores.
+``learning_curves_results.md``. About 12 minutes on 2 cores.
 
-    .venv/bin/python benchmarks/learning_curves.py [--protocol in-flight|all-early] [--folds 5]
+    .venv/bin/python benchmarks/learning_curves.py [--protocol in-flight|all-early] [--likelihood normal] [--folds 5]
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def score(fit: bs.ScalingFit, finals: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=["in-flight", "all-early", "both"], default="both")
+    parser.add_argument("--likelihood", choices=["student_t", "normal", "both"], default="both")
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
     runs = checkpoints()
@@ -81,41 +83,43 @@ def main() -> None:
     finals = finals.reset_index()
     print(f"{runs.run.nunique()} runs, {len(runs)} checkpoints; scoring the {len(scored)} runs with >= 3 early ones")
     protocols = ["in-flight", "all-early"] if args.protocol == "both" else [args.protocol]
-    rows, per_run = [], []
-    for protocol in protocols:
-        start = time.perf_counter()
-        if protocol == "all-early":
-            folds = [scored]
-        else:
-            folds = np.array_split(np.random.default_rng(0).permutation(scored), args.folds)
-        preds, r_hat = [], 0.0
-        for i, fold in enumerate(folds):
-            cut = runs.run.isin(fold) & ~runs.early if protocol == "in-flight" else ~runs.early
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", bs.SamplingWarning)
-                fit = bs.fit(runs[~cut], seed=i, **OPTIONS)
-            preds.append(score(fit, finals[finals.run.isin(fold)]))
-            r_hat = max(r_hat, fit.diagnostics["max_r_hat"])
-            kept = int((~cut).sum())
-            print(f"{protocol} fold {i + 1}/{len(folds)}: {kept} checkpoints, {fit.diagnostics}", flush=True)
-        pred = pd.concat(preds)
-        per_run.append(pred.assign(protocol=protocol))
-        rows.append(
-            {
-                "protocol": protocol,
-                "runs": len(pred),
-                "mdape_pct": 100 * pred["ape"].median(),
-                "coverage_50": pred["inside_eti50"].mean(),
-                "coverage_90": pred["inside_eti90"].mean(),
-                "median_bias_pct": 100 * (pred["median"] / pred["observed"] - 1).median(),
-                "max_r_hat": r_hat,
-                "minutes": (time.perf_counter() - start) / 60,
-            }
-        )
+    likelihoods = ["student_t", "normal"] if args.likelihood == "both" else [args.likelihood]
+    rows = []
+    for likelihood in likelihoods:
+        for protocol in protocols:
+            start = time.perf_counter()
+            if protocol == "all-early":
+                folds = [scored]
+            else:
+                folds = np.array_split(np.random.default_rng(0).permutation(scored), args.folds)
+            preds, r_hat = [], 0.0
+            for i, fold in enumerate(folds):
+                cut = runs.run.isin(fold) & ~runs.early if protocol == "in-flight" else ~runs.early
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", bs.SamplingWarning)
+                    fit = bs.fit(runs[~cut], seed=i, likelihood=likelihood, **OPTIONS)
+                preds.append(score(fit, finals[finals.run.isin(fold)]))
+                r_hat = max(r_hat, fit.diagnostics["max_r_hat"])
+                kept = int((~cut).sum())
+                print(f"{likelihood} {protocol} fold {i + 1}/{len(folds)}: {kept} checkpoints, {fit.diagnostics}")
+            pred = pd.concat(preds)
+            rows.append(
+                {
+                    "likelihood": likelihood,
+                    "protocol": protocol,
+                    "runs": len(pred),
+                    "mdape_pct": 100 * pred["ape"].median(),
+                    "coverage_50": pred["inside_eti50"].mean(),
+                    "coverage_90": pred["inside_eti90"].mean(),
+                    "median_bias_pct": 100 * (pred["median"] / pred["observed"] - 1).median(),
+                    "max_r_hat": r_hat,
+                    "minutes": (time.perf_counter() - start) / 60,
+                }
+            )
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
-    if args.protocol == "both":
+    if args.protocol == "both" and args.likelihood == "both":
         out = Path(__file__).with_name("learning_curves_results.md")
         out.write_text(
             "# Learning curves: final loss of Li et al. (2025)'s runs from their first 30% of checkpoints\n\n"
