@@ -125,11 +125,9 @@ def critical_batch_draws(fit: ScalingFit, N: ArrayLike) -> xr.Dataset:
     Summarise with :func:`bayes_scaling.intervals.summarize`."""
     import xarray as xr
 
-    from .optimal import group_trend
+    from .optimal import checked_positive, group_trend
 
-    N = np.atleast_1d(np.asarray(N, dtype=float))
-    if not np.all(np.isfinite(N) & (N > 0)):
-        raise OptionError(f"model sizes N must be positive and finite, got {N.tolist()}")
+    N = checked_positive(N, "model sizes N")
     per_size, intercept, slope, center = group_trend(fit, "B_crit_group", law="batch_steps", labels="model sizes")
     at = np.exp(intercept[..., None] + slope[..., None] * (np.log(N) - center))
     return xr.Dataset(

@@ -156,11 +156,11 @@ def _loss_target(fit: ScalingFit, target: Any, group: Any, new_group: bool, rng:
 def _optimal_target(
     fit: ScalingFit, name: str, C: Any, group: Any, new_group: bool, rng: np.random.Generator
 ) -> _Target:
-    from .optimal import checked_budgets, optimum
+    from .optimal import checked_positive, optimum
 
     if C is None:
         raise OptionError(f"target {name!r} needs C=, the compute budget(s) in FLOPs")
-    budgets = checked_budgets(C)
+    budgets = checked_positive(C)
     labels, groups = fit._group_draws(group, new_group, rng)
     codes = None if labels is None else fit._group_codes(labels, new_group)
     curves, units, where = [], [], []

@@ -28,9 +28,9 @@ def isoflop_optimal_draws(fit: ScalingFit, C: ArrayLike, *, flops_per_token: flo
     grouped by compute budget (the group labels are the budgets in FLOPs): ``N_opt``, ``D_opt`` (dims chain,
     draw, budget; the budgets in the coordinate ``C``) and the exponent ``a`` (N_opt ~ C^a; chain, draw).
     Summarise with :func:`bayes_scaling.intervals.summarize`."""
-    from .optimal import checked_budgets, group_trend
+    from .optimal import checked_positive, group_trend
 
-    C = checked_budgets(C)
+    C = checked_positive(C)
     _, intercept, slope, center = group_trend(
         fit, "Nopt_group", law="isoflop_parabola", labels="compute budgets in FLOPs"
     )

@@ -17,7 +17,7 @@ from .errors import ExpressionError, GroupError, LawError, OptionError
 from .expr import Expression
 from .laws import Law
 
-__all__ = ["budget_for_loss", "checked_budgets", "flops_per_token", "group_trend", "log_line", "optimum"]
+__all__ = ["budget_for_loss", "checked_positive", "flops_per_token", "group_trend", "log_line", "optimum"]
 
 _GOLDEN = (np.sqrt(5) - 1) / 2
 #: Golden-section iterations: the bracket shrinks by 0.618 a step; 90 steps shrink it by ~1e-19.
@@ -26,15 +26,16 @@ _STEPS = 90
 _MIN_TOKENS = 1e3
 
 
-def checked_budgets(C: Any) -> np.ndarray:
-    """Compute budgets ``C`` (a number or a list of them) as a 1-D array of positive finite FLOPs."""
+def checked_positive(values: Any, what: str = "compute budgets") -> np.ndarray:
+    """``values`` (a number or a list of them: compute budgets in FLOPs, model sizes) as a 1-D array of
+    positive finite numbers; otherwise an OptionError that names ``what`` they are."""
     try:
-        budgets = np.atleast_1d(np.asarray(C, dtype=float))
+        checked = np.atleast_1d(np.asarray(values, dtype=float))
     except (TypeError, ValueError):
-        budgets = np.empty((0, 0))
-    if budgets.ndim != 1 or not budgets.size or not np.all(np.isfinite(budgets) & (budgets > 0)):
-        raise OptionError(f"compute budgets must be positive numbers, got {C!r}")
-    return budgets
+        checked = np.empty((0, 0))
+    if checked.ndim != 1 or not checked.size or not np.all(np.isfinite(checked) & (checked > 0)):
+        raise OptionError(f"{what} must be positive numbers, got {values!r}")
+    return checked
 
 
 def flops_per_token(law: Law, flops: str | None = None) -> Callable[[np.ndarray], np.ndarray]:

@@ -808,9 +808,9 @@ class ScalingFit:
         """Posterior draws of the compute-optimal allocation (see :meth:`compute_optimal`): ``N_opt``,
         ``D_opt``, ``loss``, ``tokens_per_param``, ``a``, ``b``, dims (chain, draw[, group], budget), the
         budgets in the coordinate ``C``."""
-        from .optimal import checked_budgets, optimum
+        from .optimal import checked_positive, optimum
 
-        budgets = checked_budgets(C)
+        budgets = checked_positive(C)
         step = 10**0.5  # local exponents: log-slope over the decade C / step .. C * step
         labels, groups = self._group_draws(group, new_group, seed)
         parts = []

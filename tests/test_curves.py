@@ -149,6 +149,8 @@ def test_critical_batch_recovery():
     assert np.all((per_size["eti90_lower"] <= truth) & (truth <= per_size["eti90_upper"])), per_size
     gamma = np.quantile(draws["gamma"], [0.05, 0.95])
     assert gamma[0] <= 0.5 <= gamma[1] and gamma[1] - gamma[0] < 0.3
+    with pytest.raises(bs.OptionError, match="model sizes N must be positive numbers, got 'big'"):
+        critical_batch_draws(result, N="big")
     with pytest.raises(bs.OptionError, match="needs a fit of the law 'batch_steps' grouped by model size"):
         critical_batch_draws(bs.fit(runs, law="batch_steps", columns={"loss": "steps"}, seed=1, **FAST), N=1e9)
 
