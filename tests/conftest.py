@@ -16,6 +16,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.cli import main
+from bayes_scaling.observation import ObservationModel
 from bayes_scaling.sbc import DESIGN_COLUMNS, design
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -37,6 +38,23 @@ def simulate(law: str, params: dict, *, sigma: float = 0.01, seed: int = 0) -> p
 
 #: Column of each input in ``simulate``'s runs, for laws whose input has no default column.
 SIM_COLUMNS = {"x": "compute_flops"}
+
+
+def prior_band(law: bs.Law, inputs: dict, y: np.ndarray, floor: float | None = None) -> tuple:
+    """The 90% prior predictive band of a law's target at ``inputs`` (its default priors and the noise's,
+    4000 draws) and the prior draws of the curve: (lo, hi, curve). ``floor``: a least curve value, for a
+    law whose curve some prior draws take below its target's range."""
+    from bayes_scaling.priors import Prior
+
+    law = law.with_scales(inputs)
+    observation = ObservationModel(target=law.target)
+    priors = {**law.priors, **observation.default_priors(observation.link(y))}
+    draws = {p: Prior.from_spec(p, prior).sample(4000, seed=i)[:, None] for i, (p, prior) in enumerate(priors.items())}
+    curve = law.evaluate_sampled({p: draws[p] for p in law.priors}, **inputs)
+    mu = observation.link(curve if floor is None else np.maximum(curve, floor))
+    replicates = observation.inverse(observation.sample(mu, draws, np.random.default_rng(0)))
+    lo, hi = np.quantile(replicates, [0.05, 0.95], axis=0)
+    return lo, hi, curve
 
 
 def shared_csv(folder: str, name: str) -> Path:

@@ -9,8 +9,7 @@ import pytest
 import bayes_scaling as bs
 from bayes_scaling import intervals
 from bayes_scaling.curves import critical_batch_draws, lr_schedule
-from bayes_scaling.observation import ObservationModel
-from conftest import shared_csv
+from conftest import prior_band, shared_csv
 
 FAST = {"chains": 2, "draws": 400, "tune": 600, "progressbar": False, "likelihood": "normal"}
 
@@ -105,22 +104,12 @@ def test_prior_predictive_covers_real_checkpoints():
     """lr_annealing's default priors, with the noise, put the real checkpoints of Li et al. (2025)'s open_lm
     runs (the authors' schedule: cosine to 10% after 50 warm-up steps) inside the 90% prior predictive
     band, without being vacuous (a band narrower than a factor of 10 in loss)."""
-    from bayes_scaling.priors import Prior
-
     raw = pd.read_csv(shared_csv("li2025_misfitting", "misfitting_all_checkpoints.csv"))
     raw = raw[raw.current_steps <= raw.total_steps]
     runs = bs.schedule_areas(raw, step="current_steps", tokens_per_step=2**20, warmup=50, final_lr=0.1)
-    law = bs.load_law("lr_annealing")
     inputs = {"N": runs["n_params"].to_numpy(), "S1": runs["lr_area"].to_numpy(), "S2": runs["anneal_area"].to_numpy()}
-    law = law.with_scales(inputs)
-    observation = ObservationModel()
-    priors = {**law.priors, **observation.default_priors(np.log(runs["loss"].to_numpy()))}
-    draws = {p: Prior.from_spec(p, prior).sample(4000, seed=i)[:, None] for i, (p, prior) in enumerate(priors.items())}
-    curve = law.evaluate_sampled({p: draws[p] for p in law.priors}, **inputs)
+    lo, hi, curve = prior_band(bs.load_law("lr_annealing"), inputs, runs["loss"].to_numpy(), floor=1e-3)
     assert np.mean(curve <= 0) < 0.01  # an annealing gain above the whole loss: rare under the priors
-    curve = np.maximum(curve, 1e-3)
-    replicates = observation.inverse(observation.sample(np.log(curve), draws, np.random.default_rng(0)))
-    lo, hi = np.quantile(replicates, [0.05, 0.95], axis=0)
     inside = np.mean((runs["loss"] >= lo) & (runs["loss"] <= hi))
     assert inside >= 0.95, f"only {inside:.0%} of real checkpoint losses inside the 90% prior band"
     assert np.median(hi / lo) < 10

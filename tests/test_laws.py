@@ -3,6 +3,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.laws import Law, LawError
+from conftest import prior_band
 
 # Muennighoff et al. (2023), the constants of their README's "Parametric Fit" example.
 MUENNIGHOFF = {
@@ -257,20 +258,10 @@ def test_prior_predictive_covers_real_downstream_targets(name, target, columns):
     OLMo ladder's 640 real task accuracies (or log-probabilities) inside their 90% prior predictive band,
     without being vacuous: the band of an accuracy is narrower than the room above chance, that of a
     real-valued target narrower than 12 units (its defaults are for targets of order one)."""
-    from bayes_scaling.observation import ObservationModel
-    from bayes_scaling.priors import Prior
-
     runs = bs.load_dataset("bhagia2024")
     law = bs.load_law(name)
-    inputs = {k: runs[columns[k]].to_numpy() for k in law.inputs}
-    law = law.with_scales(inputs)
-    observation = ObservationModel(target=law.target)
     y = runs[target].to_numpy()
-    priors = {**law.priors, **observation.default_priors(observation.link(y))}
-    draws = {p: Prior.from_spec(p, prior).sample(4000, seed=i)[:, None] for i, (p, prior) in enumerate(priors.items())}
-    mu = observation.link(law.evaluate_sampled({p: draws[p] for p in law.priors}, **inputs))
-    replicates = observation.inverse(observation.sample(mu, draws, np.random.default_rng(0)))
-    lo, hi = np.quantile(replicates, [0.05, 0.95], axis=0)
+    lo, hi, _ = prior_band(law, {k: runs[columns[k]].to_numpy() for k in law.inputs}, y)
     inside = np.mean((y >= lo) & (y <= hi))
     assert inside >= 0.95, f"only {inside:.0%} of real {target} inside the 90% prior predictive band"
     room = 1 - runs["chance_acc"].to_numpy() if law.target == "bounded" else 12.0
