@@ -22,6 +22,7 @@ def test_laws_json():
         "broken_power",
         "data_constrained",
         "sigmoid_compute",
+        "broken_sigmoid",
         "sigmoid_loss",
         "log_linear",
         "isoflop_parabola",

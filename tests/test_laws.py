@@ -57,6 +57,18 @@ REFERENCES = {
         lambda p, C, chance: chance + (1 - chance) * p["h"] / (1 + (C / p["C0"]) ** -p["k"]),
         {"h": 0.8, "k": 0.5, "C0": 1e21},
     ),
+    "broken_sigmoid": (
+        lambda p, C, chance: (
+            chance
+            + (1 - chance)
+            * p["h"]
+            / (
+                1
+                + np.exp(-p["a"]) * (C / p["C1"]) ** -p["k"] * (1 + (C / p["C1"]) ** (1 / p["f"])) ** (-p["j"] * p["f"])
+            )
+        ),
+        {"h": 0.8, "a": -1.0, "k": 0.1, "j": 0.9, "C1": 1e21, "f": 0.4},
+    ),
     "sigmoid_loss": (
         lambda p, L, chance: chance + (1 - chance) * p["h"] / (1 + np.exp(p["k"] * (L - p["L0"]))),
         {"h": 0.8, "k": 8.0, "L0": 0.9},
@@ -249,6 +261,7 @@ def test_custom_formula_errors(formula, priors, message):
     ("name", "target", "columns"),
     [
         ("sigmoid_compute", "rc_acc", {"C": "compute_flops", "chance": "chance_acc"}),
+        ("broken_sigmoid", "rc_acc", {"C": "compute_flops", "chance": "chance_acc"}),
         ("sigmoid_loss", "rc_acc", {"L": "rc_bpb", "chance": "chance_acc"}),
         ("log_linear", "rc_soft_log", {"C": "compute_flops"}),
     ],

@@ -56,6 +56,7 @@ def test_links_invert():
 #: The sampled parameters each law of a target other than a loss is simulated from, and the noise.
 RECOVERY = {
     "sigmoid_compute": ({"h": 0.7, "k": 0.8, "m": 0.5}, 0.1),
+    "broken_sigmoid": ({"h": 0.8, "a": -1.5, "k": 0.1, "j": 1.2, "b": 0.5, "f": 0.4}, 0.1),
     "sigmoid_loss": ({"h": 0.7, "s": 8.0, "m": 0.9}, 0.1),
     "log_linear": ({"a": -1.3, "b": 0.05}, 0.005),
 }
