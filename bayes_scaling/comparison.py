@@ -203,9 +203,10 @@ def _backtest_row(result: ScalingFit, test: pd.DataFrame, seconds: float, probs:
     }
 
 
-def _stack_scores(result: ScalingFit, test: pd.DataFrame, seconds: float, seed: int | None) -> tuple:
+def _stack_scores(result: ScalingFit, test: pd.DataFrame, seconds: float, seed: int | None, group: str | None) -> tuple:
     inside = result.predict(test, prob=0.9, kind="observation", seed=seed)["inside_eti90"].to_numpy()
-    return result.log_predictive_density(test, seed=seed), inside
+    labels = test[group].to_numpy() if group is not None else np.zeros(len(test))
+    return result.log_predictive_density(test, seed=seed), inside, labels
 
 
 def backtest(
@@ -290,7 +291,10 @@ def stack(
     all those predictions (Yao, Vehtari, Simpson and Gelman 2018, with leave-future-out in place of LOO,
     which rewards interpolation). Then each law is fitted on every run. Returns an :class:`Average`
     whose ``lfo`` table gives each law's summed leave-future-out log score (``elpd_lfo``), its
-    coverage of the held-out runs at 90% and its weight; ``predict`` gives the stacked predictive.
+    coverage of the held-out runs at 90% and its weight; ``predict`` gives the stacked predictive. With a
+    ``group`` column, ``lfo_groups`` gives the same per group (index: group, law), each group's weights
+    stacked from its own held-out runs: which form predicted each group's future best (few held-out
+    runs per group make these weights coarse; the mixture uses the pooled weights).
     ``client``: where the leave-future-out fits run, as in :func:`backtest`.
     """
     from .fitting import fit
@@ -298,17 +302,13 @@ def stack(
     if len(laws) < 2 or len(set(laws)) != len(laws):
         raise OptionError(f"stack needs at least two different laws, got {list(laws)}")
     options = {"columns": columns, "group": group, "seed": seed, **fit_kwargs}
-    scorer = partial(_stack_scores, seed=seed)
+    scorer = partial(_stack_scores, seed=seed, group=group)
     outcomes = _leave_future_out(runs, laws, holdout, by, scorer, "stack", options, client, progressbar)
     failed = [f"{law} at cut {cut:.3g}: {outcome.error}" for cut, law, outcome in outcomes if outcome.error]
     if failed:  # weights need every law's predictions of the same runs
         raise BayesScalingError(f"stack: leave-future-out fit(s) failed, so no weights: {'; '.join(failed)}")
-    lpd: dict[str, list[np.ndarray]] = {law: [] for law in laws}
-    inside: dict[str, list[np.ndarray]] = {law: [] for law in laws}
-    for _, law, outcome in outcomes:
-        lpd[law].append(outcome.value[0])
-        inside[law].append(outcome.value[1])
-    matrix = np.stack([np.concatenate(lpd[law]) for law in laws])
+    scores = {law: [o.value for _, name, o in outcomes if name == law] for law in laws}
+    matrix, inside, labels = (np.stack([np.concatenate([v[i] for v in scores[law]]) for law in laws]) for i in range(3))
     weights = stacking_weights(matrix)
     fits = {}
     for law in laws:  # each fit warns, by name, on its own checks
@@ -316,16 +316,30 @@ def stack(
             read_table(runs), law=law, columns=columns, group=group, seed=seed, progressbar=False, **fit_kwargs
         )
     stacked = Average(fits, dict(zip(laws, weights, strict=True)))
-    stacked.lfo = pd.DataFrame(
+    stacked.lfo = _lfo_table(matrix, inside, weights, laws)
+    if group is not None:
+        by_group = {g: labels[0] == g for g in pd.unique(labels[0])}
+        stacked.lfo_groups = pd.concat(
+            {
+                g: _lfo_table(matrix[:, m], inside[:, m], stacking_weights(matrix[:, m]), laws)
+                for g, m in by_group.items()
+            },
+            names=[group],
+        )
+    return stacked
+
+
+def _lfo_table(lpd: np.ndarray, inside: np.ndarray, weights: np.ndarray, laws: Sequence[str]) -> pd.DataFrame:
+    """Each law's summed leave-future-out log score, predictions, 90% coverage and stacking weight."""
+    return pd.DataFrame(
         {
-            "elpd_lfo": matrix.sum(axis=1),
-            "n_predictions": matrix.shape[1],
-            "coverage_90": [np.concatenate(inside[law]).mean() for law in laws],
+            "elpd_lfo": lpd.sum(axis=1),
+            "n_predictions": lpd.shape[1],
+            "coverage_90": inside.mean(axis=1),
             "weight": weights,
         },
         index=pd.Index(laws, name="law"),
     )
-    return stacked
 
 
 class Average:
@@ -336,6 +350,7 @@ class Average:
         total = sum(weights.values())
         self.weights = {name: weights[name] / total for name in self.fits}
         self.lfo: pd.DataFrame | None = None  # set by stack(): each law's leave-future-out score
+        self.lfo_groups: pd.DataFrame | None = None  # ... and per group, when stacked with a group column
 
     def predict_draws(
         self,

@@ -139,6 +139,34 @@ def test_stack_by_leave_future_out():
         bs.stack(runs, laws=["chinchilla"])
 
 
+def test_stack_weighs_each_group_on_its_own_future():
+    """With a group column, ``lfo_groups`` scores each group's held-out runs apart: the groups' scores and
+    predictions add up to the pooled table's, and each group has weights of its own."""
+    runs = simulate("kaplan_nd", {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}, seed=8)
+    runs["dataset"] = np.where(np.arange(len(runs)) % 2 == 0, "a", "b")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        stacked = bs.stack(
+            runs,
+            laws=["chinchilla", "kaplan_nd"],
+            holdout=0.4,
+            group="dataset",
+            draws=300,
+            tune=300,
+            chains=2,
+            seed=1,
+            progressbar=False,
+        )
+    groups = stacked.lfo_groups
+    assert set(groups.index.get_level_values("dataset")) == {"a", "b"} and stacked.lfo is not None
+    totals = groups.groupby(level="law")[["elpd_lfo", "n_predictions"]].sum()
+    np.testing.assert_allclose(totals.loc[stacked.lfo.index], stacked.lfo[["elpd_lfo", "n_predictions"]], rtol=1e-9)
+    for name in ("a", "b"):
+        weights = groups.loc[name, "weight"]
+        assert weights.sum() == pytest.approx(1.0) and weights.between(0, 1).all()
+    assert not groups.loc["a", "elpd_lfo"].equals(groups.loc["b", "elpd_lfo"])
+
+
 # ------------------------------------------------------------------------------------------------ benchmark
 def test_benchmark_subset_on_bundled_data():
     """The real-data benchmark on the bundled runs (Gadre 2024's three datasets, Muennighoff 2023), fewer
