@@ -117,7 +117,7 @@ def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **m
     rows), and with --csv also write it as CSV."""
     import pandas as pd
 
-    rows = table.reset_index() if table.index.name else table
+    rows = table.reset_index() if any(table.index.names) else table
     if getattr(args, "csv", None):
         rows.to_csv(args.csv, index=False)
     if args.json:
@@ -442,18 +442,24 @@ def cmd_stack(args: argparse.Namespace) -> None:
     assert result.lfo is not None, "stack() scores every law"
     meta = {"laws": list(result.fits), "runs": len(next(iter(result.fits.values())).runs)}
     if not args.at:
+        table = result.lfo
+        if result.lfo_groups is not None:  # all the groups' predictions first, then each group's own
+            pooled = result.lfo.assign(**{args.group: "(all)"}).set_index(args.group, append=True)
+            table = pd.concat([pooled.reorder_levels([1, 0]), result.lfo_groups])
         _emit(
-            result.lfo,
+            table,
             args,
             title="Leave-future-out stacking: each law's summed log score on runs beyond its "
             "fit (elpd_lfo), 90% coverage there, and its weight",
             **meta,
         )
         return
+    groups = list(next(iter(result.fits.values())).runs.groups) if args.group else [None]
     pred = pd.concat(
         [
-            result.predict(prob=tuple(args.prob), kind=args.kind, group=args.group, seed=0, **p)
+            result.predict(prob=tuple(args.prob), kind=args.kind, group=g, seed=0, **p)
             for p in _points(args.at)
+            for g in groups
         ],
         ignore_index=True,
     )

@@ -3,6 +3,7 @@ process shows (the entry point, a closed pipe) is checked in test_stored_fit.py.
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import CHINCHILLA_TRUTH, run, simulate
@@ -224,3 +225,22 @@ def test_calibrate_predict_runs_and_stack(tmp_path):
     assert code == 2 and "needs --runs" in err
     code, _, err = cli("predict", tmp_path / "fit.nc", "--runs", held, "--at", "N=1e9,D=2e10")
     assert code == 2 and "one of the two" in err
+
+
+def test_stack_by_group(tmp_path):
+    """`stack --group`: the weights pooled and per group; with --at, a prediction for every group (the
+    group column's name was once taken for a group label)."""
+    runs = simulate("chinchilla", CHINCHILLA_TRUTH, seed=7)
+    runs["dataset"] = np.where(np.arange(len(runs)) % 2 == 0, "a", "b")
+    csv = tmp_path / "runs.csv"
+    runs.to_csv(csv, index=False)
+    common = ["stack", csv, "--laws", "chinchilla,kaplan_nd", "--holdout", 0.4, "--group", "dataset"]
+    quick = ["--draws", 200, "--tune", 200, "--chains", 2, "--seed", 1, "--json"]
+    code, out, _ = cli(*common, *quick)
+    rows = json.loads(out)["rows"]
+    assert code == 0 and [(r["dataset"], r["law"]) for r in rows] == [
+        (g, law) for g in ("(all)", "a", "b") for law in ("chinchilla", "kaplan_nd")
+    ]
+    assert sum(r["n_predictions"] for r in rows if r["dataset"] != "(all)") == 2 * 26
+    code, out, _ = cli(*common, "--at", "N=1e10,D=2e11", *quick)
+    assert code == 0 and [r["group"] for r in json.loads(out)["rows"]] == ["a", "b"]
