@@ -23,6 +23,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 #: Hoffmann et al. 2022, Approach 3 (rounded, as printed in their eq. 10).
 CHINCHILLA_TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+KAPLAN_TRUTH = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
 
 
 def simulate(law: str, params: dict, *, sigma: float = 0.01, seed: int = 0) -> pd.DataFrame:

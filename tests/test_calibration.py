@@ -13,7 +13,7 @@ from scipy import stats
 import bayes_scaling as bs
 from bayes_scaling.calibrate import KAPPA_GRID, discrepancy_evidence, estimate_kappa, interval_score, scores
 from bayes_scaling.comparison import stacking_weights
-from conftest import CHINCHILLA_TRUTH, simulate
+from conftest import CHINCHILLA_TRUTH, KAPLAN_TRUTH, simulate
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -116,7 +116,7 @@ def test_discrepancy_evidence_sees_a_tilt(chinchilla_fit):
 
 
 def test_stack_by_leave_future_out():
-    runs = simulate("kaplan_nd", {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}, seed=8)
+    runs = simulate("kaplan_nd", KAPLAN_TRUTH, seed=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)
         stacked = bs.stack(
@@ -142,7 +142,7 @@ def test_stack_by_leave_future_out():
 def test_stack_weighs_each_group_on_its_own_future():
     """With a group column, ``lfo_groups`` scores each group's held-out runs apart: the groups' scores and
     predictions add up to the pooled table's, and each group has weights of its own."""
-    runs = simulate("kaplan_nd", {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}, seed=8)
+    runs = simulate("kaplan_nd", KAPLAN_TRUTH, seed=8)
     runs["dataset"] = np.where(np.arange(len(runs)) % 2 == 0, "a", "b")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)

@@ -7,9 +7,8 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.comparison import score
-from conftest import CHINCHILLA_TRUTH, simulate
+from conftest import CHINCHILLA_TRUTH, KAPLAN_TRUTH, simulate
 
-KAPLAN_TRUTH = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
 LAWS = ("chinchilla", "kaplan_nd")
 SETTINGS = {"draws": 500, "tune": 500, "seed": 1, "progressbar": False}
 

@@ -10,9 +10,7 @@ from scipy import stats
 import bayes_scaling as bs
 from bayes_scaling.fitting import compiled_model
 from bayes_scaling.observation import ObservationModel
-from conftest import CHINCHILLA_TRUTH, SIM_COLUMNS, shared_csv, simulate
-
-KAPLAN_TRUTH = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+from conftest import CHINCHILLA_TRUTH, KAPLAN_TRUTH, SIM_COLUMNS, shared_csv, simulate
 
 
 def assert_recovers(result: bs.ScalingFit, truth: dict) -> None:

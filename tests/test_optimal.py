@@ -7,7 +7,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.optimal import budget_for_loss, optimum
-from conftest import CHINCHILLA_TRUTH, simulate
+from conftest import CHINCHILLA_TRUTH, KAPLAN_TRUTH, simulate
 
 
 def test_closed_form_and_numeric_agree(chinchilla_fit):
@@ -99,7 +99,7 @@ def test_budget_for_loss_finds_the_first_crossing():
 
 
 def test_numeric_path_for_laws_without_closed_form():
-    runs = simulate("kaplan_nd", {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}, seed=1)
+    runs = simulate("kaplan_nd", KAPLAN_TRUTH, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)
         result = bs.fit(
