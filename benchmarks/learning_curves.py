@@ -18,9 +18,14 @@ Two protocols:
   complete, as when a ladder of finished runs is at hand and new runs are under way;
 - ``all-early``: every run is cut at 30%, nothing has finished.
 
-Each protocol with the default Student-t likelihood and with a Normal one (``--likelihood``). Prints, per
-protocol and likelihood, the median absolute percentage error (MdAPE), the share of runs inside their 50%
-and 90% intervals, the median bias and the worst R-hat over the folds' fits; writes
+Each protocol with the default Student-t likelihood and with a Normal one (``--likelihood``). In flight,
+the runs of the other folds also calibrate the discrepancy (``kappa = cross-fitted``): their final losses
+as predicted from their own first 30% (the other folds' fits) give the evidence about ``kappa``
+(``calibrate.discrepancy_evidence``), pooled by ``calibrate.estimate_kappa`` into the prior this fold's fit
+then predicts with (``with_discrepancy``, no refit). This is what a user with finished runs can do: cut
+them, refit, and learn how far the law strays; it uses no final loss of the runs it scores. Prints, per
+protocol, likelihood and kappa, the median absolute percentage error (MdAPE), the share of runs inside
+their 50% and 90% intervals, the median bias and the worst R-hat over the folds' fits; writes
 ``learning_curves_results.md``. About 12 minutes on 2 cores.
 
     .venv/bin/python benchmarks/learning_curves.py [--protocol in-flight|all-early] [--likelihood normal] [--folds 5]
@@ -38,6 +43,7 @@ import pandas as pd
 from downstream import markdown  # the benchmarks' Markdown table
 
 import bayes_scaling as bs
+from bayes_scaling.calibrate import discrepancy_evidence, estimate_kappa
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "li2025_misfitting" / "misfitting_all_checkpoints.csv"
 SCHEDULE = {"tokens_per_step": 2**20, "warmup": 50, "final_lr": 0.1, "shape": "cosine"}
@@ -92,30 +98,41 @@ def main() -> None:
                 folds = [scored]
             else:
                 folds = np.array_split(np.random.default_rng(0).permutation(scored), args.folds)
-            preds, r_hat = [], 0.0
+            fits, r_hat = [], 0.0
             for i, fold in enumerate(folds):
                 cut = runs.run.isin(fold) & ~runs.early if protocol == "in-flight" else ~runs.early
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", bs.SamplingWarning)
                     fit = bs.fit(runs[~cut], seed=i, likelihood=likelihood, **OPTIONS)
-                preds.append(score(fit, finals[finals.run.isin(fold)]))
+                fits.append((fit, finals[finals.run.isin(fold)]))
                 r_hat = max(r_hat, fit.diagnostics["max_r_hat"])
                 kept = int((~cut).sum())
                 print(f"{likelihood} {protocol} fold {i + 1}/{len(folds)}: {kept} checkpoints, {fit.diagnostics}")
-            pred = pd.concat(preds)
-            rows.append(
-                {
-                    "likelihood": likelihood,
-                    "protocol": protocol,
-                    "runs": len(pred),
-                    "mdape_pct": 100 * pred["ape"].median(),
-                    "coverage_50": pred["inside_eti50"].mean(),
-                    "coverage_90": pred["inside_eti90"].mean(),
-                    "median_bias_pct": 100 * (pred["median"] / pred["observed"] - 1).median(),
-                    "max_r_hat": r_hat,
-                    "minutes": (time.perf_counter() - start) / 60,
-                }
-            )
+            minutes = (time.perf_counter() - start) / 60
+            variants = {"prior": [score(fit, test) for fit, test in fits]}
+            if len(fits) > 1:  # each fold's kappa from the other folds' runs
+                evidence = [discrepancy_evidence(fit, test, seed=0) for fit, test in fits]
+                variants["cross-fitted"] = []
+                for i, (fit, test) in enumerate(fits):
+                    kappa = estimate_kappa([e for j, e in enumerate(evidence) if j != i]).prior
+                    print(f"fold {i + 1}: kappa ~ {kappa}")
+                    variants["cross-fitted"].append(score(fit.with_discrepancy(kappa, seed=0), test))
+            for kappa, preds in variants.items():
+                pred = pd.concat(preds)
+                rows.append(
+                    {
+                        "likelihood": likelihood,
+                        "protocol": protocol,
+                        "kappa": kappa,
+                        "runs": len(pred),
+                        "mdape_pct": 100 * pred["ape"].median(),
+                        "coverage_50": pred["inside_eti50"].mean(),
+                        "coverage_90": pred["inside_eti90"].mean(),
+                        "median_bias_pct": 100 * (pred["median"] / pred["observed"] - 1).median(),
+                        "max_r_hat": r_hat,
+                        "minutes": minutes,
+                    }
+                )
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
