@@ -35,6 +35,8 @@ from scipy.signal import lfilter
 from .errors import DataError, OptionError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import xarray as xr
 
     from .result import ScalingFit
@@ -117,21 +119,35 @@ def _whole_steps(frame: pd.DataFrame, column: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def critical_batch_draws(fit: ScalingFit, N: ArrayLike) -> xr.Dataset:
+def critical_batch_draws(fit: ScalingFit, N: ArrayLike, *, loss: Mapping[float, float] | None = None) -> xr.Dataset:
     """Posterior draws of the critical batch size from a fit of ``batch_steps`` grouped by model size (the
     group labels are the sizes): ``B_crit`` per size (dims chain, draw, group), the exponent ``gamma`` of
     its trend B_crit ~ N^gamma (chain, draw; a line per draw through the sizes' values, each weighted by
     how well its runs pin it) and ``B_crit_at`` the trend at the sizes ``N`` (chain, draw, size).
+
+    ``loss``: each size's target loss (the loss its steps were counted to, ``{size: loss}``) adds Kaplan
+    et al. (2020)'s form B_crit(L) = B_star / L^(1 / alpha_B) (their eq. 5.4, after McCandlish et al.
+    2018), the same kind of line against the loss: ``alpha_B`` and ``B_star`` (chain, draw).
     Summarise with :func:`bayes_scaling.intervals.summarize`."""
     import xarray as xr
 
-    from .optimal import checked_positive, group_trend
+    from .optimal import checked_positive, group_trend, log_line
 
     N = checked_positive(N, "model sizes N")
     per_size, intercept, slope, center = group_trend(fit, "B_crit_group", law="batch_steps", labels="model sizes")
     at = np.exp(intercept[..., None] + slope[..., None] * (np.log(N) - center))
-    return xr.Dataset(
+    out = xr.Dataset(
         {"B_crit": per_size, "gamma": (("chain", "draw"), slope), "B_crit_at": (("chain", "draw", "size"), at)},
         coords={"N": ("size", N)},
         attrs={"method": "batch_steps per model size; a line through log B_crit against log N, per draw"},
     )
+    if loss is not None:
+        by_size = {float(size): value for size, value in loss.items()}
+        missing = [g for g in fit.runs.groups if float(g) not in by_size]
+        if missing:
+            raise OptionError(f"loss= needs the target loss of every model size; missing {missing}")
+        L = checked_positive([by_size[float(g)] for g in fit.runs.groups], "target losses")
+        b_intercept, b_slope, b_center = log_line(per_size.values, L)
+        out["alpha_B"] = (("chain", "draw"), -1 / b_slope)
+        out["B_star"] = (("chain", "draw"), np.exp(b_intercept - b_slope * b_center))
+    return out

@@ -138,6 +138,13 @@ def test_critical_batch_recovery():
     assert np.all((per_size["eti90_lower"] <= truth) & (truth <= per_size["eti90_upper"])), per_size
     gamma = np.quantile(draws["gamma"], [0.05, 0.95])
     assert gamma[0] <= 0.5 <= gamma[1] and gamma[1] - gamma[0] < 0.3
+    # Kaplan's B_crit(L) = B_star / L^(1 / alpha_B), each size's target loss placed on it (alpha_B = 0.21)
+    loss = {size: 3.0 * (2e5 * (size / 1e8) ** 0.5 / 2e5) ** -0.21 for size in sizes}
+    kaplan = critical_batch_draws(result, N=[1e10], loss=loss)
+    alpha_b, b_star = (np.quantile(kaplan[k], [0.05, 0.95]) for k in ("alpha_B", "B_star"))
+    assert alpha_b[0] <= 0.21 <= alpha_b[1] and b_star[0] <= 2e5 * 3.0 ** (1 / 0.21) <= b_star[1]
+    with pytest.raises(bs.OptionError, match=r"target loss of every model size; missing \['1000000000.0'\]"):
+        critical_batch_draws(result, N=[1e10], loss={1e8: 3.0, 3e8: 2.9})
     with pytest.raises(bs.OptionError, match="model sizes N must be positive numbers, got 'big'"):
         critical_batch_draws(result, N="big")
     with pytest.raises(bs.OptionError, match="needs a fit of the law 'batch_steps' grouped by model size"):
