@@ -20,28 +20,43 @@ import pandas as pd
 from .data import DEFAULT_COLUMNS
 from .errors import BayesScalingError
 from .laws import Law, load_law
-from .observation import ObservationModel, flat_draws
+from .observation import ObservationModel, flat_draws, outside_support
 from .parallel import raise_if_all_failed, run_tasks
 from .priors import Prior
 
 __all__ = ["DESIGN_COLUMNS", "SBCResult", "design", "sbc"]
 
-#: Column of the design for each law input: the defaults, and ``x`` (laws in one input) sees the compute.
-DESIGN_COLUMNS = {**DEFAULT_COLUMNS, "x": "compute_flops"}
+#: Column of the design for each law input: the defaults, ``x`` (laws in one input) sees the compute and
+#: ``L`` the task loss (neither has a default column).
+DESIGN_COLUMNS = {**DEFAULT_COLUMNS, "x": "compute_flops", "L": "L"}
+
+
+#: A cycle whose simulated target is not finite or outside its kind's range (no data to fit): dropped.
+OFF_SUPPORT = "simulated target outside its range"
 
 
 def design() -> pd.DataFrame:
     """The runs every cycle simulates: 8 model sizes (10M-3B) x 8 token-per-parameter ratios (5-640), compute
-    6ND, unique tokens repeating the data 1 to 64 times."""
+    6ND, unique tokens repeating the data 1 to 64 times; for the laws of other targets and of learning
+    curves, the same runs' task loss ``L`` (2 to 0.5, falling with compute), a chance accuracy of 0.25, the
+    steps at 2^20 tokens each, a learning-rate area of 0.6 D, an annealing area of 0 to 0.9 and batch sizes
+    of 3e4 to 1e7 tokens."""
     sizes, tpp = np.meshgrid(np.geomspace(1e7, 3e9, 8), np.geomspace(5, 640, 8))
     n = sizes.ravel()
     d = n * tpp.ravel()
+    rank = np.argsort(np.argsort(n * d))
     return pd.DataFrame(
         {
             "n_params": n,
             "n_tokens": d,
             "compute_flops": 6 * n * d,
             "unique_tokens": d / np.resize(2 ** np.arange(7), n.size),
+            "L": np.geomspace(2.0, 0.5, n.size)[rank],
+            "chance_acc": 0.25,
+            "step": d / 2**20,
+            "lr_area": 0.6 * d,
+            "anneal_area": np.resize(np.linspace(0.0, 0.9, 5), n.size),
+            "batch_size_tokens": np.resize(np.geomspace(3e4, 1e7, 7), n.size),
         }
     )
 
@@ -105,15 +120,17 @@ def _cycle(task: tuple) -> dict:
     mu = observation.link(scaled.evaluate_sampled(truth, **inputs))[None, :]
     noise = {k: np.asarray([[truth[k]]]) for k in observation.params}
     loss = observation.inverse(observation.sample(mu, noise, rng)[0])
-    published = {k: float(v) for k, v in scaled.to_natural(truth).items()}
-    if not np.all(np.isfinite(loss)):  # a prior draw whose law overflows: no data to fit
-        return {"problems": "simulated loss not finite"}
+    published = {  # constants such as a reference scale (rank 0 in every cycle) are not ranked
+        k: float(v) for k, v in scaled.to_natural(truth).items() if law.natural[k].names & set(truth)
+    }
+    if not np.all(np.isfinite(loss)) or outside_support(law.target, loss).size:
+        return {"problems": OFF_SUPPORT}  # a prior draw whose law overflows, or an accuracy rounded to 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = fit(
             runs.assign(loss=loss),
             law=law,
-            columns={k: DESIGN_COLUMNS[k] for k in law.inputs if k == "x"},
+            columns={k: DESIGN_COLUMNS[k] for k in law.inputs if k in ("x", "L")},
             likelihood=likelihood,
             discrepancy=False,
             draws=draws * thin // chains,
@@ -147,8 +164,8 @@ def sbc(
     simulated runs on :func:`design`, fits, and the rank of each true value among ``draws`` posterior draws
     (every ``thin``-th, to make them nearly independent). ``client``: where the cycles run, this process
     (None) or a Dask cluster (``"local"``, an address or a Client; see :mod:`bayes_scaling.parallel`), each
-    process compiling once. Cycles whose simulated losses overflow are dropped; a cycle whose fit fails
-    raises (SBC needs every cycle)."""
+    process compiling once. Cycles whose simulated targets overflow or leave their range (an accuracy
+    rounded to 1) are dropped; a cycle whose fit fails raises (SBC needs every cycle)."""
     law = load_law(law)
     tasks = [(law.source, likelihood, i, seed, draws, thin, tune, chains) for i in range(cycles)]
     outcomes = run_tasks(_cycle, tasks, client=client, desc=f"SBC {law.name}", progressbar=progressbar)
@@ -158,5 +175,5 @@ def sbc(
         raise BayesScalingError(f"SBC of {law.name}: {len(failed)} cycle(s) failed, first {failed[0]}")
     rows = [o.value for o in outcomes]
     ranks = pd.DataFrame(rows)
-    ranks = ranks[ranks["problems"] != "simulated loss not finite"].reset_index(drop=True)
+    ranks = ranks[ranks["problems"] != OFF_SUPPORT].reset_index(drop=True)
     return SBCResult(law.name, ranks, draws)

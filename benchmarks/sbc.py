@@ -5,7 +5,8 @@
 For each law: ``cycles`` prior draws, runs simulated on the 8 x 8 design of ``bayes_scaling.sbc.design``,
 fits (on Dask, compiled once per worker, data swapped in), ranks of every sampled and published parameter among 99
 thinned posterior draws, a chi-square uniformity test per parameter (passes at p > 0.01 / number of
-parameters), and an ECDF-difference plot. Writes benchmarks/sbc_results.md and benchmarks/sbc/<law>.png.
+parameters), and an ECDF-difference plot. Writes benchmarks/sbc_results.md (``--laws`` replaces the rows of
+the laws it names and keeps the others) and benchmarks/sbc/<law>.png.
 """
 
 import argparse
@@ -40,7 +41,8 @@ def main() -> None:
         client = Client(LocalCluster(threads_per_worker=1, dashboard_address=None))
     elif args.client != "none":
         client = args.client
-    lines = [
+    out = HERE / "sbc_results.md"
+    header = [
         f"Simulation-based calibration, {args.cycles} cycles per law (`python benchmarks/sbc.py`). p: chi-square "
         "test of uniform ranks (10 bins); a law passes when every parameter has p > 0.01 / parameters. "
         "`unconverged`: cycles whose fit had R-hat > 1.01 or a divergence (ESS is below 400 "
@@ -49,6 +51,9 @@ def main() -> None:
         "| law | cycles | parameters | lowest p (parameter) | passes | unconverged | minutes |",
         "|---|---|---|---|---|---|---|",
     ]
+    # the rows of laws not run now are kept (``--laws`` updates those it names)
+    old = out.read_text().splitlines()[len(header) :] if out.is_file() else []
+    rows = {line.split("|")[1].strip(): line for line in old if line.startswith("| ")}
     for law in args.laws.split(","):
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -63,14 +68,14 @@ def main() -> None:
             f"{'yes' if result.passed else '**no**'} | {unconverged} | {minutes:.1f} |"
         )
         print(row, flush=True)
-        lines.append(row)
+        rows[law] = row
         result.ranks.to_csv(HERE / "sbc" / f"{law}_ranks.csv", index=False)
         fig, ax = plt.subplots(figsize=(6, 4))
         plots.plot_sbc(result, ax=ax)
         fig.tight_layout()
         fig.savefig(HERE / "sbc" / f"{law}.png", dpi=100)
         plt.close(fig)
-    (HERE / "sbc_results.md").write_text("\n".join(lines) + "\n")
+        out.write_text("\n".join(header + [rows[k] for k in sorted(rows)]) + "\n")  # after each law
 
 
 if __name__ == "__main__":

@@ -36,3 +36,22 @@ def test_sbc_detects_a_wrong_model(monkeypatch):
     )
     result = sbc("power_irreducible", cycles=30, seed=0, tune=300)
     assert not result.summary().loc["sigma", "passed"]
+
+
+def test_design_has_every_laws_inputs():
+    """SBC runs every bundled law: the design has a column for each input of each law."""
+    import bayes_scaling as bs
+    from bayes_scaling.sbc import DESIGN_COLUMNS, design
+
+    runs = design()
+    for name in bs.list_laws():
+        missing = [k for k in bs.load_law(name).inputs if DESIGN_COLUMNS.get(k) not in runs]
+        assert not missing, f"{name}: the SBC design has no column for {missing}"
+
+
+@pytest.mark.slow
+def test_sbc_ranks_no_constant():
+    """A published parameter that is a constant (log_linear's C0 is the runs' reference compute) would rank
+    0 in every cycle and fail SBC however right the model: it is not ranked."""
+    result = sbc("log_linear", cycles=4, seed=0, tune=200)
+    assert set(result.ranks.columns) == {"a", "b", "sigma", "nu", "problems"} and len(result.ranks) == 4
