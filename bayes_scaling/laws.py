@@ -264,6 +264,11 @@ class Law:
         return tuple(self.natural)
 
     @property
+    def estimated_params(self) -> tuple[str, ...]:
+        """The published parameters that depend on a sampled one (not constants such as a reference scale)."""
+        return tuple(p for p, expr in self.natural.items() if expr.names & set(self.priors))
+
+    @property
     def scaled_inputs(self) -> tuple[str, ...]:
         """The inputs that are not covariates: the dimensions of the distance beyond the runs."""
         return tuple(i for i in self.inputs if i not in self.covariates)

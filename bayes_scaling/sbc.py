@@ -120,9 +120,8 @@ def _cycle(task: tuple) -> dict:
     mu = observation.link(scaled.evaluate_sampled(truth, **inputs))[None, :]
     noise = {k: np.asarray([[truth[k]]]) for k in observation.params}
     loss = observation.inverse(observation.sample(mu, noise, rng)[0])
-    published = {  # constants such as a reference scale (rank 0 in every cycle) are not ranked
-        k: float(v) for k, v in scaled.to_natural(truth).items() if law.natural[k].names & set(truth)
-    }
+    natural = scaled.to_natural(truth)  # constants such as a reference scale (rank 0 in every cycle): not ranked
+    published = {k: float(natural[k]) for k in law.estimated_params}
     if not np.all(np.isfinite(loss)) or outside_support(law.target, loss).size:
         return {"problems": OFF_SUPPORT}  # a prior draw whose law overflows, or an accuracy rounded to 1
     with warnings.catch_warnings():

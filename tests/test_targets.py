@@ -81,7 +81,7 @@ def test_recovery(name):
     result = bs.fit(runs, law=law, columns=columns, likelihood="normal", seed=2, **FAST)
     assert result.diagnostics["divergences"] == 0
     table = result.summary(prob=0.95)
-    natural = {p: v for p, v in scaled.to_natural(truth).items() if law.natural[p].names & set(truth)}
+    natural = {p: v for p, v in scaled.to_natural(truth).items() if p in law.estimated_params}
     for p, value in {**natural, "sigma": sigma}.items():
         assert table.loc[p, "eti95_lower"] <= value <= table.loc[p, "eti95_upper"], (p, value)
     if law.target == "bounded":  # beyond the runs, the band stays between chance and 1
