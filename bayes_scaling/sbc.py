@@ -129,7 +129,7 @@ def _cycle(task: tuple) -> dict:
         result = fit(
             runs.assign(loss=loss),
             law=law,
-            columns={k: DESIGN_COLUMNS[k] for k in law.inputs if k in ("x", "L")},
+            columns={k: DESIGN_COLUMNS[k] for k in law.inputs},
             likelihood=likelihood,
             discrepancy=False,
             draws=draws * thin // chains,
