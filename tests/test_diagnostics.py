@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayes_scaling.diagnostics import convergence, ess_bulk, ess_tail, rhat_rank
+from bayes_scaling.diagnostics import convergence, diagnose
 
 RNG = np.random.default_rng(0)
 CASES = {
@@ -30,8 +30,9 @@ def test_same_numbers_as_arviz(name):
             arviz_stats.ess(da, method="bulk").values,
             arviz_stats.ess(da, method="tail", prob=0.95).values,
         )
-    for ours, theirs in zip((rhat_rank(x), ess_bulk(x), ess_tail(x)), expected, strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-9, equal_nan=True)
+    ours = diagnose(x)
+    for key, theirs in zip(("r_hat", "ess_bulk", "ess_tail"), expected, strict=True):
+        np.testing.assert_allclose(ours[key], theirs, rtol=1e-9, equal_nan=True)
 
 
 def test_convergence_keeps_each_variables_shape(stored_fit):
