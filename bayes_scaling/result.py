@@ -310,8 +310,10 @@ class ScalingFit:
             problems.append(
                 f"chains settled in different places for {named} (medians per chain): the posterior has several "
                 "modes or a chain is stuck. Mean log-likelihood of the runs per chain: "
-                f"{' / '.join(f'{v:.1f}' for v in fit_per_chain)}; run more chains (chains=8), look at "
-                "plot_rank, and prefer the mode that fits the runs better, or tighten those priors"
+                f"{' / '.join(f'{v:.1f}' for v in fit_per_chain)}; run more chains (chains=8) and look at plot_rank. "
+                "The share of chains in each mode is not its posterior mass, and the mode that fits the fitted runs "
+                "best need not predict new ones best (benchmarks/multimodal.py): check predictions with a backtest "
+                "(bs.backtest), or tighten those priors"
             )
         return problems
 
