@@ -31,6 +31,7 @@ __all__ = [
     "discrepancy_evidence",
     "estimate_kappa",
     "interval_score",
+    "kappa_posterior",
     "scores",
 ]
 
@@ -157,6 +158,9 @@ def discrepancy_evidence(fit: Any, runs: pd.DataFrame, *, seed: int | None = Non
     ``kappa * sigma * z`` plus the tilt the law's own uncertainty and the noise give, whose distribution
     is simulated from the posterior (a draw as the truth, a fresh draw of noise). The likelihood of
     ``kappa`` is that distribution convolved with Normal(0, kappa * sigma), sigma the fit's median noise.
+    In a fit with groups, whose groups have their own tilt (:func:`bayes_scaling.result.discrepancy_draws`),
+    each group's held-out runs give their own, and the groups' likelihoods multiply: tilts of random sign
+    across groups tell of kappa's size where their average would cancel.
     """
     rng = np.random.default_rng(seed)
     values, _, codes = fit._prediction_inputs(runs, {}, None)
@@ -170,18 +174,27 @@ def discrepancy_evidence(fit: Any, runs: pd.DataFrame, *, seed: int | None = Non
     dist = fit.distance(values, codes)
     if not np.any(dist > 0):
         raise DataError("every held-out run lies on a fitted run (distance 0): no extrapolation to learn from")
-
-    def tilt(residuals: np.ndarray) -> np.ndarray:
-        return (residuals * weight * dist).sum(-1) / (weight * dist**2).sum()
-
     order = rng.permutation(mu.shape[0])
-    null = tilt(fit.observation.sample(mu[order], {k: v[order] for k, v in noise.items()}, rng) - center)
-    observed = tilt(y - center)
-    q75, q25 = np.quantile(null, [0.75, 0.25])
-    bandwidth = 1.06 * (q75 - q25) / 1.349 * null.size**-0.2
-    sd = np.sqrt((KAPPA_GRID[:, None] * np.median(noise["sigma"])) ** 2 + bandwidth**2)
-    logpdf = -0.5 * ((observed - null[None, :]) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
-    return logsumexp(logpdf, axis=1) - np.log(null.size)
+    null_residuals = fit.observation.sample(mu[order], {k: v[order] for k, v in noise.items()}, rng) - center
+    sigma = np.broadcast_to(noise["sigma"], sim.shape)
+    z = fit.posterior.get("z")  # absent without a discrepancy; without a group dim in fits saved before
+    per_group = codes is not None and (z is None or "group" in z.dims)
+    parts = [codes == g for g in np.unique(codes)] if per_group else [slice(None)]
+    evidence = np.zeros(KAPPA_GRID.size)
+    for at in parts:
+        if not np.any(dist[at] > 0):
+            continue  # a group whose held-out runs all lie on its fitted runs tells nothing
+
+        def tilt(residuals: np.ndarray, at: Any = at) -> np.ndarray:
+            return (residuals[..., at] * weight[at] * dist[at]).sum(-1) / (weight[at] * dist[at] ** 2).sum()
+
+        null, observed = tilt(null_residuals), tilt(y - center)
+        q75, q25 = np.quantile(null, [0.75, 0.25])
+        bandwidth = 1.06 * (q75 - q25) / 1.349 * null.size**-0.2
+        sd = np.sqrt((KAPPA_GRID[:, None] * np.median(sigma[:, at])) ** 2 + bandwidth**2)
+        logpdf = -0.5 * ((observed - null[None, :]) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+        evidence += logsumexp(logpdf, axis=1) - np.log(null.size)
+    return evidence
 
 
 @dataclass(frozen=True)
@@ -230,3 +243,24 @@ def estimate_kappa(evidence: Sequence[np.ndarray] | Mapping[str, np.ndarray]) ->
     s_mean = float((w.sum(0) * ss).sum())
     prior = Prior("LogNormal", {"mu": round(mu_mean, 3), "sigma": round(float(np.sqrt(var)), 3)})
     return KappaEstimate(mu=mu_mean, s=s_mean, n=len(curves), prior=prior)
+
+
+def kappa_posterior(evidence: np.ndarray, prior: Prior | Any) -> Prior:
+    """One dataset's ``kappa`` given its :func:`discrepancy_evidence` and a prior (a :class:`Prior` or a spec,
+    such as the fit's ``fit.priors["kappa"]``): the posterior on :data:`KAPPA_GRID`, moment-matched on the
+    log scale to a LogNormal. For more runs of the same dataset, whose finished runs told how far its law
+    strays; :func:`estimate_kappa` gives the prior for datasets not yet seen."""
+    prior = prior if isinstance(prior, Prior) else Prior.from_spec("kappa", prior)
+    evidence = np.asarray(evidence, dtype=float)
+    if evidence.shape != KAPPA_GRID.shape:
+        raise OptionError(
+            f"evidence must be discrepancy_evidence's {KAPPA_GRID.size} values, got shape {evidence.shape}"
+        )
+    log_k = np.log(KAPPA_GRID)
+    with np.errstate(divide="ignore"):
+        log_post = evidence + prior.scipy().logpdf(KAPPA_GRID) + log_k  # the prior's density in log kappa
+    w = np.exp(log_post - log_post.max())
+    w /= w.sum()
+    mean = float((w * log_k).sum())
+    sd = float(np.sqrt((w * (log_k - mean) ** 2).sum()))
+    return Prior("LogNormal", {"mu": round(mean, 3), "sigma": round(max(sd, 1e-3), 3)})

@@ -142,7 +142,7 @@ def _per_decade(fit: ScalingFit, codes: np.ndarray | None, size: int, rng: np.ra
     if not fit.observation.discrepancy:
         return np.zeros((1, size))
     sigma = fit.observation.noise(fit.posterior, codes, rng)["sigma"]
-    return np.broadcast_to(fit._delta(np.ones(size), sigma), (sigma.shape[0], size))
+    return np.broadcast_to(fit._delta(np.ones(size), sigma, fit._tilt(codes, rng)), (sigma.shape[0], size))
 
 
 def _loss_target(fit: ScalingFit, target: Any, group: Any, new_group: bool, rng: np.random.Generator) -> _Target:

@@ -4,7 +4,7 @@ A run's observed target (its loss, by default) relates to the law's curve by
 
     link(y)  = link(law(x)) + delta(x) + eps
     eps      ~ StudentT(nu, 0, sigma)   (or Normal(0, sigma)); sigma shared or one per group
-    delta(x) = kappa * sigma * z * distance(x),   z ~ Normal(0, 1), one z per posterior draw
+    delta(x) = kappa * sigma * z * distance(x),   z ~ Normal(0, 1), one z per posterior draw (and group)
 
 ``eps`` is the scatter of runs around the curve. ``delta`` is the extrapolation discrepancy: how wrong the
 law's form itself may be beyond the runs it was fitted on. ``distance(x)`` is in decades of the law's
@@ -14,7 +14,9 @@ at ``kappa`` noise scales per decade: a law that describes its runs loosely is t
 ``kappa`` is common to all laws and datasets; its prior (``models/observation.toml``) is an
 empirical-Bayes estimate from leave-future-out splits of real datasets (``benchmarks/calibration.py``).
 One ``z`` per draw makes ``delta`` a tilt of the whole curve: points further out move further, in the
-same direction, as the misses of a wrong law do.
+same direction, as the misses of a wrong law do. In a fit with groups each group has its own ``z``: the
+curves of different datasets, tasks or runs err beyond their runs in their own directions (a group not in
+the data gets a fresh one).
 
 The law file declares its target's kind, which fixes the link (``TARGETS``): ``positive`` (a loss,
 bits per byte; ``log``, so the noise is relative), ``real`` (Elo, a log-likelihood, a loss less its

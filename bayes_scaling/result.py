@@ -135,15 +135,19 @@ def _in_reading_order(posterior: xr.Dataset, law: Law, observation: ObservationM
 
 
 def discrepancy_draws(kappa: Prior, posterior: xr.Dataset, seed: int | None) -> dict[str, xr.DataArray]:
-    """Draws of the discrepancy's ``kappa`` (its prior: no fitted run informs it) and tilt ``z``, one per
-    posterior draw."""
+    """Draws of the discrepancy's ``kappa`` (its prior: no fitted run informs it), one per posterior draw,
+    and of its tilt ``z``: one per draw, and per group in a fit with groups (each group's curve errs beyond
+    its runs in its own direction)."""
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
     rng = np.random.default_rng([0 if seed is None else seed, 1])
     dims = ("chain", "draw")
     draws = kappa.sample(shape[0] * shape[1], seed=rng)
+    groups = posterior.sizes.get("group")
     return {
         "kappa": xr.DataArray(draws.reshape(shape), dims=dims),
-        "z": xr.DataArray(rng.standard_normal(shape), dims=dims),
+        "z": xr.DataArray(rng.standard_normal(shape), dims=dims)
+        if groups is None
+        else xr.DataArray(rng.standard_normal((*shape, groups)), dims=(*dims, "group")),
     }
 
 
@@ -560,12 +564,26 @@ class ScalingFit:
         mu = self.curve(inputs, codes, rng)
         noise = self.observation.noise(self.posterior, codes, rng)
         if self.observation.discrepancy:
-            mu = mu + self._delta(np.maximum(self.distance(inputs, codes), beyond), noise["sigma"])
+            mu = mu + self._delta(
+                np.maximum(self.distance(inputs, codes), beyond), noise["sigma"], self._tilt(codes, rng)
+            )
         return mu, noise
 
-    def _delta(self, dist: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        """The discrepancy's draws at distances (points,) or (S, points), with noise scales ``sigma``."""
-        return self.observation.delta(self.draws("kappa")[:, None], sigma, self.draws("z")[:, None], dist)
+    def _tilt(self, codes: np.ndarray | None, rng: np.random.Generator | None) -> np.ndarray:
+        """The discrepancy's tilt ``z`` at the groups ``codes`` (one code for all, or one per point):
+        (S, 1) or (S, points). Each group has its own, a group not in the data a fresh one; a fit without
+        groups (or saved before ``z`` was per group) has one for all."""
+        z = self.draws("z")
+        if z.ndim == 1:
+            return z[:, None]
+        assert codes is not None, "a discrepancy per group needs the points' group codes"
+        generator = np.random.default_rng() if rng is None else rng
+        return _at_points(z, codes, lambda: generator.standard_normal((z.shape[0], 1)))
+
+    def _delta(self, dist: np.ndarray, sigma: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """The discrepancy's draws at distances (points,) or (S, points), with noise scales ``sigma`` and
+        tilts ``z`` (:meth:`_tilt`)."""
+        return self.observation.delta(self.draws("kappa")[:, None], sigma, z, dist)
 
     def link_draws(
         self,
@@ -779,9 +797,10 @@ class ScalingFit:
         if not self.observation.discrepancy:
             return None
         sigma = self.observation.noise(self.posterior, codes, rng)["sigma"][:, :1]
+        z = self._tilt(codes, rng)  # drawn once: a new group keeps its tilt across calls
 
         def offset(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-            return self._delta(self.distance(inputs, codes), sigma)
+            return self._delta(self.distance(inputs, codes), sigma, z)
 
         return offset
 

@@ -11,7 +11,14 @@ import pytest
 from scipy import stats
 
 import bayes_scaling as bs
-from bayes_scaling.calibrate import KAPPA_GRID, discrepancy_evidence, estimate_kappa, interval_score, scores
+from bayes_scaling.calibrate import (
+    KAPPA_GRID,
+    discrepancy_evidence,
+    estimate_kappa,
+    interval_score,
+    kappa_posterior,
+    scores,
+)
 from bayes_scaling.comparison import stacking_weights
 from conftest import CHINCHILLA_TRUTH, KAPLAN_TRUTH, simulate
 
@@ -188,3 +195,33 @@ def test_benchmark_subset_on_bundled_data():
     assert table[["coverage_50", "coverage_90"]].apply(lambda c: c.between(0, 1)).all().all()
     assert "| gadre_rpj | main | default |" in bench.markdown(table)
     assert set(bench.pooled(table).index) == {"no discrepancy", "default", "conformal"}
+
+
+def test_discrepancy_evidence_reads_each_groups_tilt(stored_fit):
+    """Two groups' far runs fall away from their laws in opposite directions: each group has its own tilt,
+    so the evidence prefers a large kappa (one tilt shared by both would see them cancel); runs that follow
+    their laws prefer a small one."""
+    law_only = stored_fit.with_discrepancy(None)
+    n = np.geomspace(3e9, 3e10, 6)
+    parts = []
+    for group, sign in (("web", 1.0), ("code", -1.0)):
+        median = law_only.predict(N=n, D=20 * n, group=group)["median"].to_numpy()
+        dist = law_only.distance({"N": n, "D": 20 * n}, law_only._group_codes([group] * n.size, False))
+        parts.append(
+            pd.DataFrame({"n_params": n, "n_tokens": 20 * n, "dataset": group, "law": median, "tilt": sign * dist})
+        )
+    far = pd.concat(parts, ignore_index=True)
+    follows = discrepancy_evidence(law_only, far.assign(loss=far["law"]), seed=0)
+    apart = discrepancy_evidence(law_only, far.assign(loss=far["law"] * np.exp(0.1 * far["tilt"])), seed=0)
+    assert KAPPA_GRID[np.argmax(apart)] > 3 * KAPPA_GRID[np.argmax(follows)]
+
+
+def test_kappa_posterior_follows_the_evidence():
+    """A sharp likelihood at kappa = 5 moves a wide prior there; a flat one leaves the prior as it was."""
+    prior = bs.Prior.from_spec("kappa", "LogNormal(0, 1)")
+    sharp = kappa_posterior(-0.5 * ((np.log(KAPPA_GRID) - np.log(5.0)) / 0.1) ** 2, prior)
+    assert abs(sharp.kwargs["mu"] - np.log(5.0)) < 0.02 and abs(sharp.kwargs["sigma"] - 0.1) < 0.01
+    flat = kappa_posterior(np.zeros(KAPPA_GRID.size), "LogNormal(0, 1)")
+    assert abs(flat.kwargs["mu"]) < 0.01 and abs(flat.kwargs["sigma"] - 1.0) < 0.02
+    with pytest.raises(bs.OptionError, match="321 values"):
+        kappa_posterior(np.zeros(3), prior)

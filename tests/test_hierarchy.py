@@ -134,3 +134,18 @@ def test_real_grouped_runs_have_no_divergences(folder, name, group):
     result = bs.fit(runs, group=group, seed=1, progressbar=False)
     d = result.diagnostics
     assert d["divergences"] == 0 and d["max_r_hat"] <= 1.01, d
+
+
+def test_each_group_tilts_on_its_own(stored_fit):
+    """Beyond the runs each group's discrepancy has its own tilt: far points of two groups vary
+    independently from draw to draw, two far points of one group together; a new group gets a fresh tilt."""
+    fit = stored_fit.with_discrepancy("LogNormal(2, 0.01)", seed=0)  # kappa ~ 7: the discrepancy dominates
+    assert fit.posterior["z"].dims == ("chain", "draw", "group")
+    far = {"N": [1e12, 3e12], "D": [2e13, 6e13]}
+    web, code, new = (
+        np.log(fit.predict_draws(**far, group=g, new_group=g == "new", seed=1).values.reshape(-1, 2))
+        for g in ("web", "code", "new")
+    )
+    assert np.corrcoef(web[:, 1], web[:, 0])[0, 1] > 0.9
+    assert abs(np.corrcoef(web[:, 1], code[:, 1])[0, 1]) < 0.3
+    assert abs(np.corrcoef(web[:, 1], new[:, 1])[0, 1]) < 0.3
