@@ -21,8 +21,9 @@ Two protocols:
 Each protocol with the default Student-t likelihood and with a Normal one (``--likelihood``). In flight,
 the discrepancy's ``kappa`` is also learned by a backtest (``kappa = backtested``): the all-early fit
 (every run cut at 30%, no final loss seen) predicts the final loss of the runs outside the fold, whose
-misses give the evidence about ``kappa`` (``calibrate.discrepancy_evidence``); ``calibrate.estimate_kappa``
-turns it into the prior the fold's fit then predicts with (``with_discrepancy``, no refit). This is what
+misses give the evidence about ``kappa`` (``calibrate.discrepancy_evidence``, each run's tilt on its own);
+``calibrate.kappa_posterior`` updates the fit's ``kappa`` prior with it, and the fold's fit predicts with
+that posterior (``with_discrepancy``, no refit). This is what
 a user with finished runs can do: cut them, refit, and learn how far the law strays; no fit behind the
 evidence has seen a final loss, and the scored runs' own finals give none of it. Prints, per protocol,
 likelihood and kappa, the median absolute percentage error (MdAPE), the share of runs inside their 50%
@@ -44,7 +45,7 @@ import pandas as pd
 from downstream import markdown  # the benchmarks' Markdown table
 
 import bayes_scaling as bs
-from bayes_scaling.calibrate import discrepancy_evidence, estimate_kappa
+from bayes_scaling.calibrate import discrepancy_evidence, kappa_posterior
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "li2025_misfitting" / "misfitting_all_checkpoints.csv"
 SCHEDULE = {"tokens_per_step": 2**20, "warmup": 50, "final_lr": 0.1, "shape": "cosine"}
@@ -118,7 +119,7 @@ def main() -> None:
                 variants["backtested"] = []
                 for i, (fit, test) in enumerate(fits):
                     others = everyone[~everyone.run.isin(test.run)]
-                    kappa = estimate_kappa([discrepancy_evidence(early, others, seed=0)]).prior
+                    kappa = kappa_posterior(discrepancy_evidence(early, others, seed=0), early.priors["kappa"])
                     print(f"{likelihood} fold {i + 1}: kappa ~ {kappa}")
                     variants["backtested"].append(score(fit.with_discrepancy(kappa, seed=0), test))
             for kappa, preds in variants.items():
