@@ -18,19 +18,18 @@ Two protocols:
   complete, as when a ladder of finished runs is at hand and new runs are under way;
 - ``all-early``: every run is cut at 30%, nothing has finished.
 
-Each protocol with the default Student-t likelihood and with a Normal one (``--likelihood``). In flight,
-the discrepancy's ``kappa`` is also learned by a backtest (``kappa = backtested``): the all-early fit
-(every run cut at 30%, no final loss seen) predicts the final loss of the runs outside the fold, whose
-misses give the evidence about ``kappa`` (``calibrate.discrepancy_evidence``, each run's tilt on its own);
-``calibrate.kappa_posterior`` updates the fit's ``kappa`` prior with it, and the fold's fit predicts with
-that posterior (``with_discrepancy``, no refit). This is what
-a user with finished runs can do: cut them, refit, and learn how far the law strays; no fit behind the
-evidence has seen a final loss, and the scored runs' own finals give none of it. The all-early fit has
-seen no run finish, so it may stray further than the fold's fit does; ``kappa = matched`` learns from a fit
-like the fold's instead: the next fold's runs and the scored ones cut at 30%, every other run finished,
-the next fold's finals as the evidence (5 more fits). Prints, per protocol,
-likelihood and kappa, the median absolute percentage error (MdAPE), the share of runs inside their 50%
-and 90% intervals, the median bias and the worst R-hat over the folds' fits; writes
+Each protocol with the default Student-t likelihood and with a Normal one (``--likelihood``). In flight, the
+discrepancy's ``kappa`` is also learned by a backtest (``kappa = backtested``): the all-early fit (every run
+cut at 30%, no final loss seen) predicts the final loss of the runs outside the fold, whose misses give the
+evidence about ``kappa`` (``calibrate.discrepancy_evidence``, each run's tilt on its own);
+``calibrate.kappa_posterior`` updates the fit's ``kappa`` prior with it, and the fold's fit predicts with that
+posterior (``with_discrepancy``, no refit). This is what a user with finished runs can do: cut them, refit,
+and learn how far the law strays; no fit behind the evidence has seen a final loss, and the scored runs' own
+finals give none of it. The all-early fit has seen no run finish, so it may stray further than the fold's fit
+does; ``kappa = matched`` learns from a fit like the fold's instead: the next fold's runs and the scored ones
+cut at 30%, every other run finished, the next fold's finals as the evidence (5 more fits). Prints, per
+protocol, likelihood and kappa, the median absolute percentage error (MdAPE), the share of runs inside their
+50% and 90% intervals, the median bias and the worst R-hat over the folds' fits; writes
 ``learning_curves_results.md``. About 20 minutes on 2 cores.
 
     .venv/bin/python benchmarks/learning_curves.py [--protocol in-flight|all-early] [--likelihood normal] [--folds 5]
@@ -76,6 +75,13 @@ def checkpoints() -> pd.DataFrame:
     return runs.assign(early=runs.current_steps <= EARLY * runs.total_steps)
 
 
+def fit_without(runs: pd.DataFrame, cut: pd.Series, *, seed: int, likelihood: str) -> bs.ScalingFit:
+    """The law fitted to the checkpoints not ``cut`` (convergence is read from each fit's diagnostics)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        return bs.fit(runs[~cut], seed=seed, likelihood=likelihood, **OPTIONS)
+
+
 def score(fit: bs.ScalingFit, finals: pd.DataFrame) -> pd.DataFrame:
     pred = fit.predict(finals, prob=(0.5, 0.9), kind="observation", seed=0)
     return pred.assign(run=finals["run"].to_numpy(), ape=(pred["median"] / pred["observed"] - 1).abs())
@@ -107,9 +113,7 @@ def main() -> None:
             fits, r_hat = [], 0.0
             for i, fold in enumerate(folds):
                 cut = runs.run.isin(fold) & ~runs.early if protocol == "in-flight" else ~runs.early
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", bs.SamplingWarning)
-                    fit = bs.fit(runs[~cut], seed=i, likelihood=likelihood, **OPTIONS)
+                fit = fit_without(runs, cut, seed=i, likelihood=likelihood)
                 fits.append((fit, finals[finals.run.isin(fold)]))
                 r_hat = max(r_hat, fit.diagnostics["max_r_hat"])
                 kept = int((~cut).sum())
@@ -128,9 +132,7 @@ def main() -> None:
                     # matched: the next fold cut too, beside finished runs as in flight; its finals are the evidence
                     other = fits[(i + 1) % len(fits)][1].run.to_numpy()
                     cut = runs.run.isin(np.concatenate([test.run.to_numpy(), other])) & ~runs.early
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", bs.SamplingWarning)
-                        peer = bs.fit(runs[~cut], seed=100 + i, likelihood=likelihood, **OPTIONS)
+                    peer = fit_without(runs, cut, seed=100 + i, likelihood=likelihood)
                     evidence = discrepancy_evidence(peer, finals[finals.run.isin(other)], seed=0)
                     kappa = kappa_posterior(evidence, peer.priors["kappa"])
                     print(f"{likelihood} fold {i + 1}, matched: kappa ~ {kappa}")
