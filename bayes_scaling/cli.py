@@ -141,9 +141,10 @@ def _sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
         "--adaptation",
-        choices=("diag", "low_rank"),
-        default="diag",
-        help="nutpie's mass matrix adaptation (low_rank: faster on many runs, less robust on few)",
+        choices=("auto", "low_rank", "diag"),
+        default="auto",
+        help="nutpie's mass matrix adaptation (auto: low_rank, sampled again with diag if its chains disagree or "
+        "diverge)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
     p.add_argument(

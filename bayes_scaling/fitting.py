@@ -14,17 +14,44 @@ import pandas as pd
 import pymc as pm
 
 from .data import RunTable, load_runs, warn_if_repeated
+from .diagnostics import convergence
 from .errors import ConvergenceError, OptionError, PriorError
 from .laws import Law, load_law
 from .model import build_model, data_values, resolve_pooling
 from .observation import LIKELIHOODS, ObservationModel
 from .priors import GROUP_SD, Prior, resolve_priors
-from .result import ScalingFit, assemble_tree
+from .result import MAX_RHAT, ScalingFit, assemble_tree, sampled_names
 from .samplers import SAMPLERS, run_sampler
 
-__all__ = ["LIKELIHOODS", "SAMPLERS", "CompileCache", "compile_cache", "compiled_model", "fit"]
+__all__ = [
+    "ADAPTATIONS",
+    "LIKELIHOODS",
+    "LOW_RANK_MAX_DIM",
+    "SAMPLERS",
+    "CompileCache",
+    "compile_cache",
+    "compiled_model",
+    "fit",
+    "restart_reason",
+]
 
 log = logging.getLogger("bayes_scaling")
+
+ADAPTATIONS = ("auto", "low_rank", "diag")
+#: ``adaptation="auto"`` uses the low-rank mass matrix up to this many sampled scalars (a hierarchy of about 20
+#: groups of a five-parameter law). Beyond it the low-rank adaptation cost more than it saved: 22-69 s of
+#: sampling against 1.3-1.7 s with the diagonal one at 160-310 scalars (300 groups: 233 s against 7.5 s).
+LOW_RANK_MAX_DIM = 100
+
+
+def restart_reason(checked: Mapping[str, Mapping[str, np.ndarray]], tree: Any) -> str | None:
+    """Why a run of the sampler fails the checks a fit warns on (divergent transitions, or R-hat above
+    ``MAX_RHAT`` in ``checked``, the output of :func:`~bayes_scaling.diagnostics.convergence`), or None."""
+    divergences = int(tree["sample_stats"]["diverging"].values.sum())
+    if divergences:
+        return f"{divergences} divergent transition(s)"
+    r_hat = max((float(np.nanmax(v)) for v in checked["r_hat"].values() if np.isfinite(v).any()), default=1.0)
+    return f"R-hat {r_hat:.3f} > {MAX_RHAT}" if r_hat > MAX_RHAT else None
 
 
 class CompileCache:
@@ -122,7 +149,7 @@ def fit(
     draws: int = 1000,
     tune: int = 1000,
     target_accept: float = 0.9,
-    adaptation: str = "diag",
+    adaptation: str = "auto",
     seed: int | None = None,
     progressbar: bool = True,
     columns: Mapping[str, str] | None = None,
@@ -155,10 +182,15 @@ def fit(
     chains, draws, tune, target_accept, seed, progressbar
         Sampler settings. ``seed=None`` draws one and records it on the fit.
     adaptation
-        nutpie's mass matrix: ``"diag"`` (default, robust) or ``"low_rank"``, which learns the
-        correlations of the Chinchilla form's parameters: on the 245 Chinchilla runs it gives ~2.5x the
-        ESS in a sixth of the time, but on few model sizes (Gadre's 31 C4 runs) one chain in five got
-        stuck (benchmarks/bench_fit.py).
+        nutpie's mass matrix: ``"auto"`` (default), ``"low_rank"`` or ``"diag"``. The low-rank mass matrix
+        learns the correlations of a law's parameters (the irreducible loss against each term's scale and
+        exponent): on the 245 Chinchilla runs it samples ~6x faster than the diagonal one with ~3.5x the ESS
+        (benchmarks/bench_fit.py), but now and then one chain wanders into a tail of the posterior it
+        was not adapted to and stays there (about 1 fit in 30 on Gadre's 34 C4 runs). ``"auto"`` samples
+        with the low-rank matrix, and if any transition diverged or R-hat exceeds 1.01 (the checks every fit
+        warns on) samples again with the diagonal one and keeps that run; ``settings["restarted"]`` then
+        says why. Models of more than ``LOW_RANK_MAX_DIM`` sampled scalars (many groups), where the
+        low-rank adaptation costs more than it saves, and other samplers use the diagonal one.
     columns, group
         Column names other than the defaults, and an optional group column.
     pooling
@@ -190,8 +222,8 @@ def fit(
     for name, value in (("chains", chains), ("draws", draws)):
         if not isinstance(value, int) or value < 1:
             raise OptionError(f"{name} must be a positive integer, got {value!r}")
-    if adaptation not in ("diag", "low_rank") or (adaptation != "diag" and sampler != "nutpie"):
-        raise OptionError(f"adaptation must be 'diag', or 'low_rank' with sampler='nutpie'; got {adaptation!r}")
+    if adaptation not in ADAPTATIONS or (adaptation == "low_rank" and sampler != "nutpie"):
+        raise OptionError(f"adaptation must be 'auto', 'diag', or 'low_rank' with sampler='nutpie'; got {adaptation!r}")
     if not isinstance(tune, int) or tune < 0:
         raise OptionError(f"tune must be a non-negative integer, got {tune!r}")
     if priors is not None and not isinstance(priors, Mapping):
@@ -228,20 +260,38 @@ def fit(
     log.info(
         "sampling %s on %d runs: %d chains x %d draws after %d tuning steps", law.name, len(runs), chains, draws, tune
     )
-    start = time.perf_counter()
-    tree = run_sampler(
-        model,
-        compiled,
-        sampler=sampler,
-        chains=chains,
-        draws=draws,
-        tune=tune,
-        target_accept=target_accept,
-        adaptation=adaptation,
-        seed=seed,
-        progressbar=progressbar,
-    )
-    sample_s = time.perf_counter() - start
+
+    sample_s = 0.0
+
+    def sample(mass_matrix: str) -> Any:
+        nonlocal sample_s
+        start = time.perf_counter()
+        tree = run_sampler(
+            model,
+            compiled,
+            sampler=sampler,
+            chains=chains,
+            draws=draws,
+            tune=tune,
+            target_accept=target_accept,
+            adaptation=mass_matrix,
+            seed=seed,
+            progressbar=progressbar,
+        )
+        sample_s += time.perf_counter() - start
+        return tree
+
+    names = sampled_names(law, pooling, observation)
+    low_rank = sampler == "nutpie" and compiled.n_dim <= LOW_RANK_MAX_DIM
+    used = adaptation if adaptation != "auto" else "low_rank" if low_rank else "diag"
+    tree = sample(used)
+    checked = convergence(tree["posterior"].to_dataset()[names])
+    restarted = restart_reason(checked, tree) if adaptation == "auto" and used == "low_rank" else None
+    if restarted:
+        log.info("low-rank mass matrix: %s; sampling again with the diagonal one", restarted)
+        used = "diag"
+        tree = sample(used)
+        checked = convergence(tree["posterior"].to_dataset()[names])
     log.info("sampled in %.1f s; scoring: log-likelihood and diagnostics", sample_s)
     settings = {
         "sampler": sampler,
@@ -249,15 +299,17 @@ def fit(
         "draws": draws,
         "tune": tune,
         "target_accept": target_accept,
-        "adaptation": adaptation,
+        "adaptation": used,
         "seed": seed,
         "compile_seconds": compile_s,
         "sample_seconds": sample_s,
+        **({"restarted": f"low_rank: {restarted}"} if restarted else {}),
     }
     result = ScalingFit(
         assemble_tree(
             tree, law=law, runs=runs, priors=resolved, pooling=pooling, observation=observation, settings=settings
         ),
+        convergence=checked,
     )
     problems = result.warn_if_unreliable()
     if strict and problems:

@@ -226,11 +226,22 @@ def _remove_stale_temporaries(folder: Path) -> None:
             continue
 
 
-class ScalingFit:
-    """A fitted scaling law. Everything it knows lives in :attr:`tree` (an ``xarray.DataTree``)."""
+def sampled_names(law: Law, pooling: Mapping[str, str], observation: ObservationModel) -> list[str]:
+    """The variables NUTS samples for ``law`` with ``pooling`` and ``observation``: the model's free variables."""
+    names = {"shared": "{p}", "partial": "{p} {p}_sd {p}_z", "none": "{p}_group"}
+    out = [v for p in law.sampled_params for v in names[pooling[p]].format(p=p).split()]
+    return out + list(observation.params)
 
-    def __init__(self, tree: xr.DataTree) -> None:
+
+class ScalingFit:
+    """A fitted scaling law. Everything it knows lives in :attr:`tree` (an ``xarray.DataTree``);
+    ``convergence``, when the caller already computed it on the sampled variables, is kept instead of
+    computed again."""
+
+    def __init__(self, tree: xr.DataTree, convergence: dict[str, dict[str, np.ndarray]] | None = None) -> None:
         self.tree = tree
+        if convergence is not None:
+            self.__dict__["_convergence"] = convergence  # the cached_property's slot
         attrs = tree.attrs
         law = Law.from_toml(attrs["law"], origin=f"saved fit of {attrs['law_name']!r}")
         self.law = law.with_scales(json.loads(attrs["scales"]))
@@ -270,9 +281,7 @@ class ScalingFit:
     def sampled_names(self) -> list[str]:
         """The variables NUTS samples (the model's free variables); the rest of the posterior are functions
         of them, or draws of the discrepancy made after sampling."""
-        names = {"shared": "{p}", "partial": "{p} {p}_sd {p}_z", "none": "{p}_group"}
-        out = [v for p in self.law.sampled_params for v in names[self.pooling[p]].format(p=p).split()]
-        return out + list(self.observation.params)
+        return sampled_names(self.law, self.pooling, self.observation)
 
     @cached_property
     def _convergence(self) -> dict[str, dict[str, np.ndarray]]:

@@ -8,6 +8,7 @@ import xarray as xr
 from scipy import stats
 
 import bayes_scaling as bs
+from bayes_scaling import fitting
 from bayes_scaling.fitting import compiled_model
 from bayes_scaling.observation import ObservationModel
 from conftest import CHINCHILLA_TRUTH, KAPLAN_TRUTH, SIM_COLUMNS, shared_csv, simulate
@@ -221,12 +222,55 @@ def test_pymc_sampler():
         warnings.simplefilter("ignore", bs.SamplingWarning)
         result = bs.fit(runs, sampler="pymc", draws=300, tune=300, chains=2, seed=5, progressbar=False)
     assert result.settings["sampler"] == "pymc" and result.tree["posterior"]["E"].shape == (2, 300)
+    assert result.settings["adaptation"] == "diag"  # "auto" means PyMC's only mass matrix
     assert result.tree["posterior"].attrs["inference_library"] == "pymc"
     assert_recovers(result, {"alpha": 0.34, "beta": 0.28})
 
 
+def adaptations_used(monkeypatch, fail_low_rank: bool = False) -> list[str]:
+    """Record the mass matrix of each run of the sampler; with ``fail_low_rank`` mark one transition of each
+    low-rank run divergent, as a run that fails the fit's checks."""
+    used = []
+    real = fitting.run_sampler
+
+    def recorded(*args, **kwargs):
+        used.append(kwargs["adaptation"])
+        tree = real(*args, **kwargs)
+        if fail_low_rank and kwargs["adaptation"] == "low_rank":
+            tree["sample_stats"]["diverging"].values[0, 0] = True
+        return tree
+
+    monkeypatch.setattr(fitting, "run_sampler", recorded)
+    return used
+
+
+def test_auto_adaptation_is_low_rank_when_it_passes_the_checks(chinchilla_fit):
+    assert chinchilla_fit.settings["adaptation"] == "low_rank" and "restarted" not in chinchilla_fit.settings
+
+
+def test_auto_adaptation_samples_again_with_diag_when_low_rank_fails(chinchilla_runs, monkeypatch):
+    used = adaptations_used(monkeypatch, fail_low_rank=True)
+    result = bs.fit(chinchilla_runs, draws=300, tune=300, chains=2, seed=3, progressbar=False)
+    assert used == ["low_rank", "diag"]
+    assert result.settings["adaptation"] == "diag"
+    assert result.settings["restarted"] == "low_rank: 1 divergent transition(s)"
+    assert result.diagnostics["divergences"] == 0  # the diagonal run's, which the fit keeps
+    used.clear()
+    bs.fit(chinchilla_runs, draws=300, tune=300, chains=2, seed=3, progressbar=False, adaptation="low_rank")
+    assert used == ["low_rank"]  # asked for by name: no second run
+
+
+def test_auto_adaptation_is_diag_for_many_sampled_scalars(chinchilla_runs, monkeypatch):
+    used = adaptations_used(monkeypatch)
+    monkeypatch.setattr(fitting, "LOW_RANK_MAX_DIM", 6)  # the chinchilla model samples 7 scalars
+    result = bs.fit(chinchilla_runs, draws=300, tune=300, chains=2, seed=3, progressbar=False)
+    assert used == ["diag"] and result.settings["adaptation"] == "diag"
+
+
 def test_bad_options(chinchilla_runs):
     for kwargs, message in [
+        ({"adaptation": "full"}, "adaptation must be 'auto', 'diag', or 'low_rank' with sampler='nutpie'"),
+        ({"adaptation": "low_rank", "sampler": "pymc"}, "got 'low_rank'"),
         ({"sampler": "stan"}, "unknown sampler 'stan'"),
         ({"likelihood": "cauchy"}, "unknown likelihood 'cauchy'"),
         ({"draws": 0}, "draws must be a positive integer"),
