@@ -18,6 +18,7 @@ from .diagnostics import convergence
 from .errors import ConvergenceError, OptionError, PriorError
 from .laws import Law, load_law
 from .model import build_model, data_values, resolve_pooling
+from .native import compile_nutpie
 from .observation import LIKELIHOODS, ObservationModel
 from .priors import GROUP_SD, Prior, resolve_priors
 from .result import MAX_RHAT, ScalingFit, assemble_tree, sampled_names
@@ -125,9 +126,7 @@ def compiled_model(
         model = build_model(law, runs, priors, observation=observation, pooling=pooling)
         compiled = None
         if sampler == "nutpie":
-            import nutpie
-
-            compiled = nutpie.compile_pymc_model(model)
+            compiled = compile_nutpie(model)
         found = (model, compiled)
         cache.put(key, found)
     elapsed = time.perf_counter() - start
