@@ -187,9 +187,10 @@ def fit(
         (benchmarks/bench_fit.py), but now and then one chain wanders into a tail of the posterior it
         was not adapted to and stays there (about 1 fit in 30 on Gadre's 34 C4 runs). ``"auto"`` samples
         with the low-rank matrix, and if any transition diverged or R-hat exceeds 1.01 (the checks every fit
-        warns on) samples again with the diagonal one and keeps that run; ``settings["restarted"]`` then
-        says why. Models of more than ``LOW_RANK_MAX_DIM`` sampled scalars (many groups), where the
-        low-rank adaptation costs more than it saves, and other samplers use the diagonal one.
+        warns on) samples again with the diagonal one and keeps that run (``settings["mass_matrix"]`` names
+        the one kept, ``settings["restarted"]`` says why). Models of more than ``LOW_RANK_MAX_DIM`` sampled
+        scalars (many groups), where the low-rank adaptation costs more than it saves, and other samplers use
+        the diagonal one.
     columns, group
         Column names other than the defaults, and an optional group column.
     pooling
@@ -298,7 +299,8 @@ def fit(
         "draws": draws,
         "tune": tune,
         "target_accept": target_accept,
-        "adaptation": used,
+        "adaptation": adaptation,
+        "mass_matrix": used,
         "seed": seed,
         "compile_seconds": compile_s,
         "sample_seconds": sample_s,

@@ -75,7 +75,7 @@ def worker(sampler: str, data: str, reps: int) -> dict:
 
 
 def run_worker(sampler: str, data: str, reps: int, cache: str) -> dict:
-    env = {**os.environ, "PYTENSOR_FLAGS": f"compiledir={cache}/pytensor", "NUMBA_CACHE_DIR": f"{cache}/numba"}
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={cache}/pytensor", "NUMBA_CACHE_DIR": f"{cache}/numba"}
     out = subprocess.run(
         [sys.executable, __file__, "--worker", sampler, "--data", data, "--reps", str(reps)],
         env=env,

@@ -222,7 +222,7 @@ def test_pymc_sampler():
         warnings.simplefilter("ignore", bs.SamplingWarning)
         result = bs.fit(runs, sampler="pymc", draws=300, tune=300, chains=2, seed=5, progressbar=False)
     assert result.settings["sampler"] == "pymc" and result.tree["posterior"]["E"].shape == (2, 300)
-    assert result.settings["adaptation"] == "diag"  # "auto" means PyMC's only mass matrix
+    assert result.settings["mass_matrix"] == "diag"  # "auto" means PyMC's only mass matrix
     assert result.tree["posterior"].attrs["inference_library"] == "pymc"
     assert_recovers(result, {"alpha": 0.34, "beta": 0.28})
 
@@ -245,14 +245,15 @@ def adaptations_used(monkeypatch, fail_low_rank: bool = False) -> list[str]:
 
 
 def test_auto_adaptation_is_low_rank_when_it_passes_the_checks(chinchilla_fit):
-    assert chinchilla_fit.settings["adaptation"] == "low_rank" and "restarted" not in chinchilla_fit.settings
+    settings = chinchilla_fit.settings
+    assert settings["adaptation"] == "auto" and settings["mass_matrix"] == "low_rank" and "restarted" not in settings
 
 
 def test_auto_adaptation_samples_again_with_diag_when_low_rank_fails(chinchilla_runs, monkeypatch):
     used = adaptations_used(monkeypatch, fail_low_rank=True)
     result = bs.fit(chinchilla_runs, draws=300, tune=300, chains=2, seed=3, progressbar=False)
     assert used == ["low_rank", "diag"]
-    assert result.settings["adaptation"] == "diag"
+    assert result.settings["mass_matrix"] == "diag"
     assert result.settings["restarted"] == "low_rank: 1 divergent transition(s)"
     assert result.diagnostics["divergences"] == 0  # the diagonal run's, which the fit keeps
     used.clear()
@@ -264,7 +265,7 @@ def test_auto_adaptation_is_diag_for_many_sampled_scalars(chinchilla_runs, monke
     used = adaptations_used(monkeypatch)
     monkeypatch.setattr(fitting, "LOW_RANK_MAX_DIM", 6)  # the chinchilla model samples 7 scalars
     result = bs.fit(chinchilla_runs, draws=300, tune=300, chains=2, seed=3, progressbar=False)
-    assert used == ["diag"] and result.settings["adaptation"] == "diag"
+    assert used == ["diag"] and result.settings["mass_matrix"] == "diag"
 
 
 def test_bad_options(chinchilla_runs):

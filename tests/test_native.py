@@ -80,8 +80,8 @@ print(compiled.compiled_logp_func.cache_hits, compiled.compiled_expand_func.cach
 
 def test_a_second_process_loads_the_entry_points_from_disk(tmp_path):
     """The compile wall: a new process with the same model loads both C entry points from the disk cache
-    (in PyTensor's compile directory) instead of compiling them."""
-    env = {**os.environ, "PYTENSOR_FLAGS": f"compiledir={tmp_path}"}
+    (under PyTensor's base_compiledir) instead of compiling them."""
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path}"}
     script = SCRIPT.format(tests=str(Path(__file__).parent))
     hits = []
     for _ in range(2):
