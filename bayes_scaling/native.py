@@ -25,7 +25,7 @@ __all__ = ["compile_nutpie"]
 
 log = logging.getLogger("bayes_scaling")
 
-#: Part of every cache key: change it when the wrappers' code changes.
+#: Part of every cache key (with the source): change it when what the source does not show changes (its globals).
 WRAPPER_VERSION = 1
 
 #: The two C entry points nutpie calls: arguments, the guard on the sizes nutpie passes, the body after the
