@@ -21,7 +21,7 @@ from .model import build_model, data_values, resolve_pooling
 from .native import compile_nutpie
 from .observation import LIKELIHOODS, ObservationModel
 from .priors import GROUP_SD, Prior, resolve_priors
-from .result import MAX_RHAT, ScalingFit, assemble_tree, sampled_names
+from .result import MAX_RHAT, ScalingFit, assemble_tree, sampled_names, summarize_convergence
 from .samplers import SAMPLERS, run_sampler
 
 __all__ = [
@@ -48,11 +48,10 @@ LOW_RANK_MAX_DIM = 100
 def restart_reason(checked: Mapping[str, Mapping[str, np.ndarray]], tree: Any) -> str | None:
     """Why a run of the sampler fails the checks a fit warns on (divergent transitions, or R-hat above
     ``MAX_RHAT`` in ``checked``, the output of :func:`~bayes_scaling.diagnostics.convergence`), or None."""
-    divergences = int(tree["sample_stats"]["diverging"].values.sum())
-    if divergences:
-        return f"{divergences} divergent transition(s)"
-    r_hat = max((float(np.nanmax(v)) for v in checked["r_hat"].values() if np.isfinite(v).any()), default=1.0)
-    return f"R-hat {r_hat:.3f} > {MAX_RHAT}" if r_hat > MAX_RHAT else None
+    d = summarize_convergence(checked, tree["sample_stats"])
+    if d["divergences"]:
+        return f"{d['divergences']} divergent transition(s)"
+    return f"R-hat {d['max_r_hat']:.3f} > {MAX_RHAT}" if d["max_r_hat"] > MAX_RHAT else None
 
 
 class CompileCache:

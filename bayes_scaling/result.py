@@ -233,6 +233,20 @@ def sampled_names(law: Law, pooling: Mapping[str, str], observation: Observation
     return out + list(observation.params)
 
 
+def summarize_convergence(convergence: Mapping[str, Mapping[str, np.ndarray]], sample_stats: Any) -> dict[str, float]:
+    """Max R-hat, min bulk and tail ESS over every scalar of ``convergence`` (the output of
+    :func:`~bayes_scaling.diagnostics.convergence`), and the divergences in ``sample_stats``."""
+    stats = {k: np.concatenate([np.ravel(v) for v in by_name.values()]) for k, by_name in convergence.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (one chain): NaN, said as such
+        return {
+            "max_r_hat": float(np.nanmax(stats["r_hat"])) if np.isfinite(stats["r_hat"]).any() else float("nan"),
+            "min_ess_bulk": float(np.nanmin(stats["ess_bulk"])),
+            "min_ess_tail": float(np.nanmin(stats["ess_tail"])),
+            "divergences": int(sample_stats["diverging"].values.sum()),
+        }
+
+
 class ScalingFit:
     """A fitted scaling law. Everything it knows lives in :attr:`tree` (an ``xarray.DataTree``);
     ``convergence``, when the caller already computed it on the sampled variables, is kept instead of
@@ -293,15 +307,7 @@ class ScalingFit:
     def diagnostics(self) -> dict[str, float]:
         """Max R-hat, min bulk and tail ESS over every scalar NUTS sampled (:attr:`sampled_names`), and the
         divergence count; computed once, vectorised (:mod:`bayes_scaling.diagnostics`), and kept."""
-        stats = {k: np.concatenate([np.ravel(v) for v in by_name.values()]) for k, by_name in self._convergence.items()}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (one chain): NaN, said as such
-            return {
-                "max_r_hat": float(np.nanmax(stats["r_hat"])) if np.isfinite(stats["r_hat"]).any() else float("nan"),
-                "min_ess_bulk": float(np.nanmin(stats["ess_bulk"])),
-                "min_ess_tail": float(np.nanmin(stats["ess_tail"])),
-                "divergences": int(self.tree["sample_stats"].to_dataset()["diverging"].values.sum()),
-            }
+        return summarize_convergence(self._convergence, self.tree["sample_stats"])
 
     @property
     def problems(self) -> list[str]:
