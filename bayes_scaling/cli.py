@@ -183,6 +183,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         choices=("shared", "partial", "none"),
         help="pooling of every parameter across groups (default partial)",
     )
+    p.add_argument(
+        "--parametrisation",
+        default="auto",
+        choices=("auto", "centred", "non_centred"),
+        help="how partially pooled parameters are sampled (auto: centred when every group has 10 runs per "
+        "parameter of its own, else non_centred)",
+    )
     p.add_argument("--noise-by-group", action="store_true", help="one observation noise scale per group")
     p.add_argument(
         "--column",
@@ -278,6 +285,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "group": args.group,
         "columns": _columns(args),
         "pooling": args.pooling,
+        "parametrisation": args.parametrisation,
         "noise_by_group": args.noise_by_group,
     }
 

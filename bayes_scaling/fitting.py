@@ -17,7 +17,7 @@ from .data import RunTable, load_runs, warn_if_repeated
 from .diagnostics import convergence
 from .errors import ConvergenceError, OptionError, PriorError
 from .laws import Law, load_law
-from .model import build_model, data_values, resolve_pooling
+from .model import build_model, data_values, resolve_parametrisation, resolve_pooling
 from .native import compile_nutpie
 from .observation import LIKELIHOODS, ObservationModel
 from .priors import GROUP_SD, Prior, resolve_priors
@@ -99,6 +99,7 @@ def compiled_model(
     sampler: str,
     pooling: Mapping[str, str] | None = None,
     cache: CompileCache | None = None,
+    parametrisation: str = "non_centred",
 ) -> tuple[pm.Model, Any, float]:
     """The PyMC model (and, for nutpie, its compiled form) with ``runs`` as data; compiles once per key
     of the ``cache`` (default :data:`compile_cache`).
@@ -115,6 +116,7 @@ def compiled_model(
         observation.noise_by_group,
         sampler,
         tuple(pooling.items()),
+        parametrisation,
         runs.groups,
     )
     values = data_values(law, runs, observation)
@@ -122,7 +124,9 @@ def compiled_model(
     found = cache.get(key)
     if found is None:
         log.info("compiling the %s model (%s)", law.name, sampler)
-        model = build_model(law, runs, priors, observation=observation, pooling=pooling)
+        model = build_model(
+            law, runs, priors, observation=observation, pooling=pooling, centred=parametrisation == "centred"
+        )
         compiled = None
         if sampler == "nutpie":
             compiled = compile_nutpie(model)
@@ -153,6 +157,7 @@ def fit(
     columns: Mapping[str, str] | None = None,
     group: str | None = None,
     pooling: str | Mapping[str, str] | None = None,
+    parametrisation: str = "auto",
     noise_by_group: bool = False,
     discrepancy: bool = True,
     cache: CompileCache | None = None,
@@ -195,6 +200,12 @@ def fit(
     pooling
         Across groups, per sampled parameter: ``"shared"``, ``"partial"`` (non-centred hierarchy) or
         ``"none"``; one string for all, or a dict for some. Default: ``"partial"`` with a group column.
+    parametrisation
+        How the partially pooled parameters are sampled: ``"non_centred"`` (suits groups of few runs),
+        ``"centred"`` (suits groups whose runs pin their values down: ~4x fewer gradient evaluations per
+        draw on Porian's 15 groups of 88-132 runs) or ``"auto"`` (default: centred when every group has at
+        least ``model.RUNS_PER_PARAMETER`` runs per parameter of its own). ``settings["parametrisation"]``
+        records the one used.
     noise_by_group
         One observation noise scale ``sigma`` per group instead of one for all runs.
     discrepancy
@@ -243,6 +254,7 @@ def fit(
     resolved = resolve_priors({**law.priors, **observation.default_priors(observation.link(runs.loss))}, user)
     law = law.with_scales(runs.inputs)
     pooling = resolve_pooling(law, runs, pooling)
+    parametrisation = resolve_parametrisation(runs, pooling, parametrisation)
     partial = [f"{p}_sd" for p, mode in pooling.items() if mode == "partial"]
     stray = sorted(set(spreads) - set(partial))
     if stray:
@@ -255,7 +267,9 @@ def fit(
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 
-    model, compiled, compile_s = compiled_model(law, runs, sampled, observation, sampler, pooling, cache)
+    model, compiled, compile_s = compiled_model(
+        law, runs, sampled, observation, sampler, pooling, cache, parametrisation
+    )
     log.info(
         "sampling %s on %d runs: %d chains x %d draws after %d tuning steps", law.name, len(runs), chains, draws, tune
     )
@@ -280,7 +294,7 @@ def fit(
         sample_s += time.perf_counter() - start
         return tree
 
-    names = sampled_names(law, pooling, observation)
+    names = sampled_names(law, pooling, observation, parametrisation)
     low_rank = sampler == "nutpie" and compiled.n_dim <= LOW_RANK_MAX_DIM
     used = adaptation if adaptation != "auto" else "low_rank" if low_rank else "diag"
     tree = sample(used)
@@ -300,6 +314,7 @@ def fit(
         "target_accept": target_accept,
         "adaptation": adaptation,
         "mass_matrix": used,
+        "parametrisation": parametrisation,
         "seed": seed,
         "compile_seconds": compile_s,
         "sample_seconds": sample_s,

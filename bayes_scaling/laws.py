@@ -135,7 +135,7 @@ class Law:
         named = {*priors, *raw["natural"], *raw.get("define", {})}
         reserved = sorted(
             named & (RESERVED | {f"{i}_ref" for i in inputs})
-            | {p for p in priors if p.endswith(("_sd", "_z", "_group"))}
+            | {p for p in priors if p.endswith(("_sd", "_z", "_group", "_group_link"))}
         )
         if reserved:
             raise LawError(f"law {name!r}: {reserved} are names the model uses itself; rename them")

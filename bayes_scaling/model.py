@@ -15,14 +15,20 @@ from .laws import Law
 from .observation import ObservationModel
 from .priors import Prior, link_functions
 
-__all__ = ["POOLING", "build_model", "data_values", "resolve_pooling"]
+__all__ = ["PARAMETRISATIONS", "POOLING", "build_model", "data_values", "resolve_parametrisation", "resolve_pooling"]
 
 POOLING = ("shared", "partial", "none")
+PARAMETRISATIONS = ("auto", "centred", "non_centred")
+
+#: ``parametrisation="auto"`` centres the hierarchy when every group has at least this many runs per
+#: parameter it has a value of its own: the common rule of thumb of ten observations per parameter for when
+#: data alone pin a parameter down.
+RUNS_PER_PARAMETER = 10
 
 
 def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] | None) -> dict[str, str]:
     """Pooling per sampled parameter: ``shared`` (one value), ``partial`` (group values drawn from a
-    population, non-centred) or ``none`` (independent per group). Default: ``partial`` for every
+    population; see :func:`resolve_parametrisation`) or ``none`` (independent per group). Default: ``partial`` for every
     parameter when the runs have groups, ``shared`` otherwise; a dict sets some parameters, the others
     keep the default."""
     default = "partial" if runs.group is not None else "shared"
@@ -41,6 +47,23 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
         if mode != "shared" and runs.group is None:
             raise GroupError(f"pooling {mode!r} for {name!r} needs a group column (group=...)")
     return chosen
+
+
+def resolve_parametrisation(runs: RunTable, pooling: Mapping[str, str], parametrisation: str) -> str:
+    """How the partially pooled parameters are sampled: ``non_centred`` (a group's value is the population
+    value plus ``sd * z``, ``z ~ Normal(0, 1)``: best when a group's runs say little, as with 2 runs a
+    group) or ``centred`` (a group's value on the link scale ~ Normal(population, sd): best when its runs
+    pin it down, where the non-centred form is a narrow ridge between ``z`` and the population). ``auto``
+    centres when the smallest group has ``RUNS_PER_PARAMETER`` runs per parameter of its own."""
+    if parametrisation not in PARAMETRISATIONS:
+        raise OptionError(f"parametrisation must be one of {', '.join(PARAMETRISATIONS)}, got {parametrisation!r}")
+    if parametrisation != "auto":
+        return parametrisation
+    own = sum(mode != "shared" for mode in pooling.values())
+    if runs.group is None or "partial" not in pooling.values():
+        return "non_centred"
+    smallest = int(np.bincount(runs.group, minlength=len(runs.groups)).min())
+    return "centred" if smallest >= RUNS_PER_PARAMETER * own else "non_centred"
 
 
 def data_values(law: Law, runs: RunTable, observation: ObservationModel) -> dict[str, np.ndarray]:
@@ -62,14 +85,16 @@ def build_model(
     *,
     observation: ObservationModel | None = None,
     pooling: Mapping[str, str] | None = None,
+    centred: bool = False,
 ) -> pm.Model:
     """The law as a PyMC model of its target on the link scale (log-loss for a loss).
 
     The sampled parameters are the law's well-conditioned ones (inputs relative to the reference
     scales); the published parameters are deterministics. A partially pooled parameter ``p`` has a
-    population value ``p`` (the law's prior), a spread ``p_sd`` (its prior ``priors["p_sd"]``) and
-    non-centred offsets ``p_z``; its
-    group values are ``p_group``. All laws share one observation model (:mod:`bayes_scaling.observation`,
+    population value ``p`` (the law's prior), a spread ``p_sd`` (its prior ``priors["p_sd"]``), standardised
+    offsets ``p_z`` and group values ``p_group``. Non-centred, NUTS samples ``p_z``; ``centred``, it samples
+    the group values on the prior's link scale, ``p_group_link`` (see :func:`resolve_parametrisation`), and
+    ``p_z`` is computed from them. All laws share one observation model (:mod:`bayes_scaling.observation`,
     default ``log(loss) ~ StudentT(nu, log(law), sigma)``), so the LOO scores of laws of one kind of target
     compare. The data sit in ``pm.Data`` containers so a compiled model can be refitted on other runs.
     """
@@ -94,8 +119,13 @@ def build_model(
             if mode == "partial":
                 forward, inverse = link_functions(p, priors[p], pt)
                 sd = priors[f"{p}_sd"].to_pymc(f"{p}_sd")
-                z = pm.Normal(f"{p}_z", 0.0, 1.0, dims="group")
-                per_group[p] = pm.Deterministic(f"{p}_group", inverse(forward(population[p]) + sd * z), dims="group")
+                centre = forward(population[p])
+                if centred:
+                    linked = pm.Normal(f"{p}_group_link", centre, sd, dims="group")
+                    pm.Deterministic(f"{p}_z", (linked - centre) / sd, dims="group")
+                else:
+                    linked = centre + sd * pm.Normal(f"{p}_z", 0.0, 1.0, dims="group")
+                per_group[p] = pm.Deterministic(f"{p}_group", inverse(linked), dims="group")
             elif mode == "none":
                 per_group[p] = priors[p].to_pymc(f"{p}_group", dims="group")
         _natural_deterministics(law, population, per_group, scales)

@@ -226,9 +226,13 @@ def _remove_stale_temporaries(folder: Path) -> None:
             continue
 
 
-def sampled_names(law: Law, pooling: Mapping[str, str], observation: ObservationModel) -> list[str]:
-    """The variables NUTS samples for ``law`` with ``pooling`` and ``observation``: the model's free variables."""
-    names = {"shared": "{p}", "partial": "{p} {p}_sd {p}_z", "none": "{p}_group"}
+def sampled_names(
+    law: Law, pooling: Mapping[str, str], observation: ObservationModel, parametrisation: str = "non_centred"
+) -> list[str]:
+    """The variables NUTS samples for ``law`` with ``pooling``, ``parametrisation`` and ``observation``: the
+    model's free variables."""
+    partial = "{p} {p}_sd {p}_group_link" if parametrisation == "centred" else "{p} {p}_sd {p}_z"
+    names = {"shared": "{p}", "partial": partial, "none": "{p}_group"}
     out = [v for p in law.sampled_params for v in names[pooling[p]].format(p=p).split()]
     return out + list(observation.params)
 
@@ -266,6 +270,8 @@ class ScalingFit:
         )
         self.pooling: dict[str, str] = json.loads(attrs["pooling"])
         self.settings: dict[str, Any] = json.loads(attrs["settings"])
+        #: how the partially pooled parameters were sampled (fits saved before it was recorded: non-centred)
+        self.parametrisation: str = self.settings.get("parametrisation", "non_centred")
         constant = tree["constant_data"].to_dataset()
         groups = tuple(json.loads(attrs["groups"]))
         self.runs = RunTable(
@@ -295,7 +301,7 @@ class ScalingFit:
     def sampled_names(self) -> list[str]:
         """The variables NUTS samples (the model's free variables); the rest of the posterior are functions
         of them, or draws of the discrepancy made after sampling."""
-        return sampled_names(self.law, self.pooling, self.observation)
+        return sampled_names(self.law, self.pooling, self.observation, self.parametrisation)
 
     @cached_property
     def _convergence(self) -> dict[str, dict[str, np.ndarray]]:
@@ -1084,12 +1090,17 @@ class ScalingFit:
         from .model import build_model
 
         return build_model(
-            self.law, self.runs, self._priors_with_spreads(), observation=self.observation, pooling=self.pooling
+            self.law,
+            self.runs,
+            self._priors_with_spreads(),
+            observation=self.observation,
+            pooling=self.pooling,
+            centred=self.parametrisation == "centred",
         )
 
     def _fit_options(self) -> dict[str, Any]:
         """What ``fit`` needs to fit this model again: the law as written (data-derived scales unset), its
-        priors, observation model, pooling, sampler settings and columns."""
+        priors, observation model, pooling and its parametrisation, sampler settings and columns."""
         s = self.settings
         columns = {k: v for k, v in self.runs.columns.items() if k in (*self.law.inputs, "loss")}
         return dict(
@@ -1102,6 +1113,7 @@ class ScalingFit:
             noise_by_group=self.observation.noise_by_group,
             discrepancy=self.observation.discrepancy,
             pooling=dict(self.pooling),
+            parametrisation=self.parametrisation,
             group=self.runs.group_column,
             columns=columns,
             **{k: s[k] for k in ("sampler", "chains", "draws", "tune", "target_accept", "adaptation")},
