@@ -66,6 +66,15 @@ class Expression:
     tree: ast.expr
     names: frozenset[str]
 
+    @property
+    def logged(self) -> frozenset[str]:
+        """The names the formula takes only through ``log(name)``: given their logs (``evaluate``'s ``logs``),
+        it needs no value of their own."""
+        inside: set[str] = set()
+        outside: set[str] = set()
+        _name_uses(self.tree, inside, outside)
+        return frozenset(inside - outside)
+
     @classmethod
     def parse(cls, text: str, names: Iterable[str] | None, *, what: str = "formula") -> Expression:
         """Parse ``text`` and check it; ``names`` are the only identifiers it may use (None: any, to find them)."""
@@ -86,12 +95,15 @@ class Expression:
             raise ExpressionError(f"{what} is nested too deeply") from None
         return cls(text.strip(), tree, frozenset(used))
 
-    def evaluate(self, env: Mapping[str, Any], backend: str = "numpy") -> Any:
-        """Evaluate with ``env`` giving a value for every name; ``backend`` is 'numpy' or 'pytensor'."""
-        missing = self.names - set(env)
+    def evaluate(self, env: Mapping[str, Any], backend: str = "numpy", logs: Mapping[str, Any] | None = None) -> Any:
+        """Evaluate with ``env`` giving a value for every name; ``backend`` is 'numpy' or 'pytensor'.
+        ``logs`` gives ``log(name)`` of names whose log is known (data inside the model: computed once
+        instead of at every evaluation of the log density)."""
+        logs = logs or {}
+        missing = self.names - set(env) - (self.logged & set(logs))
         if missing:
             raise ExpressionError(f"{self.text!r}: no value given for {', '.join(sorted(missing))}")
-        return _eval(self.tree, env, _backend(backend))
+        return _eval(self.tree, env, _backend(backend), logs)
 
     def __str__(self) -> str:
         return self.text
@@ -171,14 +183,34 @@ def _check(node: ast.AST, text: str, allowed: frozenset[str] | None, used: set[s
         raise _fail(node, text, what, f"{kind} is not allowed")
 
 
-def _eval(node: ast.AST, env: Mapping[str, Any], funcs: dict[str, Callable[..., Any]]) -> Any:
+def _name_uses(node: ast.AST, inside: set[str], outside: set[str]) -> None:
+    """Add to ``inside`` the names used as the whole argument of ``log(...)``, to ``outside`` those used
+    anywhere else."""
+    if isinstance(node, ast.Name):
+        outside.add(node.id)
+    elif isinstance(node, ast.Call):
+        (first, *_) = node.args
+        if cast(ast.Name, node.func).id == "log" and isinstance(first, ast.Name):
+            inside.add(first.id)
+        else:
+            for arg in node.args:
+                _name_uses(arg, inside, outside)
+    else:
+        for child in ast.iter_child_nodes(node):
+            _name_uses(child, inside, outside)
+
+
+def _eval(node: ast.AST, env: Mapping[str, Any], funcs: dict[str, Callable[..., Any]], logs: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant):
         return np.float64(cast(float, node.value))  # numpy arithmetic: 1/0 is inf, 10.0**400 is inf, neither raises
     if isinstance(node, ast.Name):
         return env[node.id]
     if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](_eval(node.left, env, funcs), _eval(node.right, env, funcs))
+        return _BINOPS[type(node.op)](_eval(node.left, env, funcs, logs), _eval(node.right, env, funcs, logs))
     if isinstance(node, ast.UnaryOp):
-        return _UNARY[type(node.op)](_eval(node.operand, env, funcs))
+        return _UNARY[type(node.op)](_eval(node.operand, env, funcs, logs))
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    return funcs[node.func.id](*(_eval(arg, env, funcs) for arg in node.args))
+    (first, *_) = node.args
+    if node.func.id == "log" and isinstance(first, ast.Name) and first.id in logs:
+        return logs[first.id]
+    return funcs[node.func.id](*(_eval(arg, env, funcs, logs) for arg in node.args))

@@ -134,7 +134,7 @@ class Law:
             raise LawError(f"law {name!r}: {sorted(clash)} named both as input and parameter")
         named = {*priors, *raw["natural"], *raw.get("define", {})}
         reserved = sorted(
-            named & (RESERVED | {f"{i}_ref" for i in inputs})
+            named & (RESERVED | {f"{i}_{suffix}" for i in inputs for suffix in ("ref", "log")})
             | {p for p in priors if p.endswith(("_sd", "_z", "_group", "_group_link"))}
         )
         if reserved:
@@ -274,6 +274,13 @@ class Law:
         return tuple(i for i in self.inputs if i not in self.covariates)
 
     @cached_property
+    def logged_inputs(self) -> tuple[str, ...]:
+        """The inputs the sampled form takes only through ``log(input)``: the model holds their logs as data,
+        computed once instead of at every gradient (a quarter of the sampling time on Porian's runs)."""
+        logged = self.model_formula.logged if self.model_formula is not None else frozenset()
+        return tuple(i for i in self.inputs if i in logged)
+
+    @cached_property
     def digest(self) -> str:
         """Identifies the law's text (a compiled model takes the reference scales as data)."""
         return hashlib.sha256(self.source.encode()).hexdigest()[:16]
@@ -321,12 +328,14 @@ class Law:
         scaled: Mapping[str, Any],
         backend: str = "numpy",
         scales: Mapping[str, Any] | None = None,
+        logs: Mapping[str, Any] | None = None,
     ) -> Any:
         """The law at sampled parameters and inputs divided by their reference scales (numpy or pytensor).
 
-        ``scales`` overrides the law's reference scales (the model passes them as data)."""
+        ``scales`` overrides the law's reference scales (the model passes them as data); ``logs`` gives the
+        log of each of :attr:`logged_inputs` instead of its value (the model's data)."""
         if self.model_formula is not None:
-            return self.model_formula.evaluate({**sampled, **scaled}, backend)
+            return self.model_formula.evaluate({**sampled, **scaled}, backend, logs)
         scales = scales or self.scales
         raw = {k: v * scales[k] for k, v in scaled.items()}
         return self._published(self.to_natural(sampled, backend, scales), raw, backend)

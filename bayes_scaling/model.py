@@ -67,11 +67,17 @@ def resolve_parametrisation(runs: RunTable, pooling: Mapping[str, str], parametr
 
 
 def data_values(law: Law, runs: RunTable, observation: ObservationModel) -> dict[str, np.ndarray]:
-    """The model's data containers for ``runs``: reference scales (covariates have none), scaled inputs,
-    group codes and the observed target on the link scale. The scales are data too, so a law whose scale
-    comes from the runs compiles once."""
+    """The model's data containers for ``runs``: reference scales (covariates have none), scaled inputs
+    (``<input>_log``, their logs, for the law's ``logged_inputs``), group codes and the observed target on
+    the link scale. The scales are data too, so a law whose scale comes from the runs compiles once."""
     values: dict[str, np.ndarray] = {f"{k}_ref": np.asarray(law.scales[k]) for k in law.scaled_inputs}
-    values.update({k: runs.inputs[k] / law.scales[k] for k in law.inputs})
+    for k in law.inputs:
+        scaled = runs.inputs[k] / law.scales[k]
+        if k in law.logged_inputs:
+            with np.errstate(divide="ignore", invalid="ignore"):  # a covariate's log may be -inf or NaN, as the graph
+                values[f"{k}_log"] = np.log(scaled)
+        else:
+            values[k] = scaled
     if runs.group is not None:
         values["group_idx"] = runs.group
     values[f"{observation.observed}_data"] = observation.link(runs.loss)
@@ -130,7 +136,14 @@ def build_model(
                 per_group[p] = priors[p].to_pymc(f"{p}_group", dims="group")
         _natural_deterministics(law, population, per_group, scales)
         at_obs = {p: per_group[p][data["group_idx"]] if p in per_group else population[p] for p in law.sampled_params}
-        curve = law.sampled_loss(at_obs, {k: data[k] for k in law.inputs}, backend="pytensor", scales=scales)
+        logged = law.logged_inputs
+        curve = law.sampled_loss(
+            at_obs,
+            {k: data[k] for k in law.inputs if k not in logged},
+            backend="pytensor",
+            scales=scales,
+            logs={k: data[f"{k}_log"] for k in logged},
+        )
         observed = data[f"{observation.observed}_data"]
         observation.to_pymc(observation.link(curve, pt), observed, priors, data.get("group_idx"))
     return model

@@ -18,6 +18,18 @@ def test_numpy_and_pytensor_agree():
     assert expr.names == {"E", "A", "N", "alpha"}
 
 
+def test_given_logs_replace_log_of_a_name():
+    """A name used only as ``log(name)`` needs no value when its log is given (the model's data); the
+    result is the same."""
+    expr = Expression.parse("E + exp(alpha * log(N)) + log(A * 2) + log(A)", NAMES)
+    assert expr.logged == {"N"}  # A also appears inside another call: it needs its value
+    env = {"E": 1.7, "A": 400.0, "alpha": -0.3}
+    n = np.array([1e7, 1e9])
+    np.testing.assert_allclose(expr.evaluate(env, logs={"N": np.log(n)}), expr.evaluate({**env, "N": n}), rtol=1e-14)
+    with pytest.raises(ExpressionError, match="no value given for N"):
+        expr.evaluate(env)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

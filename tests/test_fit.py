@@ -127,10 +127,12 @@ def test_predict_bands(chinchilla_fit, chinchilla_runs):
 
 
 def test_log_likelihood_matches_pymc(chinchilla_fit):
-    """The numpy log-likelihood stored on the fit equals PyMC's own for the same draws."""
+    """The numpy log-likelihood stored on the fit equals PyMC's own for the same draws (the model holds the
+    logs of N and D as data, as the sampled form takes them only through log)."""
     model, _, _ = compiled_model(
         chinchilla_fit.law, chinchilla_fit.runs, chinchilla_fit.priors, chinchilla_fit.observation, "nutpie"
     )
+    assert {"N_log", "D_log"} <= set(model.named_vars) and not {"N", "D"} & set(model.named_vars)
     sub = chinchilla_fit.tree["posterior"].isel(draw=slice(0, 20))
     ours = chinchilla_fit.tree["log_likelihood"]["log_loss"].isel(draw=slice(0, 20)).values
     tree = xr.DataTree.from_dict({"posterior": sub.to_dataset()})

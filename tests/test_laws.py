@@ -218,6 +218,7 @@ BASE = (bs.laws.laws_dir() / "chinchilla.toml").read_text()
         ('citation = "', 'import_path = "x"\ncitation = "', "unknown key(s) import_path"),
         ("[scales]", "[scales", "invalid TOML"),
         ('E = "E"', 'E = "E"\nsigma = "alpha"', "['sigma'] are names the model uses itself"),
+        ('E = "E"', 'E = "E"\nN_log = "alpha"', "['N_log'] are names the model uses itself"),
         ('E = "E"', 'E = "E"\nN = "alpha"', "['N'] are inputs; a parameter or definition cannot reuse the name"),
     ],
 )
