@@ -54,17 +54,20 @@ def run_sampler(
                 raise MissingDependencyError(
                     "sampler='numpyro' needs jax and numpyro: pip install 'bayes-scaling[jax]'"
                 ) from None
-        return pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=seed,
-            target_accept=target_accept,
-            progressbar=progressbar,
-            model=model,
-            compute_convergence_checks=False,
-            nuts_sampler=sampler,  # named explicitly: PyMC 6's own default is nutpie
-        )
+        from .native import exact_math
+
+        with exact_math():  # PyMC compiles the model here
+            return pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=seed,
+                target_accept=target_accept,
+                progressbar=progressbar,
+                model=model,
+                compute_convergence_checks=False,
+                nuts_sampler=sampler,  # named explicitly: PyMC 6's own default is nutpie
+            )
     except RuntimeError:  # nutpie: "All initialization points failed"; PyMC's SamplingError
         bad = _not_finite_at_start(model)
         if not bad:
