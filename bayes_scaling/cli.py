@@ -185,10 +185,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--parametrisation",
-        default="auto",
-        choices=("auto", "centred", "non_centred"),
-        help="how partially pooled parameters are sampled (auto: centred when every group has 10 runs per "
-        "parameter of its own, else non_centred)",
+        default="non_centred",
+        choices=("non_centred", "centred"),
+        help="how partially pooled parameters are sampled (centred: for many groups whose runs pin their values down)",
     )
     p.add_argument("--noise-by-group", action="store_true", help="one observation noise scale per group")
     p.add_argument(

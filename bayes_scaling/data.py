@@ -27,6 +27,7 @@ DEFAULT_COLUMNS: dict[str, str] = {
     "S2": "anneal_area",
     "B": "batch_size_tokens",
     "loss": "loss",
+    "items": "n_items",
 }
 
 
@@ -34,7 +35,8 @@ DEFAULT_COLUMNS: dict[str, str] = {
 class RunTable:
     """Checked runs: one float array per law input, the loss, and group labels.
 
-    ``group`` holds an integer code per run into ``groups`` (the sorted group names), or is None.
+    ``group`` holds an integer code per run into ``groups`` (the sorted group names), or is None. ``items``:
+    the number of items each run's score is on (the binomial likelihood), or None.
     """
 
     inputs: Mapping[str, np.ndarray]
@@ -43,6 +45,7 @@ class RunTable:
     group: np.ndarray | None = None
     groups: tuple[str, ...] = ()
     group_column: str | None = None
+    items: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -52,6 +55,8 @@ class RunTable:
         frame = pd.DataFrame({self.columns[k]: v for k, v in self.inputs.items()})
         if self.group is not None:
             frame[self.group_column] = np.asarray(self.groups, dtype=object)[self.group]
+        if self.items is not None:
+            frame[self.columns["items"]] = self.items
         frame[self.columns["loss"]] = self.loss
         return frame
 
@@ -82,6 +87,7 @@ def load_runs(
     min_runs: int = 1,
     target: str = "positive",
     covariates: Sequence[str] = (),
+    items: bool = False,
 ) -> RunTable:
     """Check ``runs`` (a DataFrame or a CSV path) and keep the columns the law needs.
 
@@ -103,15 +109,20 @@ def load_runs(
         The kind of the law's target (the ``loss`` column): ``positive``, ``real`` or ``bounded`` in (0, 1).
     covariates
         Inputs taken as data (the law's covariates): any finite value; the other inputs must be positive.
+    items
+        Also read the number of items each run's score is on (key ``items``, default column ``n_items``):
+        whole numbers >= 1.
     """
     runs = read_table(runs)
     columns = dict(columns or {})
-    unknown = set(columns) - set(inputs) - {"loss"}
+    keys = [*inputs, "loss", *(["items"] if items else [])]
+    unknown = set(columns) - set(keys)
     if unknown:
+        hint = " ('items' goes with likelihood='binomial')" if "items" in unknown else ""
         raise DataError(
-            f"columns given for {sorted(unknown)}, which are not inputs of the law {list(inputs)} or 'loss'"
+            f"columns given for {sorted(unknown)}, which are not inputs of the law {list(inputs)} or 'loss'{hint}"
         )
-    mapping = {k: columns.get(k, DEFAULT_COLUMNS.get(k, k)) for k in [*inputs, "loss"]}
+    mapping = {k: columns.get(k, DEFAULT_COLUMNS.get(k, k)) for k in keys}
     mapping_with_group = {**mapping, **({"group": group} if group is not None else {})}
     seen: dict[str, str] = {}
     for key, col in mapping_with_group.items():
@@ -139,10 +150,13 @@ def load_runs(
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise DataError(f"column {col!r} has {bad.size} missing or infinite value(s), first in row {bad[0]}")
-        kind = target if key == "loss" else "real" if key in covariates else "positive"
-        bad = outside_support(kind, values)
+        if key == "items":
+            bad, need = np.flatnonzero((values < 1) | (values != np.round(values))), "whole numbers >= 1"
+        else:
+            kind = target if key == "loss" else "real" if key in covariates else "positive"
+            bad, need = outside_support(kind, values), TARGETS[kind][1]
         if bad.size:
-            raise DataError(f"column {col!r} must be {TARGETS[kind][1]}; row {bad[0]} has {values[bad[0]]:g}")
+            raise DataError(f"column {col!r} must be {need}; row {bad[0]} has {values[bad[0]]:g}")
         arrays[key] = values
     if len(runs) < min_runs:
         raise DataError(f"{len(runs)} run(s) is fewer than the {min_runs} free parameters of the model")
@@ -171,6 +185,7 @@ def load_runs(
         group=codes,
         groups=groups,
         group_column=group,
+        items=arrays.get("items"),
     )
 
 

@@ -10,25 +10,21 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .data import RunTable
-from .errors import GroupError, OptionError
+from .errors import DataError, GroupError, OptionError
 from .laws import Law
 from .observation import ObservationModel
 from .priors import Prior, link_functions
 
-__all__ = ["PARAMETRISATIONS", "POOLING", "build_model", "data_values", "resolve_parametrisation", "resolve_pooling"]
+__all__ = ["PARAMETRISATIONS", "POOLING", "build_model", "data_values", "resolve_pooling"]
 
 POOLING = ("shared", "partial", "none")
-PARAMETRISATIONS = ("auto", "centred", "non_centred")
-
-#: ``parametrisation="auto"`` centres the hierarchy when every group has at least this many runs per
-#: parameter it has a value of its own: the common rule of thumb of ten observations per parameter for when
-#: data alone pin a parameter down.
-RUNS_PER_PARAMETER = 10
+#: How NUTS samples partially pooled parameters (see :func:`build_model`).
+PARAMETRISATIONS = ("non_centred", "centred")
 
 
 def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] | None) -> dict[str, str]:
     """Pooling per sampled parameter: ``shared`` (one value), ``partial`` (group values drawn from a
-    population; see :func:`resolve_parametrisation`) or ``none`` (independent per group). Default: ``partial`` for every
+    population; see :func:`build_model`) or ``none`` (independent per group). Default: ``partial`` for every
     parameter when the runs have groups, ``shared`` otherwise; a dict sets some parameters, the others
     keep the default."""
     default = "partial" if runs.group is not None else "shared"
@@ -49,23 +45,6 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
     return chosen
 
 
-def resolve_parametrisation(runs: RunTable, pooling: Mapping[str, str], parametrisation: str) -> str:
-    """How the partially pooled parameters are sampled: ``non_centred`` (a group's value is the population
-    value plus ``sd * z``, ``z ~ Normal(0, 1)``: best when a group's runs say little, as with 2 runs a
-    group) or ``centred`` (a group's value on the link scale ~ Normal(population, sd): best when its runs
-    pin it down, where the non-centred form is a narrow ridge between ``z`` and the population). ``auto``
-    centres when the smallest group has ``RUNS_PER_PARAMETER`` runs per parameter of its own."""
-    if parametrisation not in PARAMETRISATIONS:
-        raise OptionError(f"parametrisation must be one of {', '.join(PARAMETRISATIONS)}, got {parametrisation!r}")
-    if parametrisation != "auto":
-        return parametrisation
-    own = sum(mode != "shared" for mode in pooling.values())
-    if runs.group is None or "partial" not in pooling.values():
-        return "non_centred"
-    smallest = int(np.bincount(runs.group, minlength=len(runs.groups)).min())
-    return "centred" if smallest >= RUNS_PER_PARAMETER * own else "non_centred"
-
-
 def data_values(law: Law, runs: RunTable, observation: ObservationModel) -> dict[str, np.ndarray]:
     """The model's data containers for ``runs``: reference scales (covariates have none), scaled inputs
     (``<input>_log``, their logs, for the law's ``logged_inputs``), group codes and the observed target on
@@ -80,6 +59,12 @@ def data_values(law: Law, runs: RunTable, observation: ObservationModel) -> dict
             values[k] = scaled
     if runs.group is not None:
         values["group_idx"] = runs.group
+    if observation.items:
+        if runs.items is None:
+            raise DataError(
+                "likelihood 'binomial' needs each run's number of items (column n_items, or columns={'items': ...})"
+            )
+        values["items"] = runs.items
     values[f"{observation.observed}_data"] = observation.link(runs.loss)
     return values
 
@@ -98,9 +83,11 @@ def build_model(
     The sampled parameters are the law's well-conditioned ones (inputs relative to the reference
     scales); the published parameters are deterministics. A partially pooled parameter ``p`` has a
     population value ``p`` (the law's prior), a spread ``p_sd`` (its prior ``priors["p_sd"]``), standardised
-    offsets ``p_z`` and group values ``p_group``. Non-centred, NUTS samples ``p_z``; ``centred``, it samples
-    the group values on the prior's link scale, ``p_group_link`` (see :func:`resolve_parametrisation`), and
-    ``p_z`` is computed from them. All laws share one observation model (:mod:`bayes_scaling.observation`,
+    offsets ``p_z`` and group values ``p_group``. Non-centred (the default), NUTS samples ``p_z``: best when
+    a group's runs say little about its value (a few runs, or groups close together). ``centred``, it samples
+    the group values on the prior's link scale, ``p_group_link``, and ``p_z`` is computed from them: best when
+    each group's runs pin its value down, where the non-centred form is a narrow ridge. All laws share one
+    observation model (:mod:`bayes_scaling.observation`,
     default ``log(loss) ~ StudentT(nu, log(law), sigma)``), so the LOO scores of laws of one kind of target
     compare. The data sit in ``pm.Data`` containers so a compiled model can be refitted on other runs.
     """
@@ -145,7 +132,7 @@ def build_model(
             logs={k: data[f"{k}_log"] for k in logged},
         )
         observed = data[f"{observation.observed}_data"]
-        observation.to_pymc(observation.link(curve, pt), observed, priors, data.get("group_idx"))
+        observation.to_pymc(observation.link(curve, pt), observed, priors, data.get("group_idx"), data.get("items"))
     return model
 
 

@@ -26,6 +26,7 @@ error rate; ``logit``, so the noise shrinks near the bounds and no draw leaves t
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
     "LIKELIHOODS",
     "TARGETS",
     "ObservationModel",
+    "binomial_logpmf",
     "discrepancy_file",
     "distance",
     "flat_draws",
@@ -50,7 +52,7 @@ __all__ = [
     "outside_support",
 ]
 
-LIKELIHOODS = ("student_t", "normal")
+LIKELIHOODS = ("student_t", "normal", "binomial")
 #: Kinds of target, each with the name of its observed variable on the model's scale (and of its
 #: log-likelihood) and the values it can take.
 TARGETS: dict[str, tuple[str, str]] = {
@@ -64,6 +66,48 @@ NOISE_PRIORS: dict[str, dict[str, Any]] = {
     "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 0.05}},
     "nu": {"dist": "Gamma", "kwargs": {"alpha": 2.0, "beta": 0.1}},
 }
+
+
+#: Adaptive Gauss-Hermite quadrature of the binomial likelihood's run scatter: standard normal nodes and
+#: log weights, and the Newton steps that centre them on the integrand's mode.
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(12)
+_LOG_WEIGHTS = np.log(_WEIGHTS / _WEIGHTS.sum())
+_NEWTON_STEPS = 3
+
+
+def binomial_logpmf(k: Any, n: Any, mu: Any, sigma: Any, xp: Any = np) -> Any:
+    """log P(``k`` of ``n`` items right) when a run's true accuracy is ``expit(eta)``, ``eta ~ Normal(mu,
+    sigma)`` (the law on the logit scale and the runs' scatter about it), with ``eta`` integrated out by
+    adaptive Gauss-Hermite quadrature: 12 nodes about the integrand's mode (3 Newton steps from the
+    Gaussian approximation), scaled by its curvature there. Relative error below 1e-6 against brute-force
+    integration for 32 to 58,000 items, also far from the mode (tests/test_targets.py). ``k`` may be
+    fractional (a score averaged over seeds); numpy arrays, or ``xp=pytensor.tensor`` inside the model."""
+    if xp is np:
+        from scipy import special
+
+        expit, softplus, gammaln = special.expit, lambda x: np.logaddexp(0.0, x), special.gammaln
+    else:
+        expit, softplus, gammaln = xp.sigmoid, xp.softplus, xp.gammaln
+    precision = 1.0 / xp.square(sigma)
+    # start: the binomial likelihood as a normal in logit(accuracy), times the normal of the runs' scatter
+    observed = (k + 0.5) * (n - k + 0.5) / (n + 1.0)  # its precision
+    mode = (mu * precision + (xp.log(k + 0.5) - xp.log(n - k + 0.5)) * observed) / (precision + observed)
+    for _ in range(_NEWTON_STEPS):
+        p = expit(mode)
+        mode = mode + (k - n * p - (mode - mu) * precision) / (precision + n * p * (1.0 - p))
+    p = expit(mode)
+    curvature = precision + n * p * (1.0 - p)
+    scale = 1.0 / xp.sqrt(curvature)
+
+    def term(x: float, log_w: float) -> Any:
+        eta = mode + scale * x
+        prior = 0.5 * x * x - 0.5 * xp.square(eta - mu) * precision  # the scatter's density over the node's
+        return log_w + prior - k * softplus(-eta) - (n - k) * softplus(eta)
+
+    terms = (term(x, log_w) for x, log_w in zip(_NODES, _LOG_WEIGHTS, strict=True))
+    # numpy: two arrays at a time (draws x points can be large); pytensor: one node per quadrature node
+    total = functools.reduce(np.logaddexp, terms) if xp is np else xp.logsumexp(xp.stack(list(terms)), axis=0)
+    return total + gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0) + 0.5 * xp.log(precision / curvature)
 
 
 @cache
@@ -117,8 +161,10 @@ class ObservationModel:
     """Likelihood of the observed target around the law on the link scale, its noise parameters and the
     discrepancy.
 
-    ``likelihood``: ``"student_t"`` (robust to outlying runs) or ``"normal"``; ``noise_by_group``: one
-    ``sigma`` per group; ``discrepancy``: add the extrapolation discrepancy to predictions; ``target``:
+    ``likelihood``: ``"student_t"`` (robust to outlying runs), ``"normal"``, or for a bounded target scored
+    on a known number of items ``"binomial"`` (each run's accuracy is Normal(law, sigma) on the logit scale,
+    its score Binomial on its items: :func:`binomial_logpmf`); ``noise_by_group``: one ``sigma`` per group;
+    ``discrepancy``: add the extrapolation discrepancy to predictions; ``target``:
     the kind of target (``TARGETS``), which fixes the link.
     """
 
@@ -132,6 +178,11 @@ class ObservationModel:
             raise OptionError(f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
         if self.target not in TARGETS:
             raise OptionError(f"unknown target kind {self.target!r}; use one of {', '.join(TARGETS)}")
+        if self.likelihood == "binomial" and self.target != "bounded":
+            raise OptionError(
+                f"likelihood 'binomial' is for an accuracy scored on items (a bounded target); this law's target "
+                f"is {self.target}"
+            )
 
     @property
     def observed(self) -> str:
@@ -163,6 +214,11 @@ class ObservationModel:
         """Names of the noise parameters, which NUTS samples with the law's."""
         return ("sigma", "nu") if self.likelihood == "student_t" else ("sigma",)
 
+    @property
+    def items(self) -> bool:
+        """Whether each run's number of items scored is data (the binomial likelihood)."""
+        return self.likelihood == "binomial"
+
     def default_priors(self, observed: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
         """Default priors of the noise parameters and, with the discrepancy, of ``kappa``. The noise of a
         bounded target is on the logit scale, where a benchmark of 100-1000 items scores with a noise of
@@ -180,9 +236,11 @@ class ObservationModel:
         return out
 
     # ---------------------------------------------------------------------------------------- PyMC
-    def to_pymc(self, mu, observed, priors: Mapping, group_idx=None) -> None:
-        """Add the noise parameters and the observed target (on the link scale) to the model in context."""
+    def to_pymc(self, mu, observed, priors: Mapping, group_idx=None, items=None) -> None:
+        """Add the noise parameters and the observed target (on the link scale) to the model in context
+        (``items``: the runs' numbers of items, for the binomial likelihood)."""
         import pymc as pm
+        import pytensor.tensor as pt
 
         if self.noise_by_group:
             sigma = priors["sigma"].to_pymc("sigma", dims="group")[group_idx]
@@ -191,14 +249,25 @@ class ObservationModel:
         if self.likelihood == "student_t":
             nu = priors["nu"].to_pymc("nu")
             pm.StudentT(self.observed, nu=nu, mu=mu, sigma=sigma, observed=observed, dims="obs")
+        elif self.likelihood == "binomial":
+
+            def logp(value, mu, sigma, n):
+                return binomial_logpmf(n * pt.sigmoid(value), n, mu, sigma, pt)
+
+            pm.CustomDist(self.observed, mu, sigma, items, logp=logp, observed=observed, dims="obs")
         else:
             pm.Normal(self.observed, mu=mu, sigma=sigma, observed=observed, dims="obs")
 
     # ---------------------------------------------------------------------------------------- numpy
     def noise(
-        self, posterior: xr.Dataset, codes: np.ndarray | None, rng: np.random.Generator | None = None
+        self,
+        posterior: xr.Dataset,
+        codes: np.ndarray | None,
+        rng: np.random.Generator | None = None,
+        items: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """Noise parameters at each point: ``sigma`` (S, points) or (S, 1), ``nu`` (S, 1) for Student-t.
+        """Noise parameters at each point: ``sigma`` (S, points) or (S, 1), ``nu`` (S, 1) for Student-t,
+        and for the binomial likelihood the points' numbers of ``items`` when known (points,).
 
         With noise per group, a point of a group not in the data (negative code) takes, draw by draw,
         the sigma of a random known group."""
@@ -216,14 +285,20 @@ class ObservationModel:
         out = {"sigma": sigma}
         if self.likelihood == "student_t":
             out["nu"] = flat_draws(posterior["nu"].values)[:, None]
+        if self.items and items is not None:
+            out["items"] = np.asarray(items, dtype=float)
         return out
 
     def logpdf(self, y: np.ndarray, mu: np.ndarray, noise: Mapping[str, np.ndarray]) -> np.ndarray:
         """Log density of an observed ``y`` (on the link scale) given the curve ``mu`` (draws x points) and the
-        noise."""
+        noise. Binomial: the probability of the score on the points' items, or without them the density of
+        the run's own accuracy (as many items as you like: the Normal on the logit scale)."""
         from scipy import special
 
         sigma = noise["sigma"]
+        if "items" in noise:
+            n = noise["items"]
+            return binomial_logpmf(n * special.expit(y), n, mu, sigma)
         z2 = np.square((y - mu) / sigma)
         if self.likelihood == "student_t":  # scipy.stats.t.logpdf, without its per-element overhead
             nu = noise["nu"]
@@ -232,17 +307,24 @@ class ObservationModel:
         return -0.5 * z2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
 
     def sample(self, mu: np.ndarray, noise: Mapping[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
-        """One observation (on the link scale) per draw and point around ``mu``."""
+        """One observation (on the link scale) per draw and point around ``mu``. Binomial: a run's accuracy,
+        scored on the points' items when known (a score of 0 or all items moved half an item inside, as
+        the data are)."""
         if self.likelihood == "student_t":
             eps = rng.standard_t(np.broadcast_to(noise["nu"], mu.shape))
         else:
             eps = rng.standard_normal(mu.shape)
-        return mu + noise["sigma"] * eps
+        linked = mu + noise["sigma"] * eps
+        if "items" not in noise:
+            return linked
+        n = noise["items"]
+        right = np.clip(rng.binomial(n.astype(np.int64), self.inverse(linked)), 0.5, n - 0.5)
+        return self.link(right / n)
 
     def information_variance(self, noise: Mapping[str, np.ndarray]) -> np.ndarray:
         """The variance of the Normal likelihood that tells as much about the curve as this one does (the
         inverse Fisher information of its location), per draw: sigma^2, or sigma^2 (nu + 3) / (nu + 1) for
-        Student-t, whose heavy tails make one run say less."""
+        Student-t, whose heavy tails make one run say less (binomial: sigma^2, a run scored on many items)."""
         variance = np.square(noise["sigma"])
         return variance * (noise["nu"] + 3) / (noise["nu"] + 1) if self.likelihood == "student_t" else variance
 

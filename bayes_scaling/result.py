@@ -115,7 +115,7 @@ def _fitted_runs(
     def one_chain(chain: int) -> None:
         one = posterior.isel(chain=[chain])
         mu = observation.link(law.evaluate_sampled(sampled_draws(law, one, priors, pooling, runs.group), **runs.inputs))
-        noise = observation.noise(one, runs.group)
+        noise = observation.noise(one, runs.group, items=runs.items)
         loglik[chain] = observation.logpdf(observed, mu, noise)
         replicates[chain] = observation.sample(mu, noise, np.random.default_rng(streams[chain]))
 
@@ -178,6 +178,8 @@ def assemble_tree(
     constant = {k: ("obs", v) for k, v in runs.inputs.items()}
     if runs.group is not None:
         constant["group"] = ("obs", runs.group)
+    if runs.items is not None:
+        constant["items"] = ("obs", runs.items)
     attrs = {
         "law": law.source,
         "law_name": law.name,
@@ -281,6 +283,7 @@ class ScalingFit:
             group=constant["group"].to_numpy() if groups else None,
             groups=groups,
             group_column=attrs["group_column"] or None,
+            items=constant["items"].to_numpy() if self.observation.items else None,
         )
 
     # ------------------------------------------------------------------------------ posterior access
@@ -486,22 +489,32 @@ class ScalingFit:
     def _prediction_inputs(
         self, runs: pd.DataFrame | None, inputs: Mapping[str, Any], group: Any, new_group: bool = False
     ) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None]:
-        """Input arrays, group labels and group codes (-1: a group not in the data) of the points."""
+        """Input arrays, group labels and group codes (-1: a group not in the data) of the points. A binomial
+        fit's points may carry the number of ``items`` each is scored on (the table's items column, or the
+        keyword ``items=``): then a new run's observed accuracy is scored on them."""
+        scored = self.observation.items and (("items" in inputs) or (runs is not None and self._items in runs))
         if runs is not None:
             if inputs:
                 raise OptionError("give either a table of runs or inputs as keywords, not both")
             columns = {k: v for k, v in self.runs.columns.items() if k in self.law.inputs}
-            values = dict(
-                load_runs(
-                    runs.assign(**{"__loss": 1.0}),
-                    inputs=self.law.inputs,
-                    columns={**columns, "loss": "__loss"},
-                    covariates=self.law.covariates,
-                ).inputs
+            table = load_runs(
+                runs.assign(**{"__loss": 1.0}),
+                inputs=self.law.inputs,
+                columns={**columns, "loss": "__loss", **({"items": self._items} if scored else {})},
+                covariates=self.law.covariates,
+                items=scored,
             )
+            values = dict(table.inputs)
+            if table.items is not None:
+                values["items"] = table.items
             if group is None and self.runs.group_column in runs:
                 group = runs[self.runs.group_column].astype(str).to_numpy()
         else:
+            if scored:
+                inputs = dict(inputs)
+                items = np.atleast_1d(np.asarray(inputs.pop("items"), dtype=float))
+                if np.any((items < 1) | (items != np.round(items))):
+                    raise DataError(f"items must be whole numbers >= 1, got {items}")
             missing = [k for k in self.law.inputs if k not in inputs]
             unknown = [k for k in inputs if k not in self.law.inputs]
             if missing or unknown:
@@ -509,8 +522,10 @@ class ScalingFit:
                     f"law {self.law.name!r} predicts from inputs {list(self.law.inputs)}; "
                     f"missing {missing}, unknown {unknown}"
                 )
-            arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs))
-            values = dict(zip(self.law.inputs, (a.ravel() for a in arrays), strict=True))
+            names = [*self.law.inputs, *(["items"] if scored else [])]
+            given = [np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs]
+            arrays = np.broadcast_arrays(*given, *([items] if scored else []))
+            values = dict(zip(names, (a.ravel() for a in arrays), strict=True))
             for k, v in values.items():
                 covariate = k in self.law.covariates  # data: any finite value
                 bad = ~(np.isfinite(v) & ((v > 0) | covariate))
@@ -528,6 +543,11 @@ class ScalingFit:
             )
         labels = np.broadcast_to(np.asarray(group, dtype=str), next(iter(values.values())).shape)
         return values, labels, self._group_codes(labels, new_group)
+
+    @property
+    def _items(self) -> str:
+        """The column of the number of items a binomial fit's runs are scored on."""
+        return self.runs.columns.get("items", "n_items")
 
     def _group_codes(self, labels: Sequence[str] | np.ndarray, new_group: bool = False) -> np.ndarray:
         """Each label's group index; with ``new_group``, each label not in the data is its own new group
@@ -551,7 +571,7 @@ class ScalingFit:
 
         ``codes`` are group indices (-1: a new group, drawn from the population with ``rng``)."""
         sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng)
-        return self.observation.link(self.law.evaluate_sampled(sampled, **inputs))
+        return self.observation.link(self.law.evaluate_sampled(sampled, **{k: inputs[k] for k in self.law.inputs}))
 
     def distance(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None) -> np.ndarray:
         """Each point's distance from the nearest fitted run (of its own group; of any group for a new
@@ -581,9 +601,10 @@ class ScalingFit:
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Draws of the expected target on the link scale (the law plus the discrepancy) and of the noise at
         ``inputs``. ``beyond``: a distance the points lie from the fitted runs in something other than this
-        law's inputs; the discrepancy takes the larger of it and their own distance."""
+        law's inputs; the discrepancy takes the larger of it and their own distance. ``inputs`` may hold the
+        points' ``items`` (see :meth:`_prediction_inputs`)."""
         mu = self.curve(inputs, codes, rng)
-        noise = self.observation.noise(self.posterior, codes, rng)
+        noise = self.observation.noise(self.posterior, codes, rng, inputs.get("items"))
         if self.observation.discrepancy:
             mu = mu + self._delta(
                 np.maximum(self.distance(inputs, codes), beyond), noise["sigma"], self._tilt(codes, rng)
@@ -1102,7 +1123,7 @@ class ScalingFit:
         """What ``fit`` needs to fit this model again: the law as written (data-derived scales unset), its
         priors, observation model, pooling and its parametrisation, sampler settings and columns."""
         s = self.settings
-        columns = {k: v for k, v in self.runs.columns.items() if k in (*self.law.inputs, "loss")}
+        columns = {k: v for k, v in self.runs.columns.items() if k in (*self.law.inputs, "loss", "items")}
         return dict(
             law=Law.from_toml(self.tree.attrs["law"], origin=f"fit of {self.law.name!r}"),
             priors={

@@ -1,6 +1,7 @@
 """Targets other than a loss: accuracy (bounded, on the logit scale) and real-valued quantities, and the
 two-step downstream law, on simulated runs with known truth and on the bundled OLMo ladder."""
 
+import itertools
 import json
 
 import numpy as np
@@ -90,6 +91,83 @@ def test_recovery(name):
         assert 0.25 < band["eti90_lower"].iloc[0] < band["eti90_upper"].iloc[0] < 1
     with pytest.raises(bs.LawError, match="compute-optimal allocation needs N and D"):
         result.compute_optimal(1e21)
+
+
+@pytest.mark.parametrize("n", [32, 1000, 58000])
+def test_binomial_logpmf_matches_integration(n):
+    """The binomial likelihood's run scatter integrated out by adaptive Gauss-Hermite quadrature equals a
+    brute-force integral over a fine grid, to 1e-6, for scores near chance, the middle and the ceiling,
+    also where the law and the score disagree by tens of scatter widths; numpy and pytensor agree."""
+    import pytensor.tensor as pt
+    from scipy import special, stats
+
+    from bayes_scaling.native import exact_math
+    from bayes_scaling.observation import binomial_logpmf
+
+    for share, mu, sigma in itertools.product((0.02, 0.5, 0.99), (-3.0, 0.0, 2.5), (0.01, 0.3, 1.0)):
+        k = np.round(share * n)
+        hat = special.logit((k + 0.5) / (n + 1))
+        eta = np.linspace(min(mu, hat) - 15 * max(sigma, 0.3), max(mu, hat) + 15 * max(sigma, 0.3), 1_000_001)
+        log_f = stats.norm.logpdf(eta, mu, sigma) + stats.binom.logpmf(k, n, special.expit(eta))
+        exact = special.logsumexp(log_f) + np.log(eta[1] - eta[0])
+        ours = binomial_logpmf(k, float(n), mu, sigma)
+        assert abs(ours - exact) <= 1e-6 * max(1.0, abs(exact)), (k, mu, sigma, ours, exact)
+        with exact_math():  # PyTensor's default numba fast-math approximates log and exp
+            symbolic = binomial_logpmf(*(pt.constant(v, dtype="float64") for v in (k, n, mu, sigma)), pt)
+            assert symbolic.eval() == pytest.approx(ours, rel=1e-9)
+
+
+def test_binomial_fit_on_items(tmp_path):
+    """Accuracies scored on 100-2000 items: the binomial likelihood recovers the law and the runs' own
+    scatter (which the logit-normal one mixes with the scoring noise), its stored log-likelihood is PyMC's,
+    a save keeps the items, and a held-out run's band is of its score on its own items."""
+    import pymc as pm
+    import xarray as xr
+    from scipy.special import expit, logit
+
+    from bayes_scaling.fitting import compiled_model
+
+    rng = np.random.default_rng(1)
+    law, truth = bs.load_law("sigmoid_compute"), {"h": 0.7, "k": 0.8, "C0": 1e20}
+    compute = np.geomspace(1e18, 1e22, 40)
+    items = rng.choice([100, 500, 2000], compute.size)
+    accuracy = expit(logit(law.evaluate(truth, C=compute, chance=0.25)) + rng.normal(0, 0.05, compute.size))
+    right = np.clip(rng.binomial(items, accuracy), 0.5, items - 0.5)
+    runs = pd.DataFrame({"compute_flops": compute, "chance_acc": 0.25, "acc": right / items, "n_items": items})
+    fit = bs.fit(runs, law="sigmoid_compute", likelihood="binomial", columns={"loss": "acc"}, seed=1, **FAST)
+    assert fit.diagnostics["divergences"] == 0 and fit.diagnostics["max_r_hat"] < 1.02
+    table = fit.summary(prob=0.99)  # four parameters and the scatter: 99% each, so a miss is rare by chance
+    for p, value in {**truth, "sigma": 0.05}.items():
+        assert table.loc[p, "eti99_lower"] <= value <= table.loc[p, "eti99_upper"], (p, value)
+    model, _, _ = compiled_model(fit.law, fit.runs, fit._priors_with_spreads(), fit.observation, "nutpie")
+    sub = xr.DataTree.from_dict({"posterior": fit.tree["posterior"].isel(draw=slice(0, 10)).to_dataset()})
+    theirs = pm.compute_log_likelihood(sub, model=model, extend_inferencedata=False, progressbar=False)
+    ours = fit.tree["log_likelihood"]["logit_y"].isel(draw=slice(0, 10)).values
+    np.testing.assert_allclose(ours, theirs["logit_y"].values, rtol=1e-8)
+    loaded = bs.ScalingFit.load(fit.save(tmp_path / "binomial.nc"))
+    np.testing.assert_array_equal(loaded.runs.items, items)
+    few = runs.iloc[[5, 30]].assign(n_items=[40, 40])
+    scored = loaded.predict(few, kind="observation", seed=0)
+    width = lambda t: (t["eti90_upper"] - t["eti90_lower"]).to_numpy()  # noqa: E731
+    assert list(scored["items"]) == [40, 40]
+    np.testing.assert_allclose(scored["median"] * 80, np.round(scored["median"] * 80))  # a score of k / 40
+    unlimited = loaded.predict(few.drop(columns="n_items"), kind="observation", seed=0)
+    assert "items" not in unlimited and (width(unlimited) < width(scored)).all()  # no scoring noise
+    keyword = loaded.predict(C=compute[[5, 30]], chance=0.25, items=40, kind="observation", seed=0)
+    np.testing.assert_allclose(keyword["median"], scored["median"])
+
+
+def test_binomial_errors():
+    runs = pd.DataFrame({"compute_flops": np.geomspace(1e18, 1e22, 8), "chance_acc": 0.25, "acc": 0.5})
+    with pytest.raises(bs.OptionError, match=r"likelihood 'binomial' is for an accuracy .* target is positive"):
+        bs.fit(runs, likelihood="binomial")
+    with pytest.raises(bs.DataError, match=r"missing column\(s\) 'n_items' \(for items\)"):
+        bs.fit(runs, law="sigmoid_compute", likelihood="binomial", columns={"loss": "acc"})
+    bad = runs.assign(n_items=[100] * 7 + [2.5])
+    with pytest.raises(bs.DataError, match=r"column 'n_items' must be whole numbers >= 1; row 7 has 2\.5"):
+        bs.fit(bad, law="sigmoid_compute", likelihood="binomial", columns={"loss": "acc"})
+    with pytest.raises(bs.DataError, match="'items' goes with likelihood='binomial'"):
+        bs.fit(bad, law="sigmoid_compute", columns={"loss": "acc", "items": "n_items"})
 
 
 @pytest.mark.slow
