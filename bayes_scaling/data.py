@@ -151,7 +151,7 @@ def load_runs(
         if bad.size:
             raise DataError(f"column {col!r} has {bad.size} missing or infinite value(s), first in row {bad[0]}")
         if key == "items":
-            bad, need = np.flatnonzero((values < 1) | (values != np.round(values))), "whole numbers >= 1"
+            bad, need = not_items(values), "whole numbers >= 1"
         else:
             kind = target if key == "loss" else "real" if key in covariates else "positive"
             bad, need = outside_support(kind, values), TARGETS[kind][1]
@@ -187,6 +187,11 @@ def load_runs(
         group_column=group,
         items=arrays.get("items"),
     )
+
+
+def not_items(values: np.ndarray) -> np.ndarray:
+    """Indices of ``values`` that cannot be a number of items scored (whole numbers >= 1)."""
+    return np.flatnonzero((values < 1) | (values != np.round(values)))
 
 
 def warn_if_repeated(runs: RunTable) -> None:

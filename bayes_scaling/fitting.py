@@ -200,7 +200,7 @@ def fit(
     columns, group
         Column names other than the defaults, and an optional group column.
     pooling
-        Across groups, per sampled parameter: ``"shared"``, ``"partial"`` (non-centred hierarchy) or
+        Across groups, per sampled parameter: ``"shared"``, ``"partial"`` (a hierarchy) or
         ``"none"``; one string for all, or a dict for some. Default: ``"partial"`` with a group column.
     parametrisation
         How the partially pooled parameters are sampled: ``"non_centred"`` (default; suits groups that say

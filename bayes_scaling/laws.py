@@ -276,7 +276,7 @@ class Law:
     @cached_property
     def logged_inputs(self) -> tuple[str, ...]:
         """The inputs the sampled form takes only through ``log(input)``: the model holds their logs as data,
-        computed once instead of at every gradient (a quarter of the sampling time on Porian's runs)."""
+        computed once instead of at every gradient (Porian's runs: 136 instead of 180 us a gradient)."""
         logged = self.model_formula.logged if self.model_formula is not None else frozenset()
         return tuple(i for i in self.inputs if i in logged)
 

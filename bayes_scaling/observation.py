@@ -6,7 +6,9 @@ A run's observed target (its loss, by default) relates to the law's curve by
     eps      ~ StudentT(nu, 0, sigma)   (or Normal(0, sigma)); sigma shared or one per group
     delta(x) = kappa * sigma * z * distance(x),   z ~ Normal(0, 1), one z per posterior draw (and group)
 
-``eps`` is the scatter of runs around the curve. ``delta`` is the extrapolation discrepancy: how wrong the
+``eps`` is the scatter of runs around the curve. An accuracy scored on ``n`` items may instead take the
+binomial likelihood: ``eps ~ Normal(0, sigma)`` gives the run's own accuracy and its score is
+``Binomial(n, that accuracy) / n`` (:func:`binomial_logpmf`). ``delta`` is the extrapolation discrepancy: how wrong the
 law's form itself may be beyond the runs it was fitted on. ``distance(x)`` is in decades of the law's
 inputs from the nearest fitted run, so ``delta`` is zero on the fitted runs and does not enter the
 likelihood of the fit. It grows linearly with the distance (a wrong exponent errs linearly in log scale),

@@ -22,7 +22,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from . import intervals
-from .data import RunTable, load_runs
+from .data import RunTable, load_runs, not_items
 from .errors import DataError, FitFileError, GroupError, MisfitWarning, OptionError, OutputExistsError, SamplingWarning
 from .laws import Law
 from .observation import TARGETS, ObservationModel, distance, flat_draws, outside_support
@@ -513,7 +513,7 @@ class ScalingFit:
             if scored:
                 inputs = dict(inputs)
                 items = np.atleast_1d(np.asarray(inputs.pop("items"), dtype=float))
-                if np.any((items < 1) | (items != np.round(items))):
+                if not_items(items).size:
                     raise DataError(f"items must be whole numbers >= 1, got {items}")
             missing = [k for k in self.law.inputs if k not in inputs]
             unknown = [k for k in inputs if k not in self.law.inputs]
