@@ -89,6 +89,13 @@ class Prior:
                 f"prior for {name!r}: {dist} needs lower < upper, "
                 f"got lower={kwargs['lower']!r}, upper={kwargs['upper']!r}"
             )
+        if "sigma" in kwargs:  # its draws (the sampler's start, predictions for new groups) must be finite numbers
+            reach = abs(kwargs.get("mu", 0.0)) + 10.0 * kwargs["sigma"]
+            if reach > (700.0 if dist == "LogNormal" else 1e300):
+                raise PriorError(
+                    f"prior for {name!r}: {dist} with mu={kwargs.get('mu', 0.0)!r}, sigma={kwargs['sigma']!r} puts "
+                    "its draws beyond the range of floating point numbers; use a smaller mu or sigma"
+                )
         return cls(dist, {k: float(v) for k, v in kwargs.items()})
 
     def to_pymc(self, name: str, **dist_kwargs: Any) -> Any:

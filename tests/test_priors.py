@@ -28,6 +28,9 @@ def test_parse_forms():
         ("Normal(sigma=1, 0)", "a positional value follows a keyword"),
         ("HalfNormal(-1)", "parameter 'sigma' must be positive"),
         ("Gamma(alpha=2)", "Gamma needs beta"),
+        ("LogNormal(710, 1)", "puts its draws beyond the range of floating point numbers"),  # exp(710) overflows
+        ("LogNormal(0, 403)", "puts its draws beyond the range of floating point numbers"),
+        ("Normal(1e300, 1e300)", "puts its draws beyond the range of floating point numbers"),
     ],
 )
 def test_bad_priors(spec, message):
