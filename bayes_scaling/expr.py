@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
 import numpy as np
@@ -66,7 +67,7 @@ class Expression:
     tree: ast.expr
     names: frozenset[str]
 
-    @property
+    @cached_property
     def logged(self) -> frozenset[str]:
         """The names the formula takes only through ``log(name)``: given their logs (``evaluate``'s ``logs``),
         it needs no value of their own."""

@@ -125,7 +125,7 @@ def compiled_model(
     if found is None:
         log.info("compiling the %s model (%s)", law.name, sampler)
         model = build_model(
-            law, runs, priors, observation=observation, pooling=pooling, centred=parametrisation == "centred"
+            law, runs, priors, observation=observation, pooling=pooling, parametrisation=parametrisation
         )
         compiled = None
         if sampler == "nutpie":
@@ -280,7 +280,7 @@ def fit(
 
     sample_s = 0.0
 
-    def sample(mass_matrix: str) -> Any:
+    def sample(mass_matrix: str) -> tuple[Any, dict[str, dict[str, np.ndarray]]]:
         nonlocal sample_s
         start = time.perf_counter()
         tree = run_sampler(
@@ -296,19 +296,17 @@ def fit(
             progressbar=progressbar,
         )
         sample_s += time.perf_counter() - start
-        return tree
+        return tree, convergence(tree["posterior"].to_dataset()[names])  # R-hat and ESS of what NUTS sampled
 
     names = sampled_names(law, pooling, observation, parametrisation)
     low_rank = sampler == "nutpie" and compiled.n_dim <= LOW_RANK_MAX_DIM
     used = adaptation if adaptation != "auto" else "low_rank" if low_rank else "diag"
-    tree = sample(used)
-    checked = convergence(tree["posterior"].to_dataset()[names])
+    tree, checked = sample(used)
     restarted = restart_reason(checked, tree) if adaptation == "auto" and used == "low_rank" else None
     if restarted:
         log.info("low-rank mass matrix: %s; sampling again with the diagonal one", restarted)
         used = "diag"
-        tree = sample(used)
-        checked = convergence(tree["posterior"].to_dataset()[names])
+        tree, checked = sample(used)
     log.info("sampled in %.1f s; scoring: log-likelihood and diagnostics", sample_s)
     settings = {
         "sampler": sampler,

@@ -76,7 +76,7 @@ def build_model(
     *,
     observation: ObservationModel | None = None,
     pooling: Mapping[str, str] | None = None,
-    centred: bool = False,
+    parametrisation: str = "non_centred",
 ) -> pm.Model:
     """The law as a PyMC model of its target on the link scale (log-loss for a loss).
 
@@ -113,7 +113,7 @@ def build_model(
                 forward, inverse = link_functions(p, priors[p], pt)
                 sd = priors[f"{p}_sd"].to_pymc(f"{p}_sd")
                 centre = forward(population[p])
-                if centred:
+                if parametrisation == "centred":
                     linked = pm.Normal(f"{p}_group_link", centre, sd, dims="group")
                     pm.Deterministic(f"{p}_z", (linked - centre) / sd, dims="group")
                 else:

@@ -1116,7 +1116,7 @@ class ScalingFit:
             self._priors_with_spreads(),
             observation=self.observation,
             pooling=self.pooling,
-            centred=self.parametrisation == "centred",
+            parametrisation=self.parametrisation,
         )
 
     def _fit_options(self) -> dict[str, Any]:
