@@ -1,17 +1,24 @@
 """Which runs to train next: from candidate runs, a batch that most shrinks a target's posterior per unit cost.
 
 The target is a quantity the fit predicts: the expected loss at given inputs, or the compute-optimal
-``N_opt``, ``D_opt`` or loss at a budget. Its posterior variance (on the log scale) after the new runs are
-fitted is forecast from the posterior draws alone, under the fit's own model, with no refit per candidate:
+``N_opt``, ``D_opt`` or ``loss_opt`` at a budget. Its posterior variance (on the log scale) after the new runs
+are fitted is forecast from the posterior draws alone, under the fit's own model, with no refit per candidate:
 
-- **the law's curve.** Its draws at the candidates and at the target are taken as jointly Gaussian (a local
-  Gaussian approximation of the posterior). A run at candidate ``k`` observes the curve there with the
-  observation model's noise (as the Normal that carries the same information,
-  :meth:`ObservationModel.information_variance`), so the target's variance after observing it follows from
-  the linear (Kalman) update of the draws' covariance; choosing runs one at a time updates it by rank one.
+- **the law's curve**, linearised at each of :data:`DRAWS` posterior draws (Bayesian design with a local
+  linearisation, Chaloner and Verdinelli 1995): at a draw the parameters (on their link scales) have a
+  precision, the prior's plus what the fitted runs tell (each run's slope of the curve, squared, over the
+  noise variance), and a run at candidate ``k`` adds its own; the target's variance there is its slope
+  through the inverse. Averaged over the draws this values runs as the refit does where the posterior is far
+  from Gaussian (few runs, a curved posterior): many small runs together can pin a direction down that one
+  large run cannot, which a single Gaussian of the curve's draws missed. The averaged forecast scales the
+  target's variance in the draws.
 - **the extrapolation discrepancy** (:mod:`bayes_scaling.observation`). Its variance at the target is
   ``E[(kappa sigma z)^2]`` times the squared distance from the nearest fitted run (of the target's group); a
   run nearer the target shortens that distance. This is what makes larger runs worth their cost.
+
+Parameters of a grouped fit count once per group: a shared one once, a group's own value (its spread across
+groups as its prior, for partial pooling) only through that group's runs. A new group's own values are
+learned from no candidate; its target narrows through the shared parameters and the distance.
 
 Runs are chosen greedily: at each step the candidate whose expected reduction of the target's variance per
 unit cost is largest, among those that fit in what is left of the budget.
@@ -20,7 +27,7 @@ unit cost is largest, among those that fit in what is left of the budget.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +38,8 @@ from . import intervals
 from .errors import DataError, OptionError
 from .expr import Expression
 from .observation import gaps
+from .priors import link_functions
+from .result import sampled_draws
 
 if TYPE_CHECKING:
     from .result import ScalingFit
@@ -39,13 +48,20 @@ __all__ = ["OPTIMAL_TARGETS", "greedy", "suggest_runs"]
 
 #: A run is worth suggesting when it is expected to remove at least this share of the target's variance now.
 MIN_GAIN = 1e-3
+#: Posterior draws at which the law is linearised (evenly spaced through the chains), and the step of the
+#: central differences on each parameter's link scale.
+DRAWS = 256
+STEP = 1e-3
 #: Compute-optimal targets, and the key of :func:`bayes_scaling.optimal.optimum` each one reads.
 OPTIMAL_TARGETS = {"N_opt": "N", "D_opt": "D", "loss_opt": "loss"}
 
 
 def greedy(
-    curve: np.ndarray,
+    jac: np.ndarray,
+    target_jac: np.ndarray,
+    cov: np.ndarray,
     noise_var: np.ndarray,
+    scale: np.ndarray,
     cost: np.ndarray,
     unit: np.ndarray,
     dist: np.ndarray,
@@ -59,34 +75,41 @@ def greedy(
     variance per unit cost (or, with ``per_cost=False``, the largest reduction) that fits in the budget left
     and removes at least :data:`MIN_GAIN` of the variance before the first.
 
-    ``curve``: draws (S, K + T) of the curve at K candidates then T targets; ``noise_var`` (K,): the
-    noise variance of a run at each candidate; ``cost`` (K,). The discrepancy: ``unit`` (S or 1, T) its
-    draws per decade of distance (zeros without one), ``dist`` (S or 1, T) the targets' distance from the
-    fitted runs now and ``reach`` (S or 1, T, K) their distance from each candidate (inf where a candidate
-    cannot shorten it).
+    The curve, at S draws and C parameters: ``jac`` (S, K, C) its slopes at the K candidates, ``target_jac``
+    (S, T, C) at the T targets, ``cov`` (S, C, C) the parameters' covariance today, ``noise_var``
+    (S or 1, K) the noise variance of a run at each candidate, ``scale`` (T,) the targets' variance in the
+    draws over the linearised one. The discrepancy: ``unit`` (S or 1, T) its draws per decade of distance
+    (zeros without one), ``dist`` (S or 1, T) the targets' distance from the fitted runs now and ``reach``
+    (S or 1, T, K) their distance from each candidate (inf where a candidate cannot shorten it).
 
     Returns, per chosen candidate, its index, the curve's variance at each target after it and the
     targets' distances after it.
     """
     K = cost.size
-    cov = np.atleast_2d(np.cov(curve, rowvar=False))
+
+    def curve_var(cov: np.ndarray) -> np.ndarray:
+        return scale * np.einsum("stc,scd,std->t", target_jac, cov, target_jac) / cov.shape[0]
+
     unit2 = np.square(unit)
-    least = MIN_GAIN * (np.trace(cov[K:, K:]) + (unit2 * np.square(dist)).mean(0).sum())
+    least = MIN_GAIN * (curve_var(cov).sum() + (unit2 * np.square(dist)).mean(0).sum())
     open_ = np.ones(K, dtype=bool)
     spent, out = 0.0, list[tuple[int, np.ndarray, np.ndarray]]()
     while batch is None or len(out) < batch:
+        u = np.einsum("scd,skd->skc", cov, jac)  # cov j_k at each draw
+        denom = noise_var + np.einsum("skc,skc->sk", jac, u)
+        told = np.square(np.einsum("stc,skc->stk", target_jac, u)) / denom[:, None, :]  # rank-one update's gain
         nearer = np.minimum(dist[..., None], reach)  # (S or 1, T, K)
         shorter = (unit2[..., None] * (np.square(dist)[..., None] - np.square(nearer))).sum(axis=1).mean(0)
-        gain = np.square(cov[K:, :K]).sum(axis=0) / (np.diagonal(cov)[:K] + noise_var) + shorter
+        gain = (scale[:, None] * told.mean(axis=0)).sum(axis=0) + shorter
         ok = open_ & (spent + cost <= budget) & (gain > least)
         if not ok.any():
             break
         k = int(np.argmax(np.where(ok, gain / cost if per_cost else gain, -np.inf)))
-        cov = cov - np.outer(cov[:, k], cov[k, :]) / (cov[k, k] + noise_var[k])
+        cov = cov - np.einsum("sc,sd->scd", u[:, k], u[:, k]) / denom[:, k, None, None]
         dist = nearer[..., k]
         open_[k] = False
         spent += float(cost[k])
-        out.append((k, np.diagonal(cov)[K:].copy(), dist))
+        out.append((k, curve_var(cov), dist))
     return out
 
 
@@ -123,17 +146,51 @@ def _costs(fit: ScalingFit, cost: str | None, values: Mapping[str, np.ndarray]) 
     return out
 
 
+Links = Mapping[str, tuple[Callable, Callable]]
+
+
+def _slopes(fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], sampled: Mapping[str, np.ndarray], links: Links):
+    """The derivative of ``fn(sampled)`` (S, points) with respect to each sampled parameter on its link scale,
+    at every point (a point's value depends on its own parameter values only): {p: (S, points)}."""
+    out = {}
+    for p, (forward, inverse) in links.items():
+        up, down = (fn({**sampled, p: inverse(forward(sampled[p]) + h)}) for h in (STEP, -STEP))
+        out[p] = (up - down) / (2 * STEP)
+    return out
+
+
+def _law_slopes(fit: ScalingFit, sampled: Mapping, inputs: Mapping, links: Links, rows: np.ndarray):
+    """:func:`_slopes` of the law's curve at ``inputs``, at the draws ``rows`` of ``sampled``."""
+    return _slopes(lambda s: fit._law_at(s, inputs), _at(sampled, rows), links)
+
+
+def _columns(fit: ScalingFit, *codes: np.ndarray | None) -> list[tuple[str, int | None]]:
+    """The parameters the forecast tracks, as (parameter, group): a shared one once (group None), a group's
+    own value once per group among ``codes`` (those of the candidates and the targets)."""
+    groups = sorted({int(c) for some in codes if some is not None for c in some})
+    return [
+        (p, g) for p in fit.law.sampled_params for g in ([None] if fit.pooling[p] == "shared" or not groups else groups)
+    ]
+
+
+def _jacobian(slopes: Mapping[str, np.ndarray], codes: np.ndarray | None, columns: list) -> np.ndarray:
+    """Slopes (S, points) per parameter as a Jacobian (S, points, C) over ``columns`` (parameter, group): a
+    group's own value moves that group's points only."""
+    return np.stack([slopes[p] if g is None else slopes[p] * (codes == g) for p, g in columns], axis=-1)
+
+
 @dataclass(frozen=True)
 class _Target:
     """A target's draws on the log scale, split into the law's curve (S, T) and the discrepancy per decade
-    of distance ``unit`` (S or 1, T; zero where there is none); where it lies (inputs of shape (S or 1, T))
-    and in which group."""
+    of distance ``unit`` (S or 1, T; zero where there is none); where it lies (inputs of shape (S or 1, T)),
+    in which group, and the curve's ``slopes`` at the linearisation's draws ({parameter: (DRAWS, T)})."""
 
     curve: np.ndarray
     unit: np.ndarray
     where: dict[str, np.ndarray]
     codes: np.ndarray | None
     name: str
+    slopes: dict[str, np.ndarray]
 
 
 def _per_decade(fit: ScalingFit, codes: np.ndarray | None, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -145,16 +202,24 @@ def _per_decade(fit: ScalingFit, codes: np.ndarray | None, size: int, rng: np.ra
     return np.broadcast_to(fit._delta(np.ones(size), sigma, fit._tilt(codes, rng)), (sigma.shape[0], size))
 
 
-def _loss_target(fit: ScalingFit, target: Any, group: Any, new_group: bool, rng: np.random.Generator) -> _Target:
+def _at(sampled: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {p: v[rows] for p, v in sampled.items()}
+
+
+def _loss_target(
+    fit: ScalingFit, target: Any, group: Any, new_group: bool, rng: np.random.Generator, links: Links, rows: np.ndarray
+) -> _Target:
     table, inputs = (target, {}) if isinstance(target, pd.DataFrame) else (None, dict(target))
     values, _, codes = fit._prediction_inputs(table, inputs, group, new_group)
-    curve = fit.curve(values, codes, rng)
+    sampled = sampled_draws(fit.law, fit.posterior, fit.priors, fit.pooling, codes, rng)
+    curve = fit._law_at(sampled, values)
     unit = _per_decade(fit, codes, curve.shape[1], rng)
-    return _Target(curve, unit, {k: v[None, :] for k, v in values.items()}, codes, "loss")
+    slopes = _law_slopes(fit, sampled, values, links, rows)
+    return _Target(curve, unit, {k: v[None, :] for k, v in values.items()}, codes, "loss", slopes)
 
 
 def _optimal_target(
-    fit: ScalingFit, name: str, C: Any, group: Any, new_group: bool, rng: np.random.Generator
+    fit: ScalingFit, name: str, C: Any, group: Any, new_group: bool, rng: np.random.Generator, links, rows
 ) -> _Target:
     from .optimal import checked_positive, optimum
 
@@ -163,11 +228,16 @@ def _optimal_target(
     budgets = checked_positive(C)
     labels, groups = fit._group_draws(group, new_group, rng)
     codes = None if labels is None else fit._group_codes(labels, new_group)
-    curves, units, where = [], [], []
+
+    def log_optimum(sampled: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.log(optimum(fit.law, sampled, budgets[None, :])[OPTIMAL_TARGETS[name]])
+
+    curves, units, where, slopes = [], [], [], []
     for i, (sampled, _) in enumerate(groups):
         opt = optimum(fit.law, sampled, budgets[None, :])
         curves.append(np.log(opt[OPTIMAL_TARGETS[name]]))
         where.append(opt["inputs"])
+        slopes.append(_slopes(log_optimum, _at(sampled, rows), links))
         mine = None if codes is None else codes[i : i + 1]
         units.append(_per_decade(fit, mine, budgets.size, rng) if name == "loss_opt" else np.zeros((1, budgets.size)))
     every = {k: np.concatenate([w[k] for w in where], axis=1) for k in fit.law.inputs}
@@ -177,7 +247,26 @@ def _optimal_target(
         every,
         None if codes is None else np.repeat(codes, budgets.size),
         name,
+        {p: np.concatenate([s[p] for s in slopes], axis=1) for p in links},
     )
+
+
+def _covariance(fit: ScalingFit, columns: list, links: Links, rows: np.ndarray) -> np.ndarray:
+    """The parameters' covariance (S, C, C) at each linearisation draw: the inverse of the prior's precision
+    (a group's spread for a partially pooled group value) plus what the fitted runs tell."""
+    prior = []
+    for p, g in columns:
+        if g is not None and fit.pooling[p] == "partial":
+            prior.append(np.square(fit.draws(f"{p}_sd")[rows]))
+        else:
+            prior.append(np.full(rows.size, np.var(links[p][0](fit.priors[p].sample(4000, seed=0)))))
+    codes, inputs = fit.runs.group, fit.runs.inputs
+    sampled = sampled_draws(fit.law, fit.posterior, fit.priors, fit.pooling, codes)
+    jac = _jacobian(_law_slopes(fit, sampled, inputs, links, rows), codes, columns)
+    noise_var = fit.observation.information_variance(fit.observation.noise(fit.posterior, codes))[rows]
+    precision = np.einsum("snc,snd->scd", jac / noise_var[..., None], jac)
+    precision[:, np.arange(len(columns)), np.arange(len(columns))] += 1 / np.stack(prior, axis=1)
+    return np.linalg.inv(precision)
 
 
 def suggest_runs(
@@ -201,31 +290,39 @@ def suggest_runs(
         raise OptionError(f"budget must be a positive number (the most the new runs may cost together), got {budget!r}")
     (prob,) = intervals.check_probs(prob)
     rng = np.random.default_rng(seed)
+    links = {p: link_functions(p, fit.priors[p], np) for p in fit.law.sampled_params}
+    size = fit.posterior.sizes["chain"] * fit.posterior.sizes["draw"]
+    rows = np.unique(np.linspace(0, size - 1, min(DRAWS, size)).astype(int))
     if isinstance(target, str):
         if target not in OPTIMAL_TARGETS:
             raise OptionError(
                 f"unknown target {target!r}: use one of {', '.join(OPTIMAL_TARGETS)} (with C=), or give the "
                 "inputs of the runs whose loss to pin down (a table, or a mapping such as {'N': 7e9, 'D': 1.4e11})"
             )
-        aim = _optimal_target(fit, target, C, group, new_group, rng)
+        aim = _optimal_target(fit, target, C, group, new_group, rng, links, rows)
     elif isinstance(target, pd.DataFrame | Mapping):
         if C is not None:
             raise OptionError("C= goes with a compute-optimal target (N_opt, D_opt, loss_opt), not with points")
-        aim = _loss_target(fit, target, group, new_group, rng)
+        aim = _loss_target(fit, target, group, new_group, rng, links, rows)
     else:
         raise OptionError(f"target must be a table or mapping of inputs, or one of {', '.join(OPTIMAL_TARGETS)}")
 
     table = candidate_table(candidates)
     values, _, codes = fit._prediction_inputs(table, {}, None, False)
     costs = _costs(fit, cost, values)
-    noise = fit.observation.noise(fit.posterior, codes, rng)
-    noise_var = np.broadcast_to(fit.observation.information_variance(noise).mean(axis=0), len(table))
-    curve = np.concatenate([fit.curve(values, codes, rng), aim.curve], axis=1)
+    noise_var = fit.observation.information_variance(fit.observation.noise(fit.posterior, codes, rng))[rows]
+    sampled = sampled_draws(fit.law, fit.posterior, fit.priors, fit.pooling, codes, rng)
+    columns = _columns(fit, codes, aim.codes)
+    jac = _jacobian(_law_slopes(fit, sampled, values, links, rows), codes, columns)
+    target_jac = _jacobian(aim.slopes, aim.codes, columns)
+    cov = _covariance(fit, columns, links, rows)
+    before = aim.curve.var(axis=0)
+    linear = np.einsum("stc,scd,std->t", target_jac, cov, target_jac) / rows.size
+    scale = np.divide(before, linear, out=np.zeros_like(before), where=linear > 0)
     dist = fit.distance(aim.where, aim.codes)
     reach = gaps(aim.where, {k: values[k] for k in fit.law.scaled_inputs})
     if aim.codes is not None and codes is not None:  # a run shortens the distance of its own group's targets
         reach = np.where((aim.codes[:, None] >= 0) & (aim.codes[:, None] != codes[None, :]), np.inf, reach)
-    before = aim.curve.var(axis=0)
 
     def variance(var: np.ndarray, dist: np.ndarray) -> float:
         """The targets' summed variance: the curve's, and the discrepancy's at distance ``dist``."""
@@ -234,8 +331,22 @@ def suggest_runs(
     # Greedy by gain per unit cost can spend the budget on many cheap runs that each tell little; greedy by
     # gain alone can miss many cheap good ones. The better of the two is within a constant factor of the
     # best batch (Krause and Guestrin 2005; Leskovec et al. 2007).
+    noise_var = np.broadcast_to(noise_var, (rows.size, len(table)))
     plans = [
-        greedy(curve, noise_var, costs, aim.unit, dist, reach, budget=budget, batch=batch, per_cost=per_cost)
+        greedy(
+            jac,
+            target_jac,
+            cov,
+            noise_var,
+            scale,
+            costs,
+            aim.unit,
+            dist,
+            reach,
+            budget=budget,
+            batch=batch,
+            per_cost=per_cost,
+        )
         for per_cost in (True, False)
     ]
     now = variance(before, dist)

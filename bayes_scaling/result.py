@@ -570,7 +570,10 @@ class ScalingFit:
         the discrepancy: (chain * draw, points).
 
         ``codes`` are group indices (-1: a new group, drawn from the population with ``rng``)."""
-        sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng)
+        return self._law_at(sampled_draws(self.law, self.posterior, self.priors, self.pooling, codes, rng), inputs)
+
+    def _law_at(self, sampled: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The law on the link scale at ``inputs`` for draws of its sampled parameters (:func:`sampled_draws`)."""
         return self.observation.link(self.law.evaluate_sampled(sampled, **{k: inputs[k] for k in self.law.inputs}))
 
     def distance(self, inputs: Mapping[str, np.ndarray], codes: np.ndarray | None = None) -> np.ndarray:

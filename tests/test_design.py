@@ -16,49 +16,62 @@ from bayes_scaling.design import greedy
 from conftest import CHINCHILLA_TRUTH, run, simulate
 
 
-def _linear_gaussian(rng, S=200_000):
-    """Draws of a curve linear in three standard-normal parameters at four candidates and one target."""
+def _linear(rng, draws=2):
+    """A curve linear in three parameters (prior covariance I) at four candidates and one target, with its
+    slopes differing between ``draws`` posterior draws, as a curved posterior's do."""
     H = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
     g = np.array([1.0, 2.0, 0.2])
-    theta = rng.standard_normal((S, 3))
-    return H, g, theta @ np.vstack([H, g]).T
+    jac = H[None] * rng.uniform(0.5, 2.0, (draws, 1, 3))
+    return jac, np.broadcast_to(g, (draws, 1, 3)), np.broadcast_to(np.eye(3), (draws, 3, 3))
 
 
 #: No discrepancy: its draws per decade, the target's distance and the candidates' (one target, four candidates).
 _NO_DISCREPANCY = (np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1, 4)))
 
 
-def test_greedy_variance_is_the_exact_gaussian_posterior():
-    H, g, curve = _linear_gaussian(np.random.default_rng(0))
-    r = np.full(4, 0.5)
-    steps = greedy(curve, r, np.ones(4), *_NO_DISCREPANCY, budget=2.0)
+def test_greedy_variance_is_the_exact_gaussian_posterior_averaged_over_draws():
+    jac, g, cov = _linear(np.random.default_rng(0))
+    r = np.full((1, 4), 0.5)
+    steps = greedy(jac, g, cov, r, np.ones(1), np.ones(4), *_NO_DISCREPANCY, budget=2.0)
     assert len(steps) == 2
     chosen = [k for k, _, _ in steps]
-    for i in (1, 2):  # after each step: g' (I + H_A' H_A / r)^-1 g
-        A = H[chosen[:i]]
-        exact = g @ np.linalg.solve(np.eye(3) + A.T @ A / 0.5, g)
-        assert steps[i - 1][1][0] == pytest.approx(exact, rel=0.02)
+
+    def exact(picked: list[int]) -> float:  # mean over draws of g' (I + H_A' H_A / r)^-1 g
+        return float(
+            np.mean(
+                [
+                    g[s, 0] @ np.linalg.solve(np.eye(3) + jac[s, picked].T @ jac[s, picked] / 0.5, g[s, 0])
+                    for s in range(jac.shape[0])
+                ]
+            )
+        )
+
+    for i in (1, 2):
+        assert steps[i - 1][1][0] == pytest.approx(exact(chosen[:i]), rel=1e-9)
     # the first pick is the one that removes the most variance, by the exact formula
-    gains = [(g @ h) ** 2 / (h @ h + 0.5) for h in H]
-    assert chosen[0] == int(np.argmax(gains))
+    assert chosen[0] == int(np.argmax([exact([]) - exact([k]) for k in range(4)]))
 
 
 def test_greedy_weighs_gain_against_cost():
-    _, _, curve = _linear_gaussian(np.random.default_rng(1))
-    cost = np.array([1.0, 100.0, 1.0, 1.0])  # candidate 1 tells most about the target, at a hundred times the cost
-    by_cost = greedy(curve, np.full(4, 0.5), cost, *_NO_DISCREPANCY, budget=100.0, per_cost=True)
-    by_gain = greedy(curve, np.full(4, 0.5), cost, *_NO_DISCREPANCY, budget=100.0, per_cost=False)
+    jac, g, cov = _linear(np.random.default_rng(1), draws=1)
+    jac[0, 1] = [3.0, 3.0, 0.0]  # candidate 1 tells most about the target, at a hundred times the cost
+    cost = np.array([1.0, 100.0, 1.0, 1.0])
+    r = np.full((1, 4), 0.5)
+    by_cost = greedy(jac, g, cov, r, np.ones(1), cost, *_NO_DISCREPANCY, budget=100.0, per_cost=True)
+    by_gain = greedy(jac, g, cov, r, np.ones(1), cost, *_NO_DISCREPANCY, budget=100.0, per_cost=False)
     assert by_gain[0][0] == 1 and by_cost[0][0] != 1
     assert sum(cost[k] for k, _, _ in by_cost) <= 100 and sum(cost[k] for k, _, _ in by_gain) <= 100
 
 
 def test_greedy_shortens_the_discrepancy_distance():
     rng = np.random.default_rng(2)
-    curve = np.zeros((1000, 3))  # no curve uncertainty: only the discrepancy's distance can shrink
     unit = rng.standard_normal((1000, 1))
     steps = greedy(
-        curve,
-        np.full(2, 0.1),
+        np.zeros((1, 2, 1)),  # no curve uncertainty: only the discrepancy's distance can shrink
+        np.zeros((1, 1, 1)),
+        np.ones((1, 1, 1)),
+        np.full((1, 2), 0.1),
+        np.ones(1),
         np.array([1.0, 1.0]),
         unit,
         np.array([[2.0]]),
@@ -180,3 +193,14 @@ def test_suggest_runs_is_reproducible_with_a_seed_for_a_new_group(stored_fit, gr
     ]
     assert plans[0].attrs["width_now"] == plans[1].attrs["width_now"]
     pd.testing.assert_frame_equal(plans[0], plans[1])
+
+
+def test_a_groups_own_values_move_only_its_runs(stored_fit):
+    from bayes_scaling.design import _columns, _jacobian
+
+    codes = np.array([0, 1, 1])
+    columns = _columns(stored_fit, codes)
+    assert {g for _, g in columns} == {0, 1}  # every parameter of the stored fit varies by group
+    jac = _jacobian({p: np.ones((2, 3)) for p in stored_fit.law.sampled_params}, codes, columns)
+    for c, (_, g) in enumerate(columns):
+        assert np.array_equal(jac[0, :, c], np.ones(3) if g is None else (codes == g).astype(float))
