@@ -149,7 +149,7 @@ def _costs(fit: ScalingFit, cost: str | None, values: Mapping[str, np.ndarray]) 
 Links = Mapping[str, tuple[Callable, Callable]]
 
 
-def _slopes(fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], sampled: Mapping[str, np.ndarray], links: Links):
+def _slopes(fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], sampled: Mapping, links: Links) -> dict:
     """The derivative of ``fn(sampled)`` (S, points) with respect to each sampled parameter on its link scale,
     at every point (a point's value depends on its own parameter values only): {p: (S, points)}."""
     out = {}
@@ -159,7 +159,7 @@ def _slopes(fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], sampled: Mappi
     return out
 
 
-def _law_slopes(fit: ScalingFit, sampled: Mapping, inputs: Mapping, links: Links, rows: np.ndarray):
+def _law_slopes(fit: ScalingFit, sampled: Mapping, inputs: Mapping, links: Links, rows: np.ndarray) -> dict:
     """:func:`_slopes` of the law's curve at ``inputs``, at the draws ``rows`` of ``sampled``."""
     return _slopes(lambda s: fit._law_at(s, inputs), _at(sampled, rows), links)
 
@@ -203,6 +203,7 @@ def _per_decade(fit: ScalingFit, codes: np.ndarray | None, size: int, rng: np.ra
 
 
 def _at(sampled: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The draws ``rows`` of each parameter's draws."""
     return {p: v[rows] for p, v in sampled.items()}
 
 
@@ -219,7 +220,14 @@ def _loss_target(
 
 
 def _optimal_target(
-    fit: ScalingFit, name: str, C: Any, group: Any, new_group: bool, rng: np.random.Generator, links, rows
+    fit: ScalingFit,
+    name: str,
+    C: Any,
+    group: Any,
+    new_group: bool,
+    rng: np.random.Generator,
+    links: Links,
+    rows: np.ndarray,
 ) -> _Target:
     from .optimal import checked_positive, optimum
 
