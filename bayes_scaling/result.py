@@ -1072,12 +1072,11 @@ class ScalingFit:
 
         Notes
         -----
-        No refit per candidate: the forecast comes from the posterior draws (a Gaussian update of the
-        curve's draws, and the extrapolation discrepancy's shrinking distance; see
-        :mod:`bayes_scaling.design`). It is the model's own expectation, so a misfitting model plans badly:
-        refit after each batch. The Gaussian update is linear: from very few runs, where the posterior is
-        far from Gaussian, it undervalues many small runs that together pin down the exponents (on
-        simulated Chinchilla runs from 10 runs, cheapest-first narrowed the band more than forecast).
+        No refit per candidate: the forecast comes from the posterior draws (the law linearised at each of
+        256 of them, and the extrapolation discrepancy's shrinking distance; see :mod:`bayes_scaling.design`).
+        It is the model's own expectation, so it cannot foresee a band that widens because the new runs
+        disagree with the fit (from 8 of Gadre's runs the refits were 2.4-5.2x wider than forecast;
+        benchmarks/design_forecast.py): refit after each batch and plan again.
         """
         from .design import suggest_runs
 
