@@ -339,7 +339,6 @@ def suggest_runs(
     # Greedy by gain per unit cost can spend the budget on many cheap runs that each tell little; greedy by
     # gain alone can miss many cheap good ones. The better of the two is within a constant factor of the
     # best batch (Krause and Guestrin 2005; Leskovec et al. 2007).
-    noise_var = np.broadcast_to(noise_var, (rows.size, len(table)))
     plans = [
         greedy(
             jac,
