@@ -43,7 +43,7 @@ import pandas as pd
 
 import bayes_scaling as bs
 from bayes_scaling import intervals
-from bayes_scaling.calibrate import calibration, discrepancy_evidence, estimate_kappa, interval_score
+from bayes_scaling.calibrate import calibration, discrepancy_evidence, estimate_kappa, interval_score, kappa_posterior
 from bayes_scaling.data import DEFAULT_COLUMNS
 from bayes_scaling.result import versions
 
@@ -163,17 +163,23 @@ def top(order: np.ndarray, fraction: float) -> np.ndarray:
     return order > cut
 
 
-def conformal(
-    fit: bs.ScalingFit, spec: Spec, train: pd.DataFrame, test: pd.DataFrame, settings: dict, probs=intervals.PROBS
-) -> dict[str, np.ndarray]:
-    """Split conformal on |log residuals|, calibrated on the top 20% of the training runs (a fit of the rest
-    predicts them), around the median of ``fit`` (the law without discrepancy)."""
+def inner_fit(spec: Spec, train: pd.DataFrame, settings: dict) -> tuple[bs.ScalingFit, pd.DataFrame]:
+    """A fit of the training runs but their top 20% (the law without discrepancy), and that top 20%: the
+    training runs' own backtest, which conformal and the self-backtested kappa learn from."""
     held = top(ordering(spec, train), 0.2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         inner = bs.fit(train[~held], law=spec.law, columns=spec.columns or None, discrepancy=False, **settings)
-    center = inner.predict(train[held], prob=0.5)["median"].to_numpy()
-    residuals = np.sort(np.abs(np.log(train[held][inner.runs.columns["loss"]].to_numpy(float)) - np.log(center)))
+    return inner, train[held]
+
+
+def conformal(
+    fit: bs.ScalingFit, inner: bs.ScalingFit, beyond: pd.DataFrame, test: pd.DataFrame, probs=intervals.PROBS
+) -> dict[str, np.ndarray]:
+    """Split conformal on |log residuals|, calibrated on the runs ``beyond`` the ``inner`` fit (the training
+    runs' top 20%, :func:`inner_fit`), around the median of ``fit`` (the law without discrepancy)."""
+    center = inner.predict(beyond, prob=0.5)["median"].to_numpy()
+    residuals = np.sort(np.abs(np.log(beyond[inner.runs.columns["loss"]].to_numpy(float)) - np.log(center)))
     median = fit.predict(test, prob=0.5)["median"].to_numpy()
     out = {"median": median}
     for p in probs:
@@ -238,18 +244,25 @@ def run(
             seconds = time.perf_counter() - start
             base = {"dataset": spec.name, "source": spec.source, "split": label}
             summary = calibration(fit, test, seed=0).summary
-            rows.append({**base, "method": "no discrepancy", **summary, "seconds": seconds, "_fit": fit, "_test": test})
+            start = time.perf_counter()
+            inner, beyond = inner_fit(spec, train, settings)
+            inner_seconds = time.perf_counter() - start
+            own = discrepancy_evidence(inner, beyond, seed=0)
+            rows.append(
+                {**base, "method": "no discrepancy", **summary, "seconds": seconds, "_fit": fit, "_test": test}
+                | {"_own": own, "_inner_seconds": inner_seconds}
+            )
             if label == "main":
                 evidence[spec.name] = discrepancy_evidence(fit, test, seed=0)
             observed = fit.checked_loss(test)
             start = time.perf_counter()
-            bands = conformal(fit, spec, train, test, settings)
+            bands = conformal(fit, inner, beyond, test)
             rows.append(
                 {
                     **base,
                     "method": "conformal",
                     **summarise(bands, observed),
-                    "seconds": seconds + time.perf_counter() - start,
+                    "seconds": seconds + inner_seconds + time.perf_counter() - start,
                 }
             )
             if peer:
@@ -289,7 +302,9 @@ def run(
 
 
 def add_default(rows: pd.DataFrame, evidence: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The `default` rows: each split's fit with kappa's prior estimated from the other sources' evidence."""
+    """The `default` rows: each split's fit with kappa's prior estimated from the other sources' evidence;
+    and the `self-backtested` rows: that prior updated by the split's own training runs (their top 20%
+    against a fit of the rest, :func:`inner_fit`) with ``calibrate.kappa_posterior``."""
     source_of = dict(zip(rows["dataset"], rows["source"], strict=False))
     priors, new = {}, []
     for source in sorted(set(rows["source"])):
@@ -299,15 +314,20 @@ def add_default(rows: pd.DataFrame, evidence: dict[str, np.ndarray]) -> tuple[pd
         prior = priors[row["source"]]
         if prior is None:
             continue
-        fit = row["_fit"].with_discrepancy(prior, seed=1)
-        summary = calibration(fit, row["_test"], seed=0).summary
-        new.append({**row.drop(["_fit", "_test"]).to_dict(), "method": "default", **summary})
-    table = pd.concat([rows.drop(columns=["_fit", "_test"], errors="ignore"), pd.DataFrame(new)], ignore_index=True)
+        kept = row.drop(["_fit", "_test", "_own", "_inner_seconds"]).to_dict()
+        for method, kappa, extra in (
+            ("default", prior, 0.0),
+            ("self-backtested", kappa_posterior(row["_own"], prior), row["_inner_seconds"]),
+        ):
+            summary = calibration(row["_fit"].with_discrepancy(kappa, seed=1), row["_test"], seed=0).summary
+            new.append({**kept, "method": method, **summary, "seconds": row["seconds"] + extra})
+    private = ["_fit", "_test", "_own", "_inner_seconds"]
+    table = pd.concat([rows.drop(columns=private, errors="ignore"), pd.DataFrame(new)], ignore_index=True)
     return table, {k: str(v) for k, v in priors.items()}
 
 
 COLUMNS = ["n", "coverage_50", "coverage_90", "width_90", "interval_score_90", "mdape", "bias", "seconds"]
-METHODS = ["no discrepancy", "default", "conformal", "peer", "stacked"]
+METHODS = ["no discrepancy", "default", "self-backtested", "conformal", "peer", "stacked"]
 
 
 def pooled(table: pd.DataFrame) -> pd.DataFrame:

@@ -178,7 +178,7 @@ def test_stack_weighs_each_group_on_its_own_future():
 def test_benchmark_subset_on_bundled_data():
     """The real-data benchmark on the bundled runs (Gadre 2024's three datasets, Muennighoff 2023), fewer
     draws, no peer: every method scored, kappa's prior for each source estimated without it, and the
-    default's intervals at least as wide as the law's alone."""
+    default's intervals (and the self-backtested ones') at least as wide as the law's alone."""
     sys.path.insert(0, str(BENCHMARKS))
     import calibration as bench
 
@@ -189,12 +189,15 @@ def test_benchmark_subset_on_bundled_data():
     table, priors = bench.add_default(rows, evidence)
     assert set(evidence) == {"gadre_c4_original", "gadre_rpj", "gadre_rw_original", "muennighoff_chinchilla"}
     assert set(priors) == {"gadre", "muennighoff"} and all(p.startswith("LogNormal") for p in priors.values())
-    assert set(table["method"]) == {"no discrepancy", "default", "conformal"} and len(table) == 12
+    methods = {"no discrepancy", "default", "self-backtested", "conformal"}
+    assert set(table["method"]) == methods and len(table) == 16
     wide = table.pivot_table(index="dataset", columns="method", values="width_90")
-    assert (wide["default"] >= wide["no discrepancy"]).all()
+    assert (wide["default"] >= wide["no discrepancy"]).all() and (
+        wide["self-backtested"] >= wide["no discrepancy"]
+    ).all()
     assert table[["coverage_50", "coverage_90"]].apply(lambda c: c.between(0, 1)).all().all()
     assert "| gadre_rpj | main | default |" in bench.markdown(table)
-    assert set(bench.pooled(table).index) == {"no discrepancy", "default", "conformal"}
+    assert set(bench.pooled(table).index) == methods
 
 
 def test_discrepancy_evidence_reads_each_groups_tilt(stored_fit):
