@@ -9,7 +9,8 @@ law's curve and the discrepancy, without a new run's noise), and the refit's err
 
 Prints one row per dataset, budget and strategy, then per dataset and budget the rank correlation of
 forecast and realised widths across the four strategies (does the forecast order the choices as the refits
-do?) and the median ratio realised / forecast.
+do?) and the median ratio realised / forecast. ``law_alone`` is the start fit's band without the
+discrepancy: how much of today's width the runs' distance from the targets makes.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         start = list(np.argsort(cost)[:START])
         fit = bs.fit(pool.iloc[start], law="chinchilla", seed=args.seed, **SETTINGS)
         now = width(fit, targets)
+        alone = width(fit.with_discrepancy(None), targets)  # the law's band alone: what runs can narrow but distance
+        print(f"{name}: targets' 90% width from the start fit {now:.4g}, of the law alone {alone:.4g}", flush=True)
         for fraction in args.fractions:
             left = fraction * cost.sum() - cost[start].sum()
             for strategy in STRATEGIES:
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                     "strategy": strategy,
                     "runs": len(added),
                     "width_now": now,
+                    "law_alone": alone,
                     "forecast": width(fit, targets, pool.iloc[added]),
                     "realised": width(refit, targets),
                     "mdape": score(refit, targets)["mdape"],
