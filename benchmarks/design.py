@@ -9,6 +9,8 @@ would overspend:
 
 - `design`: `ScalingFit.suggest_runs` on the fit of the runs so far, target the targets' loss at their
   (N, D), candidates the pool runs not yet chosen;
+- `design_law`: the same, planned on the fit without its discrepancy (the law's uncertainty alone: the
+  median's error is the law's, the discrepancy only widens the band);
 - `random`: the pool in a random order (seeded), each run that still fits;
 - `cheapest`: cheapest first;
 - `grid`: space-filling in (log N, log D): the run farthest from those chosen, among those that still fit.
@@ -40,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Budgets, as fractions of the pool's FLOPs, and the number of cheapest runs every strategy starts from.
 FRACTIONS = (0.02, 0.05, 0.1, 0.25, 0.5)
 START = 8
-STRATEGIES = ("design", "random", "cheapest", "grid")
+STRATEGIES = ("design", "design_law", "random", "cheapest", "grid")
 SETTINGS = {"chains": 4, "draws": 500, "tune": 500, "progressbar": False}
 
 DATASETS = {
@@ -68,10 +70,11 @@ def choose(
     cost = pool["flops"].to_numpy()
     if left <= 0:  # the start alone spends more than this budget
         return []
-    if strategy == "design":
+    if strategy in ("design", "design_law"):
         if not rest:
             return []
-        plan = fit.suggest_runs(pool.iloc[rest], target=targets[["n_params", "n_tokens"]], budget=left, seed=0)
+        planner = fit.with_discrepancy(None) if strategy == "design_law" else fit
+        plan = planner.suggest_runs(pool.iloc[rest], target=targets[["n_params", "n_tokens"]], budget=left, seed=0)
         return list(plan.index)  # the pool's index is its positions
     if strategy == "random":
         order = list(rng.permutation(rest))

@@ -27,7 +27,7 @@ from scipy import stats
 import bayes_scaling as bs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from design import DATASETS, SETTINGS, START, STRATEGIES, choose, score, split
+from design import DATASETS, SETTINGS, START, choose, score, split
 
 
 def width(fit: bs.ScalingFit, targets: pd.DataFrame, runs: pd.DataFrame | None = None) -> float:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: targets' 90% width from the start fit {now:.4g}, of the law alone {alone:.4g}", flush=True)
         for fraction in args.fractions:
             left = fraction * cost.sum() - cost[start].sum()
-            for strategy in STRATEGIES:
+            for strategy in ("design", "random", "cheapest", "grid"):
                 added = choose(strategy, fit, pool, list(start), targets, left, np.random.default_rng(args.seed))
                 refit = bs.fit(pool.iloc[start + added], law="chinchilla", seed=args.seed, **SETTINGS)
                 row = {
