@@ -37,7 +37,7 @@ import pandas as pd
 from . import intervals
 from .errors import DataError, OptionError
 from .expr import Expression
-from .observation import gaps
+from .observation import flat_draws, gaps
 from .priors import link_functions
 from .result import sampled_draws
 
@@ -159,9 +159,22 @@ def _slopes(fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], sampled: Mappi
     return out
 
 
-def _law_slopes(fit: ScalingFit, sampled: Mapping, inputs: Mapping, links: Links, rows: np.ndarray) -> dict:
-    """:func:`_slopes` of the law's curve at ``inputs``, at the draws ``rows`` of ``sampled``."""
-    return _slopes(lambda s: fit._law_at(s, inputs), _at(sampled, rows), links)
+def _thinned(fit: ScalingFit, rows: np.ndarray) -> Any:
+    """The posterior at its draws ``rows`` (counted chain by chain), as one chain: what the linearisation
+    needs at the candidates and the fitted runs, without computing every draw there first."""
+    flat = fit.posterior.stack(sample=("chain", "draw")).isel(sample=rows)
+    flat = flat.drop_vars(["sample", "chain", "draw"]).rename(sample="draw")
+    return flat.expand_dims("chain").transpose("chain", "draw", ...)
+
+
+def _runs_at(
+    fit: ScalingFit, posterior: Any, inputs: Mapping, codes: np.ndarray | None, links: Links, rng: Any = None
+) -> tuple[dict, np.ndarray]:
+    """At runs (``inputs``, group ``codes``), for the draws of ``posterior``: the law's :func:`_slopes` and
+    the information variance of a run's observation (:meth:`ObservationModel.information_variance`)."""
+    sampled = sampled_draws(fit.law, posterior, fit.priors, fit.pooling, codes, rng)
+    noise = fit.observation.noise(posterior, codes, rng)
+    return _slopes(lambda s: fit._law_at(s, inputs), sampled, links), fit.observation.information_variance(noise)
 
 
 def _columns(fit: ScalingFit, *codes: np.ndarray | None) -> list[tuple[str, int | None]]:
@@ -215,7 +228,7 @@ def _loss_target(
     sampled = sampled_draws(fit.law, fit.posterior, fit.priors, fit.pooling, codes, rng)
     curve = fit._law_at(sampled, values)
     unit = _per_decade(fit, codes, curve.shape[1], rng)
-    slopes = _law_slopes(fit, sampled, values, links, rows)
+    slopes = _slopes(lambda s: fit._law_at(s, values), _at(sampled, rows), links)
     return _Target(curve, unit, {k: v[None, :] for k, v in values.items()}, codes, "loss", slopes)
 
 
@@ -259,19 +272,20 @@ def _optimal_target(
     )
 
 
-def _covariance(fit: ScalingFit, columns: list, links: Links, rows: np.ndarray) -> np.ndarray:
-    """The parameters' covariance (S, C, C) at each linearisation draw: the inverse of the prior's precision
-    (a group's spread for a partially pooled group value) plus what the fitted runs tell."""
+def _covariance(fit: ScalingFit, posterior: Any, columns: list, links: Links) -> np.ndarray:
+    """The parameters' covariance (S, C, C) at each draw of ``posterior`` (:func:`_thinned`): the inverse of
+    the prior's precision (a group's spread for a partially pooled group value) plus what the fitted runs
+    tell."""
+    size = posterior.sizes["draw"]
     prior = []
     for p, g in columns:
         if g is not None and fit.pooling[p] == "partial":
-            prior.append(np.square(fit.draws(f"{p}_sd")[rows]))
+            prior.append(np.square(flat_draws(posterior[f"{p}_sd"].values)))
         else:
-            prior.append(np.full(rows.size, np.var(links[p][0](fit.priors[p].sample(4000, seed=0)))))
-    codes, inputs = fit.runs.group, fit.runs.inputs
-    sampled = sampled_draws(fit.law, fit.posterior, fit.priors, fit.pooling, codes)
-    jac = _jacobian(_law_slopes(fit, sampled, inputs, links, rows), codes, columns)
-    noise_var = fit.observation.information_variance(fit.observation.noise(fit.posterior, codes))[rows]
+            prior.append(np.full(size, np.var(links[p][0](fit.priors[p].sample(4000, seed=0)))))
+    codes = fit.runs.group
+    slopes, noise_var = _runs_at(fit, posterior, fit.runs.inputs, codes, links)
+    jac = _jacobian(slopes, codes, columns)
     precision = np.einsum("snc,snd->scd", jac / noise_var[..., None], jac)
     precision[:, np.arange(len(columns)), np.arange(len(columns))] += 1 / np.stack(prior, axis=1)
     return np.linalg.inv(precision)
@@ -318,12 +332,12 @@ def suggest_runs(
     table = candidate_table(candidates)
     values, _, codes = fit._prediction_inputs(table, {}, None, False)
     costs = _costs(fit, cost, values)
-    noise_var = fit.observation.information_variance(fit.observation.noise(fit.posterior, codes, rng))[rows]
-    sampled = sampled_draws(fit.law, fit.posterior, fit.priors, fit.pooling, codes, rng)
+    thinned = _thinned(fit, rows)
+    slopes, noise_var = _runs_at(fit, thinned, values, codes, links, rng)
     columns = _columns(fit, codes, aim.codes)
-    jac = _jacobian(_law_slopes(fit, sampled, values, links, rows), codes, columns)
+    jac = _jacobian(slopes, codes, columns)
     target_jac = _jacobian(aim.slopes, aim.codes, columns)
-    cov = _covariance(fit, columns, links, rows)
+    cov = _covariance(fit, thinned, columns, links)
     before = aim.curve.var(axis=0)
     linear = np.einsum("stc,scd,std->t", target_jac, cov, target_jac) / rows.size
     scale = np.divide(before, linear, out=np.zeros_like(before), where=linear > 0)
