@@ -165,8 +165,8 @@ def discrepancy_evidence(fit: Any, runs: pd.DataFrame, *, seed: int | None = Non
     rng = np.random.default_rng(seed)
     values, _, codes = fit._prediction_inputs(runs, {}, None)
     y = fit.observation.link(fit.checked_loss(runs))
-    mu = fit.curve(values, codes, rng)
-    noise = fit.observation.noise(fit.posterior, codes, rng)
+    marginal = fit.observation.noise(fit.posterior, codes, rng)
+    mu, noise = fit._conditioned(values, codes, fit.curve(values, codes, rng), marginal, rng)
     sim = fit.observation.sample(mu, noise, rng)
     center = np.median(sim, axis=0)
     q75, q25 = np.quantile(sim, [0.75, 0.25], axis=0)
@@ -176,7 +176,7 @@ def discrepancy_evidence(fit: Any, runs: pd.DataFrame, *, seed: int | None = Non
         raise DataError("every held-out run lies on a fitted run (distance 0): no extrapolation to learn from")
     order = rng.permutation(mu.shape[0])
     null_residuals = fit.observation.sample(mu[order], {k: v[order] for k, v in noise.items()}, rng) - center
-    sigma = np.broadcast_to(noise["sigma"], sim.shape)
+    sigma = np.broadcast_to(marginal["sigma"], sim.shape)  # the discrepancy's unit
     z = fit.posterior.get("z")  # absent without a discrepancy; without a group dim in fits saved before
     per_group = codes is not None and (z is None or "group" in z.dims)
     parts = [codes == g for g in np.unique(codes)] if per_group else [slice(None)]

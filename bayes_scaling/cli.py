@@ -191,6 +191,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--noise-by-group", action="store_true", help="one observation noise scale per group")
     p.add_argument(
+        "--autocorrelated",
+        metavar="INPUT",
+        help="the law's input (a step count) along which each group's noise is autocorrelated: the group's rows "
+        "are checkpoints of one run",
+    )
+    p.add_argument(
         "--column",
         action="append",
         default=[],
@@ -286,6 +292,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "pooling": args.pooling,
         "parametrisation": args.parametrisation,
         "noise_by_group": args.noise_by_group,
+        "autocorrelated": args.autocorrelated,
     }
 
 

@@ -306,6 +306,11 @@ def suggest_runs(
     seed: int | None = None,
 ) -> pd.DataFrame:
     """The runs to train next: see :meth:`ScalingFit.suggest_runs`."""
+    if fit.observation.autocorrelated:
+        raise OptionError(
+            "suggest_runs treats runs as independent; this fit's noise is autocorrelated along "
+            f"{fit.observation.autocorrelated!r} (checkpoints of one run): plan on a fit of final losses"
+        )
     if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
         raise OptionError(f"batch must be a positive integer, got {batch!r}")
     if isinstance(budget, bool) or not (isinstance(budget, int | float) and 0 < budget < np.inf):

@@ -114,12 +114,13 @@ def compiled_model(
         tuple((k, v.dist, tuple(sorted(v.kwargs.items()))) for k, v in priors.items()),
         observation.likelihood,
         observation.noise_by_group,
+        observation.autocorrelated,
         sampler,
         tuple(pooling.items()),
         parametrisation,
         runs.groups,
     )
-    values = data_values(law, runs, observation)
+    values = data_values(law, runs, observation, pooling)
     start = time.perf_counter()
     found = cache.get(key)
     if found is None:
@@ -160,6 +161,7 @@ def fit(
     parametrisation: str = "non_centred",
     noise_by_group: bool = False,
     discrepancy: bool = True,
+    autocorrelated: str | None = None,
     cache: CompileCache | None = None,
     strict: bool = False,
 ) -> ScalingFit:
@@ -215,6 +217,13 @@ def fit(
         ``kappa * sigma`` per decade of distance from the nearest fitted run (see
         :mod:`bayes_scaling.observation`; override its prior with ``priors={"kappa": ...}``). False
         gives bands of the fitted law alone, which are overconfident beyond the runs.
+    autocorrelated
+        An input of the law (a step or token count) along which the noise of each group's runs is
+        autocorrelated: the group's rows are checkpoints of one run, which lies above or below the law for
+        many steps together. The noise becomes an Ornstein-Uhlenbeck process in the input's log10, with a
+        correlation length ``ell`` (decades, sampled; prior ``priors={"ell": ...}``); predictions are
+        conditioned on the group's latest fitted checkpoint before them (see
+        :mod:`bayes_scaling.observation`). Needs a group; one row per group and position.
     cache
         Where compiled models are kept for reuse (default :data:`compile_cache`, a bounded cache).
     strict
@@ -228,7 +237,11 @@ def fit(
         ESS < 400 or any divergence occurred.
     """
     law = load_law(law)
-    observation = ObservationModel(likelihood, noise_by_group, discrepancy, law.target)
+    observation = ObservationModel(likelihood, noise_by_group, discrepancy, law.target, autocorrelated)
+    if autocorrelated is not None and autocorrelated not in law.inputs:
+        raise OptionError(
+            f"autocorrelated={autocorrelated!r} is not an input of law {law.name!r} (inputs: {', '.join(law.inputs)})"
+        )
     if sampler not in SAMPLERS:
         raise OptionError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
     for name, value in (("chains", chains), ("draws", draws)):

@@ -34,7 +34,7 @@ def laws_dir() -> Path:
 _REQUIRED = ("name", "formula", "inputs", "scales", "model", "natural", "citation")
 #: Names the model and its draws use for themselves (noise, discrepancy, data, dims); a law may not use them.
 RESERVED = frozenset(
-    {"sigma", "nu", "kappa", "z", "obs", "group", "group_idx", "C"}
+    {"sigma", "nu", "ell", "kappa", "z", "obs", "group", "group_idx", "lag_prev", "lag_gap", "C"}
     | {name for observed, _ in TARGETS.values() for name in (observed, f"{observed}_data")}
     | {"chain", "draw", "point", "budget", "distance"}
 )

@@ -12,7 +12,7 @@ import pytensor.tensor as pt
 from .data import RunTable
 from .errors import DataError, GroupError, OptionError
 from .laws import Law
-from .observation import ObservationModel
+from .observation import ObservationModel, run_lags
 from .priors import Prior, link_functions
 
 __all__ = ["PARAMETRISATIONS", "POOLING", "build_model", "data_values", "resolve_pooling"]
@@ -45,10 +45,14 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
     return chosen
 
 
-def data_values(law: Law, runs: RunTable, observation: ObservationModel) -> dict[str, np.ndarray]:
+def data_values(
+    law: Law, runs: RunTable, observation: ObservationModel, pooling: Mapping[str, str] | None = None
+) -> dict[str, np.ndarray]:
     """The model's data containers for ``runs``: reference scales (covariates have none), scaled inputs
-    (``<input>_log``, their logs, for the law's ``logged_inputs``), group codes and the observed target on
-    the link scale. The scales are data too, so a law whose scale comes from the runs compiles once."""
+    (``<input>_log``, their logs, for the law's ``logged_inputs``), group codes where the model uses them
+    (a parameter not ``shared`` in ``pooling``, or noise by group), each run's predecessor for
+    autocorrelated noise and the observed target on the link scale. The scales are data too, so a law
+    whose scale comes from the runs compiles once."""
     values: dict[str, np.ndarray] = {f"{k}_ref": np.asarray(law.scales[k]) for k in law.scaled_inputs}
     for k in law.inputs:
         scaled = runs.inputs[k] / law.scales[k]
@@ -57,7 +61,8 @@ def data_values(law: Law, runs: RunTable, observation: ObservationModel) -> dict
                 values[f"{k}_log"] = np.log(scaled)
         else:
             values[k] = scaled
-    if runs.group is not None:
+    per_group = any(mode != "shared" for mode in (pooling or {}).values()) or observation.noise_by_group
+    if runs.group is not None and per_group:
         values["group_idx"] = runs.group
     if observation.items:
         if runs.items is None:
@@ -65,6 +70,8 @@ def data_values(law: Law, runs: RunTable, observation: ObservationModel) -> dict
                 "likelihood 'binomial' needs each run's number of items (column n_items, or columns={'items': ...})"
             )
         values["items"] = runs.items
+    if observation.autocorrelated:
+        values["lag_prev"], values["lag_gap"] = run_lags(runs, observation.autocorrelated)
     values[f"{observation.observed}_data"] = observation.link(runs.loss)
     return values
 
@@ -101,7 +108,7 @@ def build_model(
     if runs.group is not None:
         coords["group"] = list(runs.groups)
     with pm.Model(coords=coords) as model:
-        values = data_values(law, runs, observation)
+        values = data_values(law, runs, observation, pooling)
         data = {k: pm.Data(k, v, dims=None if k.endswith("_ref") else "obs") for k, v in values.items()}
         scales = {k: data[f"{k}_ref"] if k in law.scaled_inputs else 1.0 for k in law.inputs}
         population, per_group = {}, {}
@@ -132,7 +139,10 @@ def build_model(
             logs={k: data[f"{k}_log"] for k in logged},
         )
         observed = data[f"{observation.observed}_data"]
-        observation.to_pymc(observation.link(curve, pt), observed, priors, data.get("group_idx"), data.get("items"))
+        lag = (data["lag_prev"], data["lag_gap"]) if observation.autocorrelated else None
+        observation.to_pymc(
+            observation.link(curve, pt), observed, priors, data.get("group_idx"), data.get("items"), lag
+        )
     return model
 
 

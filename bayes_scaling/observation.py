@@ -6,19 +6,28 @@ A run's observed target (its loss, by default) relates to the law's curve by
     eps      ~ StudentT(nu, 0, sigma)   (or Normal(0, sigma)); sigma shared or one per group
     delta(x) = kappa * sigma * z * distance(x),   z ~ Normal(0, 1), one z per posterior draw (and group)
 
-``eps`` is the scatter of runs around the curve. An accuracy scored on ``n`` items may instead take the
-binomial likelihood: ``eps ~ Normal(0, sigma)`` gives the run's own accuracy and its score is
-``Binomial(n, that accuracy) / n`` (:func:`binomial_logpmf`). ``delta`` is the extrapolation discrepancy: how wrong the
-law's form itself may be beyond the runs it was fitted on. ``distance(x)`` is in decades of the law's
-inputs from the nearest fitted run, so ``delta`` is zero on the fitted runs and does not enter the
-likelihood of the fit. It grows linearly with the distance (a wrong exponent errs linearly in log scale),
-at ``kappa`` noise scales per decade: a law that describes its runs loosely is trusted less beyond them.
-``kappa`` is common to all laws and datasets; its prior (``models/observation.toml``) is an
-empirical-Bayes estimate from leave-future-out splits of real datasets (``benchmarks/calibration.py``).
-One ``z`` per draw makes ``delta`` a tilt of the whole curve: points further out move further, in the
-same direction, as the misses of a wrong law do. In a fit with groups each group has its own ``z``: the
-curves of different datasets, tasks or runs err beyond their runs in their own directions (a group not in
-the data gets a fresh one).
+``eps`` is the scatter of runs around the curve. Checkpoints of one run are not independent: a run that
+lies above the curve at one step lies above it at the next. With ``autocorrelated="S"`` (an input of the
+law) the ``eps`` of each group's runs follow an Ornstein-Uhlenbeck process along ``log10(S)``: correlation
+``rho = exp(-gap / ell)`` between points ``gap`` decades apart, ``ell`` a parameter. Markov, so the
+likelihood is a product of one-step conditionals (:meth:`ObservationModel.conditional`): each point given
+the one before it in its group, ``Normal`` or Student-t with location ``law + rho * (residual before)`` and
+scale ``sigma * sqrt(1 - rho^2)``; a prediction is conditioned on its group's fitted point nearest before it
+(exact beyond the group's last one: a run's final loss from its early checkpoints).
+
+An accuracy scored on ``n`` items may instead take the binomial likelihood: ``eps ~ Normal(0, sigma)``
+gives the run's own accuracy and its score is ``Binomial(n, that accuracy) / n`` (:func:`binomial_logpmf`).
+
+``delta`` is the extrapolation discrepancy: how wrong the law's form itself may be beyond the runs it was
+fitted on. ``distance(x)`` is in decades of the law's inputs from the nearest fitted run, so ``delta`` is
+zero on the fitted runs and does not enter the likelihood of the fit. It grows linearly with the distance (a
+wrong exponent errs linearly in log scale), at ``kappa`` noise scales per decade: a law that describes its
+runs loosely is trusted less beyond them. ``kappa`` is common to all laws and datasets; its prior
+(``models/observation.toml``) is an empirical-Bayes estimate from leave-future-out splits of real datasets
+(``benchmarks/calibration.py``). One ``z`` per draw makes ``delta`` a tilt of the whole curve: points
+further out move further, in the same direction, as the misses of a wrong law do. In a fit with groups each
+group has its own ``z``: the curves of different datasets, tasks or runs err beyond their runs in their own
+directions (a group not in the data gets a fresh one).
 
 The law file declares its target's kind, which fixes the link (``TARGETS``): ``positive`` (a loss,
 bits per byte; ``log``, so the noise is relative), ``real`` (Elo, a log-likelihood, a loss less its
@@ -37,10 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import OptionError
+from .errors import DataError, GroupError, OptionError
 
 if TYPE_CHECKING:
     import xarray as xr
+
+    from .data import RunTable
 
 __all__ = [
     "LIKELIHOODS",
@@ -52,6 +63,8 @@ __all__ = [
     "flat_draws",
     "gaps",
     "outside_support",
+    "predecessors",
+    "run_lags",
 ]
 
 LIKELIHOODS = ("student_t", "normal", "binomial")
@@ -67,7 +80,11 @@ TARGETS: dict[str, tuple[str, str]] = {
 NOISE_PRIORS: dict[str, dict[str, Any]] = {
     "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 0.05}},
     "nu": {"dist": "Gamma", "kwargs": {"alpha": 2.0, "beta": 0.1}},
+    # correlation length of autocorrelated noise, in decades: median 1, 90% between 0.08 and 12
+    "ell": {"dist": "LogNormal", "kwargs": {"mu": 0.0, "sigma": 1.5}},
 }
+#: The gap (decades) given to a point with no predecessor in its group: its correlation exp(-gap / ell) is 0.
+NO_PREDECESSOR = 1e6
 
 
 #: Adaptive Gauss-Hermite quadrature of the binomial likelihood's run scatter: standard normal nodes and
@@ -120,6 +137,53 @@ def discrepancy_file() -> dict[str, Any]:
     return tomllib.loads((laws_dir().parent / "observation.toml").read_text())
 
 
+def predecessors(
+    points: np.ndarray, codes: np.ndarray, fitted: np.ndarray, fitted_codes: np.ndarray, *, strict: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each point (its position ``points`` along the autocorrelated input, its group ``codes``): the index of
+    the ``fitted`` point of its group nearest before it (at or before it; ``strict``: before it), and the gap
+    in decades between them. Where there is none (before its group's first, or a group not fitted): index
+    -1 and gap :data:`NO_PREDECESSOR`."""
+    index = np.full(len(points), -1)
+    gap = np.full(len(points), NO_PREDECESSOR)
+    for code in np.unique(codes[codes >= 0]):
+        mine = np.flatnonzero(fitted_codes == code)
+        mine = mine[np.argsort(fitted[mine], kind="stable")]
+        at = np.flatnonzero(codes == code)
+        k = np.searchsorted(fitted[mine], points[at], side="left" if strict else "right") - 1
+        at, k = at[k >= 0], k[k >= 0]
+        index[at] = mine[k]
+        gap[at] = np.log10(points[at]) - np.log10(fitted[mine[k]])
+    return index, gap
+
+
+def run_lags(runs: RunTable, along: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each run's predecessor along the input ``along`` within its group and the gap to it in decades
+    (:func:`~bayes_scaling.observation.predecessors`, strictly before), for autocorrelated noise; a named
+    error when there is no group, a position is not positive, or a group has two runs at one position."""
+    column = runs.columns.get(along, along)
+    if runs.group is None:
+        raise GroupError(
+            f"autocorrelated noise along {column!r} needs a group column (group=...): the run each row is a "
+            "checkpoint of"
+        )
+    position = runs.inputs[along]
+    if not np.all(position > 0):
+        row = int(np.flatnonzero(~(position > 0))[0])
+        raise DataError(
+            f"autocorrelated noise is along log10({column}): row {row} has {column} = {position[row]!r}, not positive"
+        )
+    order = np.lexsort((position, runs.group))
+    tied = np.flatnonzero((np.diff(runs.group[order]) == 0) & (np.diff(position[order]) == 0))
+    if tied.size:
+        row = int(order[tied[0]])
+        raise DataError(
+            f"group {runs.groups[runs.group[row]]!r} has two rows at {column} = {position[row]:g}: autocorrelated "
+            "noise needs one per position (average repeated evaluations of a checkpoint)"
+        )
+    return predecessors(position, runs.group, position, runs.group, strict=True)
+
+
 def outside_support(target: str, values: np.ndarray) -> np.ndarray:
     """Indices of the (finite) ``values`` a target of kind ``target`` cannot take."""
     if target == "positive":
@@ -167,19 +231,23 @@ class ObservationModel:
     on a known number of items ``"binomial"`` (each run's accuracy is Normal(law, sigma) on the logit scale,
     its score Binomial on its items: :func:`binomial_logpmf`); ``noise_by_group``: one ``sigma`` per group;
     ``discrepancy``: add the extrapolation discrepancy to predictions; ``target``:
-    the kind of target (``TARGETS``), which fixes the link.
+    the kind of target (``TARGETS``), which fixes the link; ``autocorrelated``: the input along which each
+    group's noise is an Ornstein-Uhlenbeck process (checkpoints of one run), or None (independent runs).
     """
 
     likelihood: str = "student_t"
     noise_by_group: bool = False
     discrepancy: bool = True
     target: str = "positive"
+    autocorrelated: str | None = None
 
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
             raise OptionError(f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
         if self.target not in TARGETS:
             raise OptionError(f"unknown target kind {self.target!r}; use one of {', '.join(TARGETS)}")
+        if self.autocorrelated and self.likelihood == "binomial":
+            raise OptionError("autocorrelated noise needs likelihood 'student_t' or 'normal', not 'binomial'")
         if self.likelihood == "binomial" and self.target != "bounded":
             raise OptionError(
                 f"likelihood 'binomial' is for an accuracy scored on items (a bounded target); this law's target "
@@ -214,7 +282,8 @@ class ObservationModel:
     @property
     def params(self) -> tuple[str, ...]:
         """Names of the noise parameters, which NUTS samples with the law's."""
-        return ("sigma", "nu") if self.likelihood == "student_t" else ("sigma",)
+        own = ("sigma", "nu") if self.likelihood == "student_t" else ("sigma",)
+        return (*own, "ell") if self.autocorrelated else own
 
     @property
     def items(self) -> bool:
@@ -237,10 +306,19 @@ class ObservationModel:
             out["kappa"] = {"dist": kappa["dist"], "kwargs": dict(kappa["kwargs"])}
         return out
 
+    def conditional(self, mu: Any, sigma: Any, residual: Any, gap: Any, ell: Any, xp: Any = np) -> tuple[Any, Any]:
+        """Location and scale of autocorrelated noise at points ``gap`` decades after a point whose residual
+        (observed less law, on the link scale) was ``residual``: ``mu + rho * residual`` and ``sigma * sqrt(1 -
+        rho^2)``, ``rho = exp(-gap / ell)`` (numpy, or ``xp=pytensor.tensor`` inside the model)."""
+        rho = xp.exp(-gap / ell)
+        return mu + rho * residual, sigma * xp.sqrt(1.0 - xp.square(rho))
+
     # ---------------------------------------------------------------------------------------- PyMC
-    def to_pymc(self, mu, observed, priors: Mapping, group_idx=None, items=None) -> None:
+    def to_pymc(self, mu, observed, priors: Mapping, group_idx=None, items=None, lag=None) -> None:
         """Add the noise parameters and the observed target (on the link scale) to the model in context
-        (``items``: the runs' numbers of items, for the binomial likelihood)."""
+        (``items``: the runs' numbers of items, for the binomial likelihood; ``lag``: for autocorrelated
+        noise, each run's predecessor index and the gap to it, :func:`predecessors` with ``strict``, -1
+        read as the run itself)."""
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -248,6 +326,11 @@ class ObservationModel:
             sigma = priors["sigma"].to_pymc("sigma", dims="group")[group_idx]
         else:
             sigma = priors["sigma"].to_pymc("sigma")
+        if self.autocorrelated:
+            before, gap = lag
+            before = pt.maximum(before, 0)
+            ell = priors["ell"].to_pymc("ell")
+            mu, sigma = self.conditional(mu, sigma, observed[before] - mu[before], gap, ell, pt)
         if self.likelihood == "student_t":
             nu = priors["nu"].to_pymc("nu")
             pm.StudentT(self.observed, nu=nu, mu=mu, sigma=sigma, observed=observed, dims="obs")
@@ -269,7 +352,8 @@ class ObservationModel:
         items: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Noise parameters at each point: ``sigma`` (S, points) or (S, 1), ``nu`` (S, 1) for Student-t,
-        and for the binomial likelihood the points' numbers of ``items`` when known (points,).
+        ``ell`` (S, 1) for autocorrelated noise, and for the binomial likelihood the points' numbers of
+        ``items`` when known (points,).
 
         With noise per group, a point of a group not in the data (negative code) takes, draw by draw,
         the sigma of a random known group."""
@@ -287,6 +371,8 @@ class ObservationModel:
         out = {"sigma": sigma}
         if self.likelihood == "student_t":
             out["nu"] = flat_draws(posterior["nu"].values)[:, None]
+        if self.autocorrelated:
+            out["ell"] = flat_draws(posterior["ell"].values)[:, None]
         if self.items and items is not None:
             out["items"] = np.asarray(items, dtype=float)
         return out

@@ -25,7 +25,7 @@ from . import intervals
 from .data import RunTable, load_runs, not_items
 from .errors import DataError, FitFileError, GroupError, MisfitWarning, OptionError, OutputExistsError, SamplingWarning
 from .laws import Law
-from .observation import TARGETS, ObservationModel, distance, flat_draws, outside_support
+from .observation import TARGETS, ObservationModel, distance, flat_draws, outside_support, predecessors, run_lags
 from .priors import Prior, link_functions
 
 __all__ = ["MisfitWarning", "SamplingWarning", "ScalingFit", "assemble_tree", "versions"]
@@ -110,12 +110,18 @@ def _fitted_runs(
     shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
     loglik, replicates = np.empty(shape), np.empty(shape)
     observed = observation.link(runs.loss)
+    lag = run_lags(runs, observation.autocorrelated) if observation.autocorrelated else None
     streams = np.random.SeedSequence([0 if seed is None else seed, 2]).spawn(shape[0])
 
     def one_chain(chain: int) -> None:
         one = posterior.isel(chain=[chain])
         mu = observation.link(law.evaluate_sampled(sampled_draws(law, one, priors, pooling, runs.group), **runs.inputs))
         noise = observation.noise(one, runs.group, items=runs.items)
+        if lag is not None:  # each run given the one before it
+            before = np.maximum(lag[0], 0)
+            mu, noise["sigma"] = observation.conditional(
+                mu, noise["sigma"], observed[before] - mu[:, before], lag[1], noise["ell"]
+            )
         loglik[chain] = observation.logpdf(observed, mu, noise)
         replicates[chain] = observation.sample(mu, noise, np.random.default_rng(streams[chain]))
 
@@ -187,6 +193,7 @@ def assemble_tree(
         "priors": json.dumps({k: v.to_dict() for k, v in priors.items()}),
         "likelihood": observation.likelihood,
         "noise_by_group": int(observation.noise_by_group),
+        "autocorrelated": observation.autocorrelated or "",
         "pooling": json.dumps(dict(pooling)),
         "columns": json.dumps(dict(runs.columns)),
         "groups": json.dumps(list(runs.groups)),
@@ -268,7 +275,11 @@ class ScalingFit:
         self.priors = {k: Prior.from_spec(k, v) for k, v in json.loads(attrs["priors"]).items()}
         noise_by_group = bool(attrs.get("noise_by_group", tree["posterior"]["sigma"].ndim > 2))
         self.observation = ObservationModel(
-            attrs["likelihood"], noise_by_group, "kappa" in tree["posterior"], self.law.target
+            attrs["likelihood"],
+            noise_by_group,
+            "kappa" in tree["posterior"],
+            self.law.target,
+            attrs.get("autocorrelated") or None,
         )
         self.pooling: dict[str, str] = json.loads(attrs["pooling"])
         self.settings: dict[str, Any] = json.loads(attrs["settings"])
@@ -612,7 +623,33 @@ class ScalingFit:
             mu = mu + self._delta(
                 np.maximum(self.distance(inputs, codes), beyond), noise["sigma"], self._tilt(codes, rng)
             )
-        return mu, noise
+        return self._conditioned(inputs, codes, mu, noise, rng)
+
+    def _conditioned(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        codes: np.ndarray | None,
+        mu: np.ndarray,
+        noise: dict[str, np.ndarray],
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """With autocorrelated noise, ``mu`` (draws x points) and the noise conditioned on each point's
+        group's fitted run nearest before it along the autocorrelated input (its residual from the law,
+        draw by draw: :meth:`ObservationModel.conditional`); otherwise as they are."""
+        along = self.observation.autocorrelated
+        if not along:
+            return mu, noise
+        assert self.runs.group is not None, "autocorrelated noise is fitted with groups"
+        codes = np.broadcast_to(np.full(1, -1) if codes is None else codes, (mu.shape[1],))
+        fitted = self.runs.inputs[along]
+        index, gap = predecessors(np.asarray(inputs[along], dtype=float), codes, fitted, self.runs.group)
+        residual = np.zeros(mu.shape)
+        rows, where = np.unique(index[index >= 0], return_inverse=True)
+        if rows.size:
+            law = self.curve({k: v[rows] for k, v in self.runs.inputs.items()}, self.runs.group[rows], rng)
+            residual[:, index >= 0] = (self.observation.link(self.runs.loss[rows]) - law)[:, where]
+        mu, sigma = self.observation.conditional(mu, noise["sigma"], residual, gap, noise["ell"])
+        return mu, {**noise, "sigma": sigma}
 
     def _tilt(self, codes: np.ndarray | None, rng: np.random.Generator | None) -> np.ndarray:
         """The discrepancy's tilt ``z`` at the groups ``codes`` (one code for all, or one per point):
@@ -1135,6 +1172,7 @@ class ScalingFit:
             likelihood=self.likelihood,
             noise_by_group=self.observation.noise_by_group,
             discrepancy=self.observation.discrepancy,
+            autocorrelated=self.observation.autocorrelated,
             pooling=dict(self.pooling),
             parametrisation=self.parametrisation,
             group=self.runs.group_column,

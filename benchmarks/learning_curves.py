@@ -18,7 +18,10 @@ Two protocols:
   complete, as when a ladder of finished runs is at hand and new runs are under way;
 - ``all-early``: every run is cut at 30%, nothing has finished.
 
-Each protocol with the default Student-t likelihood and with a Normal one (``--likelihood``). In flight, the
+Each protocol with the default Student-t likelihood and with a Normal one (``--likelihood``), each with
+independent noise and with noise autocorrelated along the run's learning-rate area (``--noise``;
+``autocorrelated="S1"``: an Ornstein-Uhlenbeck process per run, so a run that lies above the law at one
+checkpoint is expected above it at the next, and a prediction follows the run's last checkpoint). In flight, the
 discrepancy's ``kappa`` is also learned by a backtest (``kappa = backtested``): the all-early fit (every run
 cut at 30%, no final loss seen) predicts the final loss of the runs outside the fold, whose misses give the
 evidence about ``kappa`` (``calibrate.discrepancy_evidence``, each run's tilt on its own);
@@ -32,7 +35,8 @@ protocol, likelihood and kappa, the median absolute percentage error (MdAPE), th
 50% and 90% intervals, the median bias and the worst R-hat over the folds' fits; writes
 ``learning_curves_results.md``. About 20 minutes on 2 cores.
 
-    .venv/bin/python benchmarks/learning_curves.py [--protocol in-flight|all-early] [--likelihood normal] [--folds 5]
+    .venv/bin/python benchmarks/learning_curves.py [--protocol in-flight|all-early] [--likelihood normal]
+        [--noise independent|autocorrelated] [--folds 5]
 """
 
 from __future__ import annotations
@@ -75,11 +79,12 @@ def checkpoints() -> pd.DataFrame:
     return runs.assign(early=runs.current_steps <= EARLY * runs.total_steps)
 
 
-def fit_without(runs: pd.DataFrame, cut: pd.Series, *, seed: int, likelihood: str) -> bs.ScalingFit:
+def fit_without(runs: pd.DataFrame, cut: pd.Series, *, seed: int, likelihood: str, noise: str) -> bs.ScalingFit:
     """The law fitted to the checkpoints not ``cut`` (convergence is read from each fit's diagnostics)."""
+    along = "S1" if noise == "autocorrelated" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)
-        return bs.fit(runs[~cut], seed=seed, likelihood=likelihood, **OPTIONS)
+        return bs.fit(runs[~cut], seed=seed, likelihood=likelihood, autocorrelated=along, **OPTIONS)
 
 
 def score(fit: bs.ScalingFit, finals: pd.DataFrame) -> pd.DataFrame:
@@ -91,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=["in-flight", "all-early", "both"], default="both")
     parser.add_argument("--likelihood", choices=["student_t", "normal", "both"], default="both")
+    parser.add_argument("--noise", choices=["independent", "autocorrelated", "both"], default="both")
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
     runs = checkpoints()
@@ -101,8 +107,9 @@ def main() -> None:
     print(f"{runs.run.nunique()} runs, {len(runs)} checkpoints; scoring the {len(scored)} runs with >= 3 early ones")
     protocols = ["in-flight", "all-early"] if args.protocol == "both" else [args.protocol]
     likelihoods = ["student_t", "normal"] if args.likelihood == "both" else [args.likelihood]
+    noises = ["independent", "autocorrelated"] if args.noise == "both" else [args.noise]
     rows = []
-    for likelihood in likelihoods:
+    for likelihood, noise in ((lik, noise) for noise in noises for lik in likelihoods):
         fitted = {}  # protocol: ([(fit, the finals it predicts)], worst R-hat, minutes)
         for protocol in protocols:
             start = time.perf_counter()
@@ -113,11 +120,13 @@ def main() -> None:
             fits, r_hat = [], 0.0
             for i, fold in enumerate(folds):
                 cut = runs.run.isin(fold) & ~runs.early if protocol == "in-flight" else ~runs.early
-                fit = fit_without(runs, cut, seed=i, likelihood=likelihood)
+                fit = fit_without(runs, cut, seed=i, likelihood=likelihood, noise=noise)
                 fits.append((fit, finals[finals.run.isin(fold)]))
                 r_hat = max(r_hat, fit.diagnostics["max_r_hat"])
                 kept = int((~cut).sum())
-                print(f"{likelihood} {protocol} fold {i + 1}/{len(folds)}: {kept} checkpoints, {fit.diagnostics}")
+                print(
+                    f"{likelihood} {noise} {protocol} fold {i + 1}/{len(folds)}: {kept} checkpoints, {fit.diagnostics}"
+                )
             fitted[protocol] = (fits, r_hat, (time.perf_counter() - start) / 60)
         for protocol, (fits, r_hat, minutes) in fitted.items():
             variants = {"prior": [score(fit, test) for fit, test in fits]}
@@ -132,7 +141,7 @@ def main() -> None:
                     # matched: the next fold cut too, beside finished runs as in flight; its finals are the evidence
                     other = fits[(i + 1) % len(fits)][1].run.to_numpy()
                     cut = runs.run.isin(np.concatenate([test.run.to_numpy(), other])) & ~runs.early
-                    peer = fit_without(runs, cut, seed=100 + i, likelihood=likelihood)
+                    peer = fit_without(runs, cut, seed=100 + i, likelihood=likelihood, noise=noise)
                     evidence = discrepancy_evidence(peer, finals[finals.run.isin(other)], seed=0)
                     kappa = kappa_posterior(evidence, peer.priors["kappa"])
                     print(f"{likelihood} fold {i + 1}, matched: kappa ~ {kappa}")
@@ -142,6 +151,7 @@ def main() -> None:
                 rows.append(
                     {
                         "likelihood": likelihood,
+                        "noise": noise,
                         "protocol": protocol,
                         "kappa": kappa,
                         "runs": len(pred),
@@ -156,12 +166,13 @@ def main() -> None:
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
-    if args.protocol == "both" and args.likelihood == "both":
+    if args.protocol == "both" and args.likelihood == "both" and args.noise == "both":
         out = Path(__file__).with_name("learning_curves_results.md")
         out.write_text(
             "# Learning curves: final loss of Li et al. (2025)'s runs from their first 30% of checkpoints\n\n"
             "`.venv/bin/python benchmarks/learning_curves.py` (law `lr_annealing`, a random effect per run; "
-            "intervals of a new observation at the final step).\n\n" + markdown(table) + "\n"
+            "intervals of a new observation at the final step; `noise`: independent, or autocorrelated along the "
+            "run's learning-rate area).\n\n" + markdown(table) + "\n"
         )
         print(f"wrote {out}")
 

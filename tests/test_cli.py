@@ -92,6 +92,7 @@ def test_fit_summary_predict(tmp_path):
         (["fit", "{csv}", "--law", "nope"], "unknown law 'nope'"),
         (["fit", "{csv}", "--prior", "alpha=Wishart(1)"], "unknown distribution 'Wishart'"),
         (["fit", "{csv}"], "missing column(s) 'loss'"),
+        (["fit", "{csv}", "--autocorrelated", "S"], "autocorrelated='S' is not an input of law 'chinchilla'"),
         (["summary", "missing.nc"], "no saved fit at 'missing.nc'"),
         (["predict", "missing.nc", "--at", "N=1e9"], "no saved fit"),
         (["summary", "{csv}"], "is not a saved bayes_scaling fit"),
