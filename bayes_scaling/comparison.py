@@ -58,6 +58,14 @@ def compare(fits: Mapping[str, ScalingFit], *, method: str = "stacking") -> pd.D
     if len(fits) < 2:
         raise OptionError(f"compare needs at least two fits, got {len(fits)}")
     _same_runs(fits)
+    along = sorted(name for name, fit in fits.items() if fit.observation.autocorrelated)
+    if along:
+        warnings.warn(
+            f"{', '.join(map(repr, along))}: noise autocorrelated within groups, so PSIS-LOO leaves out one "
+            "checkpoint's term given the one before, not the checkpoint: a neighbour still tells of it. Prefer a "
+            "backtest (bs.backtest) that holds out each group's later checkpoints",
+            stacklevel=2,
+        )
     trees = {name: fit.tree for name, fit in fits.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # we count and name the high Pareto k ourselves

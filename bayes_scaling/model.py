@@ -50,7 +50,7 @@ def data_values(
 ) -> dict[str, np.ndarray]:
     """The model's data containers for ``runs``: reference scales (covariates have none), scaled inputs
     (``<input>_log``, their logs, for the law's ``logged_inputs``), group codes where the model uses them
-    (a parameter not ``shared`` in ``pooling``, or noise by group), each run's predecessor for
+    (``pooling`` not given, a parameter not ``shared`` in it, or noise by group), each run's predecessor for
     autocorrelated noise and the observed target on the link scale. The scales are data too, so a law
     whose scale comes from the runs compiles once."""
     values: dict[str, np.ndarray] = {f"{k}_ref": np.asarray(law.scales[k]) for k in law.scaled_inputs}
@@ -61,7 +61,7 @@ def data_values(
                 values[f"{k}_log"] = np.log(scaled)
         else:
             values[k] = scaled
-    per_group = any(mode != "shared" for mode in (pooling or {}).values()) or observation.noise_by_group
+    per_group = pooling is None or any(mode != "shared" for mode in pooling.values()) or observation.noise_by_group
     if runs.group is not None and per_group:
         values["group_idx"] = runs.group
     if observation.items:

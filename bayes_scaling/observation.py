@@ -12,8 +12,10 @@ law) the ``eps`` of each group's runs follow an Ornstein-Uhlenbeck process along
 ``rho = exp(-gap / ell)`` between points ``gap`` decades apart, ``ell`` a parameter. Markov, so the
 likelihood is a product of one-step conditionals (:meth:`ObservationModel.conditional`): each point given
 the one before it in its group, ``Normal`` or Student-t with location ``law + rho * (residual before)`` and
-scale ``sigma * sqrt(1 - rho^2)``; a prediction is conditioned on its group's fitted point nearest before it
-(exact beyond the group's last one: a run's final loss from its early checkpoints).
+scale ``sigma * sqrt(1 - rho^2)`` (with Student-t steps, a heavy-tailed process with the same correlations,
+not a Gaussian one); a prediction is conditioned on its group's fitted point nearest before it (exact beyond
+the group's last one: a run's final loss from its early checkpoints). PSIS-LOO of such a fit leaves out one
+point's conditional term, not the point: compare such fits with backtests.
 
 An accuracy scored on ``n`` items may instead take the binomial likelihood: ``eps ~ Normal(0, sigma)``
 gives the run's own accuracy and its score is ``Binomial(n, that accuracy) / n`` (:func:`binomial_logpmf`).
@@ -141,8 +143,8 @@ def predecessors(
     points: np.ndarray, codes: np.ndarray, fitted: np.ndarray, fitted_codes: np.ndarray, *, strict: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each point (its position ``points`` along the autocorrelated input, its group ``codes``): the index of
-    the ``fitted`` point of its group nearest before it (at or before it; ``strict``: before it), and the gap
-    in decades between them. Where there is none (before its group's first, or a group not fitted): index
+    the ``fitted`` point of its group nearest before it (``strict``: strictly before; otherwise at or before),
+    and the gap in decades between them. Where there is none (before its group's first, or a group not fitted): index
     -1 and gap :data:`NO_PREDECESSOR`."""
     index = np.full(len(points), -1)
     gap = np.full(len(points), NO_PREDECESSOR)

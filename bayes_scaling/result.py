@@ -433,10 +433,16 @@ class ScalingFit:
                     "plot_residuals"
                 )
         if check["p_trend"] < MISFIT_P:
+            checkpoints = (
+                "; or, if each group's rows are checkpoints of one run, fit with autocorrelated= the input "
+                "that orders them (its step or tokens)"
+                if self.runs.group is not None and not self.observation.autocorrelated
+                else ""
+            )
             found.append(
                 f"the residuals run in streaks along {check['trend_input']} (lag-1 autocorrelation, chance "
                 f"{check['p_trend']:.1g} under independent noise): the law misses a bend or step the runs show; "
-                "compare other laws (bs.compare, bs.stack) or look at plot_residuals"
+                f"compare other laws (bs.compare, bs.stack) or look at plot_residuals{checkpoints}"
             )
         typical = float(np.exp(np.mean(np.log(self.runs.loss)))) if self.law.target == "positive" else None
         low, high = PLAUSIBLE_LOSS
@@ -635,14 +641,16 @@ class ScalingFit:
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """With autocorrelated noise, ``mu`` (draws x points) and the noise conditioned on each point's
         group's fitted run nearest before it along the autocorrelated input (its residual from the law,
-        draw by draw: :meth:`ObservationModel.conditional`); otherwise as they are."""
+        draw by draw: :meth:`ObservationModel.conditional`); otherwise as they are. Strictly before: at a
+        fitted run this is the one-step predictive the fit scored it with, not the run itself."""
         along = self.observation.autocorrelated
         if not along:
             return mu, noise
         assert self.runs.group is not None, "autocorrelated noise is fitted with groups"
         codes = np.broadcast_to(np.full(1, -1) if codes is None else codes, (mu.shape[1],))
         fitted = self.runs.inputs[along]
-        index, gap = predecessors(np.asarray(inputs[along], dtype=float), codes, fitted, self.runs.group)
+        position = np.broadcast_to(np.asarray(inputs[along], dtype=float), (mu.shape[1],))
+        index, gap = predecessors(position, codes, fitted, self.runs.group, strict=True)
         residual = np.zeros(mu.shape)
         rows, where = np.unique(index[index >= 0], return_inverse=True)
         if rows.size:
@@ -679,7 +687,8 @@ class ScalingFit:
         (chain * draw, points).
 
         ``kind="mean"``: the expected value for a run there (the law, and beyond the fitted runs its
-        discrepancy); ``"observation"``: a new run's observed value (adds the noise).
+        discrepancy; with autocorrelated noise, also the lean of the group's latest fitted run before it);
+        ``"observation"``: a new run's observed value (adds the noise).
         """
         if kind not in ("mean", "observation"):
             raise OptionError(f"kind must be 'mean' or 'observation', got {kind!r}")

@@ -256,15 +256,17 @@ def test_autocorrelated_fit_recovers_the_noise_and_matches_pymc(ou_fit):
 
 
 def test_autocorrelated_prediction_follows_its_run(ou_fit, tmp_path):
-    """At a fitted checkpoint every draw of a new observation is the observed loss (correlation 1). At the
-    next checkpoint (0.14 decades on, correlation about 0.75) the band of the law and noise is narrower than a
-    run not in the fit gets, with nothing to follow. A saved fit predicts the same."""
+    """At the fitted checkpoints the predictive density is the one the fit scored them with (each given the
+    checkpoint before it; the stored log-likelihood). At the next checkpoint (0.14 decades on, correlation
+    about 0.75) the band of the law and noise is narrower than a run not in the fit gets, with nothing to
+    follow. A saved fit predicts the same."""
+    from scipy.special import logsumexp
+
     runs = ou_curves()
     fitted = runs[runs.step < 2e3]
-    last = fitted.groupby("run").tail(1)
-    band = ou_fit.predict(last, kind="observation", prob=0.9, seed=0)
-    for bound in ("eti90_lower", "eti90_upper"):
-        np.testing.assert_allclose(band[bound], last["loss"], rtol=1e-9)
+    stored = ou_fit.tree["log_likelihood"]["log_loss"].values.reshape(-1, len(fitted))
+    expected = logsumexp(stored, axis=0) - np.log(stored.shape[0])
+    np.testing.assert_allclose(ou_fit.log_predictive_density(fitted), expected, rtol=1e-9)
     following = runs[runs.step > 2e3].groupby("run").head(1)
     law = ou_fit.with_discrepancy(None)
     followed = law.predict(following, kind="observation", prob=0.5, seed=0)
@@ -301,3 +303,17 @@ def test_autocorrelated_fit_refuses_to_plan(ou_fit):
     candidates = pd.DataFrame({"run": ["r0"], "n_params": [1e9], "step": [1e4]})
     with pytest.raises(bs.OptionError, match="autocorrelated along 'S'"):
         ou_fit.suggest_runs(candidates, target=candidates, budget=1e30)
+
+
+def test_compare_warns_that_loo_of_autocorrelated_noise_is_not_leave_one_out(ou_fit):
+    """The fit with independent noise sees the streaks and suggests the autocorrelated noise; compare warns
+    that LOO of the autocorrelated fit leaves a neighbour in."""
+    runs = ou_curves()
+    options = {"law": "kaplan_ns", "group": "run", "pooling": "shared", "seed": 1, **FAST}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        with pytest.warns(bs.MisfitWarning, match="checkpoints of one run, fit with autocorrelated="):
+            independent = bs.fit(runs[runs.step < 2e3], **options)
+    with pytest.warns(UserWarning, match="'autocorrelated': noise autocorrelated within groups"):
+        table = bs.compare({"autocorrelated": ou_fit, "independent": independent})
+    assert set(table.index) == {"autocorrelated", "independent"}
