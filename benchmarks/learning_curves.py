@@ -33,7 +33,7 @@ does; ``kappa = matched`` learns from a fit like the fold's instead: the next fo
 cut at 30%, every other run finished, the next fold's finals as the evidence (5 more fits). Prints, per
 protocol, likelihood and kappa, the median absolute percentage error (MdAPE), the share of runs inside their
 50% and 90% intervals, the median bias and the worst R-hat over the folds' fits; writes
-``learning_curves_results.md``. About 20 minutes on 2 cores.
+``learning_curves_results.md``. About an hour on 2 cores (the Student-t fits take most of it).
 
     .venv/bin/python benchmarks/learning_curves.py [--protocol in-flight|all-early] [--likelihood normal]
         [--noise independent|autocorrelated] [--folds 5]
