@@ -140,19 +140,18 @@ def discrepancy_file() -> dict[str, Any]:
 
 
 def predecessors(
-    points: np.ndarray, codes: np.ndarray, fitted: np.ndarray, fitted_codes: np.ndarray, *, strict: bool = False
+    points: np.ndarray, codes: np.ndarray, fitted: np.ndarray, fitted_codes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each point (its position ``points`` along the autocorrelated input, its group ``codes``): the index of
-    the ``fitted`` point of its group nearest before it (``strict``: strictly before; otherwise at or before),
-    and the gap in decades between them. Where there is none (before its group's first, or a group not fitted): index
-    -1 and gap :data:`NO_PREDECESSOR`."""
+    the ``fitted`` point of its group nearest strictly before it, and the gap in decades between them. Where
+    there is none (before its group's first, or a group not fitted): index -1 and gap :data:`NO_PREDECESSOR`."""
     index = np.full(len(points), -1)
     gap = np.full(len(points), NO_PREDECESSOR)
     for code in np.unique(codes[codes >= 0]):
         mine = np.flatnonzero(fitted_codes == code)
         mine = mine[np.argsort(fitted[mine], kind="stable")]
         at = np.flatnonzero(codes == code)
-        k = np.searchsorted(fitted[mine], points[at], side="left" if strict else "right") - 1
+        k = np.searchsorted(fitted[mine], points[at], side="left") - 1
         at, k = at[k >= 0], k[k >= 0]
         index[at] = mine[k]
         gap[at] = np.log10(points[at]) - np.log10(fitted[mine[k]])
@@ -161,7 +160,7 @@ def predecessors(
 
 def run_lags(runs: RunTable, along: str) -> tuple[np.ndarray, np.ndarray]:
     """Each run's predecessor along the input ``along`` within its group and the gap to it in decades
-    (:func:`~bayes_scaling.observation.predecessors`, strictly before), for autocorrelated noise; a named
+    (:func:`~bayes_scaling.observation.predecessors`), for autocorrelated noise; a named
     error when there is no group, a position is not positive, or a group has two runs at one position."""
     column = runs.columns.get(along, along)
     if runs.group is None:
@@ -183,7 +182,7 @@ def run_lags(runs: RunTable, along: str) -> tuple[np.ndarray, np.ndarray]:
             f"group {runs.groups[runs.group[row]]!r} has two rows at {column} = {position[row]:g}: autocorrelated "
             "noise needs one per position (average repeated evaluations of a checkpoint)"
         )
-    return predecessors(position, runs.group, position, runs.group, strict=True)
+    return predecessors(position, runs.group, position, runs.group)
 
 
 def outside_support(target: str, values: np.ndarray) -> np.ndarray:
@@ -315,12 +314,19 @@ class ObservationModel:
         rho = xp.exp(-gap / ell)
         return mu + rho * residual, sigma * xp.sqrt(1.0 - xp.square(rho))
 
+    def one_step(self, mu: Any, sigma: Any, observed: Any, lag: Any, ell: Any, xp: Any = np) -> tuple[Any, Any]:
+        """The fitted runs' likelihood with autocorrelated noise: location and scale of each run given the one
+        before it in its group (:meth:`conditional` of that run's residual). ``mu`` (points,) or (draws,
+        points); ``lag``: :func:`run_lags`, a -1 (no run before) read as the run itself, at correlation 0."""
+        before, gap = lag
+        before = xp.maximum(before, 0)
+        return self.conditional(mu, sigma, observed[before] - mu[..., before], gap, ell, xp)
+
     # ---------------------------------------------------------------------------------------- PyMC
     def to_pymc(self, mu, observed, priors: Mapping, group_idx=None, items=None, lag=None) -> None:
         """Add the noise parameters and the observed target (on the link scale) to the model in context
         (``items``: the runs' numbers of items, for the binomial likelihood; ``lag``: for autocorrelated
-        noise, each run's predecessor index and the gap to it, :func:`predecessors` with ``strict``, -1
-        read as the run itself)."""
+        noise, each run's predecessor index and the gap to it, :func:`run_lags`)."""
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -329,10 +335,7 @@ class ObservationModel:
         else:
             sigma = priors["sigma"].to_pymc("sigma")
         if self.autocorrelated:
-            before, gap = lag
-            before = pt.maximum(before, 0)
-            ell = priors["ell"].to_pymc("ell")
-            mu, sigma = self.conditional(mu, sigma, observed[before] - mu[before], gap, ell, pt)
+            mu, sigma = self.one_step(mu, sigma, observed, lag, priors["ell"].to_pymc("ell"), pt)
         if self.likelihood == "student_t":
             nu = priors["nu"].to_pymc("nu")
             pm.StudentT(self.observed, nu=nu, mu=mu, sigma=sigma, observed=observed, dims="obs")

@@ -117,11 +117,8 @@ def _fitted_runs(
         one = posterior.isel(chain=[chain])
         mu = observation.link(law.evaluate_sampled(sampled_draws(law, one, priors, pooling, runs.group), **runs.inputs))
         noise = observation.noise(one, runs.group, items=runs.items)
-        if lag is not None:  # each run given the one before it
-            before = np.maximum(lag[0], 0)
-            mu, noise["sigma"] = observation.conditional(
-                mu, noise["sigma"], observed[before] - mu[:, before], lag[1], noise["ell"]
-            )
+        if lag is not None:
+            mu, noise["sigma"] = observation.one_step(mu, noise["sigma"], observed, lag, noise["ell"])
         loglik[chain] = observation.logpdf(observed, mu, noise)
         replicates[chain] = observation.sample(mu, noise, np.random.default_rng(streams[chain]))
 
@@ -650,7 +647,7 @@ class ScalingFit:
         codes = np.broadcast_to(np.full(1, -1) if codes is None else codes, (mu.shape[1],))
         fitted = self.runs.inputs[along]
         position = np.broadcast_to(np.asarray(inputs[along], dtype=float), (mu.shape[1],))
-        index, gap = predecessors(position, codes, fitted, self.runs.group, strict=True)
+        index, gap = predecessors(position, codes, fitted, self.runs.group)
         residual = np.zeros(mu.shape)
         rows, where = np.unique(index[index >= 0], return_inverse=True)
         if rows.size:

@@ -200,7 +200,7 @@ def test_autocorrelated_likelihood_is_the_process_density():
     y, mu = rng.normal(size=12), rng.normal(size=(1, 12))
     ell, sigma = 0.7, 0.3
     model = ObservationModel("normal", autocorrelated="S")
-    before, gap = predecessors(position, codes, position, codes, strict=True)
+    before, gap = predecessors(position, codes, position, codes)
     centre, scale = model.conditional(mu, sigma, np.where(before >= 0, (y - mu)[:, before], 0.0), gap, ell)
     ours = model.logpdf(y, centre, {"sigma": scale}).sum()
     theirs = 0.0
