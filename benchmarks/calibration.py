@@ -306,6 +306,7 @@ def add_default(rows: pd.DataFrame, evidence: dict[str, np.ndarray]) -> tuple[pd
     and the `self-backtested` rows: that prior updated by the split's own training runs (their top 20%
     against a fit of the rest, :func:`inner_fit`) with ``calibrate.kappa_posterior``."""
     source_of = dict(zip(rows["dataset"], rows["source"], strict=False))
+    private = ["_fit", "_test", "_own", "_inner_seconds"]  # what the splits carry for this step only
     priors, new = {}, []
     for source in sorted(set(rows["source"])):
         others = {k: v for k, v in evidence.items() if source_of[k] != source}
@@ -314,14 +315,13 @@ def add_default(rows: pd.DataFrame, evidence: dict[str, np.ndarray]) -> tuple[pd
         prior = priors[row["source"]]
         if prior is None:
             continue
-        kept = row.drop(["_fit", "_test", "_own", "_inner_seconds"]).to_dict()
+        kept = row.drop(private).to_dict()
         for method, kappa, extra in (
             ("default", prior, 0.0),
             ("self-backtested", kappa_posterior(row["_own"], prior), row["_inner_seconds"]),
         ):
             summary = calibration(row["_fit"].with_discrepancy(kappa, seed=1), row["_test"], seed=0).summary
             new.append({**kept, "method": method, **summary, "seconds": row["seconds"] + extra})
-    private = ["_fit", "_test", "_own", "_inner_seconds"]
     table = pd.concat([rows.drop(columns=private, errors="ignore"), pd.DataFrame(new)], ignore_index=True)
     return table, {k: str(v) for k, v in priors.items()}
 
