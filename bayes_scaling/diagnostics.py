@@ -1,9 +1,9 @@
 """Convergence diagnostics for many variables at once: rank-normalised split R-hat, bulk and tail ESS
 (Vehtari et al. 2021, arXiv:1903.08008), vectorised over variables.
 
-The same numbers as ``arviz_stats.rhat`` / ``arviz_stats.ess`` (checked in the tests), computed for every
-scalar of the posterior in one pass of numpy instead of a Python loop per scalar: a fit with 300 groups
-has thousands of them. Arrays are (variables, chain, draw).
+The same numbers as ``arviz_stats.rhat`` / ``arviz_stats.ess`` (the ESS to 1e-6 of itself; checked in the
+tests), computed for every scalar of the posterior in one pass of numpy instead of a Python loop per
+scalar: a fit with 300 groups has thousands of them. Arrays are (variables, chain, draw).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from scipy.fft import next_fast_len
+from scipy import fft
 from scipy.special import ndtri
 
 from .intervals import sorted_quantile
@@ -66,17 +66,21 @@ def _rhat(x: np.ndarray) -> np.ndarray:
 
 def _ess(x: np.ndarray) -> np.ndarray:
     """Effective sample size of each variable of (K, M, n) draws: Geyer's initial positive, then monotone,
-    sequence of autocorrelations pooled over chains."""
+    sequence of autocorrelations pooled over chains. The transforms run in single precision (twice as fast;
+    the ESS moves by under 1e-6 of itself)."""
     k, m, n = x.shape
     size = m * n
     constant = (x.max(axis=(1, 2)) - x.min(axis=(1, 2))) < np.finfo(float).resolution
     means = x.mean(axis=2, keepdims=True)
-    fft_len = next_fast_len(2 * n)
-    spectrum = np.fft.rfft(x - means, n=fft_len, axis=2)
+    fft_len = fft.next_fast_len(2 * n, real=True)
+    centred = x - means
+    scale = np.abs(centred).max(axis=(1, 2), keepdims=True)  # to 1 before single precision, then back
+    scale[scale == 0] = 1.0
+    spectrum = fft.rfft((centred / scale).astype(np.float32), n=fft_len, axis=2)
     # the chains' mean autocovariance is the inverse transform of their mean power spectrum: one inverse
     # transform per variable instead of one per chain
     power = (np.square(spectrum.real) + np.square(spectrum.imag)).mean(axis=1)
-    acov = np.fft.irfft(power, n=fft_len, axis=1)[:, :n] / n  # (K, n)
+    acov = fft.irfft(power, n=fft_len, axis=1)[:, :n] * (np.square(scale[:, 0]) / n)  # (K, n)
     mean_var = acov[:, 0] * n / (n - 1.0)
     var_plus = mean_var * (n - 1.0) / n
     if m > 1:

@@ -17,6 +17,7 @@ CASES = {
     "constant": np.ones((2, 2, 50)),
     "one chain": RNG.normal(size=(4, 1, 100)),
     "ties": RNG.integers(0, 3, size=(6, 4, 120)).astype(float),
+    "beyond single precision": RNG.normal(size=(4, 4, 200)) * np.array([1e-42, 1e-30, 1e30, 1e40])[:, None, None],
 }
 
 
@@ -32,7 +33,8 @@ def test_same_numbers_as_arviz(name):
         )
     ours = diagnose(x)
     for key, theirs in zip(("r_hat", "ess_bulk", "ess_tail"), expected, strict=True):
-        np.testing.assert_allclose(ours[key], theirs, rtol=1e-9, equal_nan=True)
+        # ESS: autocovariances by single-precision transforms
+        np.testing.assert_allclose(ours[key], theirs, rtol=1e-9 if key == "r_hat" else 1e-6, equal_nan=True)
 
 
 def test_convergence_keeps_each_variables_shape(stored_fit):
@@ -51,5 +53,5 @@ def test_many_variables_in_blocks_on_threads():
     for name in ("a", "b"):
         np.testing.assert_allclose(stats["r_hat"][name], arviz_stats.rhat(post[name]).values, rtol=1e-9)
         np.testing.assert_allclose(
-            stats["ess_tail"][name], arviz_stats.ess(post[name], method="tail", prob=0.95).values, rtol=1e-9
+            stats["ess_tail"][name], arviz_stats.ess(post[name], method="tail", prob=0.95).values, rtol=1e-6
         )
