@@ -364,6 +364,25 @@ def cmd_summary(args: argparse.Namespace) -> None:
     _emit(table, args, title=f"{result.law.title} ({table.attrs['interval']} intervals)", **_fit_meta(result))
 
 
+def cmd_modes(args: argparse.Namespace) -> None:
+    from .result import ScalingFit
+
+    result = ScalingFit.load(args.fit)
+    if args.keep is not None:
+        if not args.out:
+            raise CLIError("--keep needs --out FILE.nc: where to save the fit with only those chains")
+        _output(args.out, "--out", args.overwrite)
+        tokens = [t.strip() for t in args.keep.split(",")]
+        bad = [t for t in tokens if not t.isdigit()]
+        if bad:
+            raise CLIError(f"--keep: chain {bad[0]!r} is not a chain number (0, 1, ...)")
+        result = result.keep_chains([int(t) for t in tokens])
+        result.save(args.out, overwrite=args.overwrite)
+    table = result.modes(seed=args.seed)
+    title = f"modes of {result.law.title}'s chains (share: of the posterior mass, by bridge sampling)"
+    _emit(table, args, title=title, **_fit_meta(result), **({"saved": args.out} if args.keep is not None else {}))
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -726,6 +745,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("summary", "summarise a saved fit", cmd_summary, csv_out=True)
     p.add_argument("fit")
     p.add_argument("--prob", type=float, default=intervals.PROB)
+
+    p = command(
+        "modes",
+        "the modes a saved fit's chains settled in, each with its share of the posterior mass",
+        cmd_modes,
+        csv_out=True,
+    )
+    p.add_argument("fit")
+    p.add_argument("--keep", default=None, metavar="0,1,..", help="keep only these chains (with --out)")
+    p.add_argument("--out", default=None, metavar="FILE.nc", help="with --keep: save the fit with those chains")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bridge sampling's draws")
 
     p = command("predict", "predict loss from a saved fit", cmd_predict, csv_out=True)
     p.add_argument("fit")

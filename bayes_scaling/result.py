@@ -338,7 +338,7 @@ class ScalingFit:
         for kind in ("bulk", "tail"):
             if d[f"min_ess_{kind}"] < MIN_ESS:
                 problems.append(f"{kind} ESS {d[f'min_ess_{kind}']:.0f} < {MIN_ESS}")
-        apart = self._chains_apart() if d["max_r_hat"] > MAX_RHAT else {}
+        apart = self._chain_modes()[1] if d["max_r_hat"] > MAX_RHAT else {}
         if apart:
             named = ", ".join(f"{p} ({' / '.join(f'{m:.3g}' for m in medians)})" for p, medians in apart.items())
             loglik = self.tree["log_likelihood"].to_dataset()[self.observation.observed].values
@@ -346,27 +346,65 @@ class ScalingFit:
             problems.append(
                 f"chains settled in different places for {named} (medians per chain): the posterior has several "
                 "modes or a chain is stuck. Mean log-likelihood of the runs per chain: "
-                f"{' / '.join(f'{v:.1f}' for v in fit_per_chain)}; run more chains (chains=8) and look at plot_rank. "
-                "The share of chains in each mode is not its posterior mass, and the mode that fits the fitted runs "
-                "best need not predict new ones best (benchmarks/multimodal.py): check predictions with a backtest "
-                "(bs.backtest), or tighten those priors"
+                f"{' / '.join(f'{v:.1f}' for v in fit_per_chain)}. The share of chains in a mode is not its posterior "
+                f"mass: {self._mode_masses}; run more chains (chains=8) and look at plot_rank. The mode that fits "
+                "the fitted runs best need not predict new ones best (benchmarks/multimodal.py): check predictions "
+                "with a backtest (bs.backtest), or tighten those priors"
             )
         return problems
 
-    def _chains_apart(self, separation: float = 4.0) -> dict[str, list[float]]:
-        """Law and noise parameters whose chain medians differ by more than ``separation`` times the
-        smallest within-chain standard deviation: chains in separate modes (or one stuck), not a slow mix."""
+    @cached_property
+    def _mode_masses(self) -> str:
+        """:meth:`modes` in words, for the warning on chains in different modes (computed once, when needed)."""
+        try:
+            table = self.modes()
+        except (OptionError, np.linalg.LinAlgError) as error:
+            return f"fit.modes() cannot weigh them here ({error})"
+        shares = " / ".join(f"chains {m.chains}: {m.share:.2g}" for m in table.itertuples())
+        heaviest = table.loc[table["share"].idxmax(), "chains"]
+        return (
+            f"estimated shares of it (fit.modes(), bridge sampling) {shares}; fit.keep_chains([{heaviest}]) keeps "
+            "the chains of the heaviest mode"
+        )
+
+    def _chain_modes(self) -> tuple[np.ndarray, dict[str, list[float]]]:
+        """Each chain's mode (:func:`~bayes_scaling.modes.chain_modes`: separate modes or a stuck chain, not a
+        slow mix), and the law and noise parameters that set modes apart with their median in each chain."""
+        from .modes import chain_modes
+
         post = self.tree["posterior"].to_dataset()
-        out = {}
-        for name in (*self.law.params, *self.observation.params):
-            if name not in post or post[name].ndim != 2:
-                continue
-            values = post[name].values  # (chain, draw)
-            medians = np.median(values, axis=1)
-            spread = float(np.sqrt(values.var(axis=1).min()))
-            if spread > 0 and (medians.max() - medians.min()) > separation * spread:
-                out[name] = medians.tolist()
-        return out
+        names = (*self.law.params, *self.observation.params)
+        values = {n: post[n].values for n in names if n in post and post[n].ndim == 2}
+        labels, separating = chain_modes(values)
+        return labels, {n: np.median(values[n], axis=1).tolist() for n in separating}
+
+    def modes(self, *, draws: int = 2000, seed: int | None = 0) -> pd.DataFrame:
+        """The modes the chains settled in, one row each: its chains, share of the draws, and estimated share
+        of the posterior mass with the log mass's standard error (bridge sampling,
+        :func:`~bayes_scaling.modes.mode_masses`). When one mode holds nearly all the mass,
+        :meth:`keep_chains` keeps its chains."""
+        from .modes import mode_masses
+
+        return mode_masses(self, draws=draws, seed=seed)
+
+    def keep_chains(self, chains: Sequence[int]) -> ScalingFit:
+        """The fit with only ``chains`` (positions 0, 1, ...), for instance those of the mode holding the
+        posterior's mass (:meth:`modes`): renumbered from 0, the original positions kept in
+        ``settings["kept_chains"]``. Diagnostics and checks are computed anew on them."""
+        total = self.tree["posterior"].sizes["chain"]
+        keep = sorted(set(chains)) if isinstance(chains, Sequence) and not isinstance(chains, str) else []
+        if not keep or not all(isinstance(c, int | np.integer) and 0 <= c < total for c in keep):
+            raise OptionError(f"keep_chains: chains must be among 0..{total - 1}, got {chains!r}")
+        tree = self.tree.copy()
+        for name, node in self.tree.children.items():
+            if "chain" in node.dims:  # renumbered 0, 1, ...: extend() numbers its new chains after them
+                tree[name] = xr.DataTree(node.to_dataset().isel(chain=keep).assign_coords(chain=np.arange(len(keep))))
+        previous = self.settings.get("kept_chains", list(range(total)))
+        settings = dict(self.settings, chains=len(keep), kept_chains=[int(previous[c]) for c in keep])
+        tree.attrs = {**tree.attrs, "settings": json.dumps(settings)}
+        result = ScalingFit(tree)
+        result.warn_if_unreliable()
+        return result
 
     @cached_property
     def replicates(self) -> np.ndarray:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from bayes_scaling.result import ScalingFit
 from conftest import CHINCHILLA_TRUTH, run, simulate
 
 
@@ -245,3 +246,21 @@ def test_stack_by_group(tmp_path):
     assert sum(r["n_predictions"] for r in rows if r["dataset"] != "(all)") == 2 * 26
     code, out, _ = cli(*common, "--at", "N=1e10,D=2e11", *quick)
     assert code == 0 and [r["group"] for r in json.loads(out)["rows"]] == ["a", "b"]
+
+
+def test_modes_and_keeping_chains(stored_fit_path, tmp_path):
+    """One mode: all the mass; --keep saves a fit of those chains (the user's file is never replaced)."""
+    out = json.loads(run("modes", stored_fit_path, "--json").stdout)
+    assert [(r["chains"], round(r["share"], 6)) for r in out["rows"]] == [("0, 1", 1.0)]
+    kept = tmp_path / "kept.nc"
+    out = json.loads(run("modes", stored_fit_path, "--keep", "1", "--out", kept, "--json").stdout)
+    assert out["saved"] == str(kept) and [r["chains"] for r in out["rows"]] == ["0"]
+    assert ScalingFit.load(kept).settings["kept_chains"] == [1]
+    for args, message in (
+        (["--keep", "1"], "--keep needs --out FILE.nc"),
+        (["--keep", "1,x", "--out", tmp_path / "k2.nc"], "chain 'x' is not a chain number"),
+        (["--keep", "5", "--out", tmp_path / "k2.nc"], "chains must be among 0..1"),
+        (["--keep", "0", "--out", kept], "exists; pass --overwrite"),
+    ):
+        proc = run("modes", stored_fit_path, *args, check=False)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -10,10 +10,12 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from scipy import stats
 
 import bayes_scaling as bs
 from bayes_scaling.data import warn_if_repeated
 from bayes_scaling.laws import Law
+from bayes_scaling.modes import bridge_log_mass
 from bayes_scaling.priors import Prior
 from conftest import CHINCHILLA_TRUTH, run, simulate
 
@@ -207,5 +209,47 @@ def test_chains_in_separate_modes_are_named(stored_fit):
     shift = xr.zeros_like(post["alpha"]) + np.array([0.0, 0.2])[:, None]  # chain 2 sits elsewhere
     tree["posterior"] = xr.DataTree(post.assign(alpha=post["alpha"] + shift))
     problems = bs.ScalingFit(tree).problems
-    assert any(p.startswith("chains settled in different places for alpha (") for p in problems), problems
+    (apart,) = [p for p in problems if p.startswith("chains settled in different places for alpha (")]
+    assert "fit.keep_chains([0]) keeps the chains of the heaviest mode" in apart, apart  # chain 1 holds ~no mass
     assert not any("chains settled" in p for p in stored_fit.problems)
+
+
+def test_bridge_sampling_finds_a_known_normalising_constant():
+    """p = exp(5) x a standard Normal density in 3 dimensions: log Z = 5, from draws of p and of a Gaussian
+    that is wider and off-centre."""
+    rng = np.random.default_rng(0)
+    gaussian = stats.multivariate_normal(np.full(3, 0.3), 1.7 * np.eye(3))
+
+    def log_p(x):
+        return 5.0 + stats.multivariate_normal(np.zeros(3), np.eye(3)).logpdf(x)
+
+    own, drawn = rng.standard_normal((1000, 3)), gaussian.rvs(2000, random_state=rng)
+    log_z, se = bridge_log_mass(log_p(own) - gaussian.logpdf(own), log_p(drawn) - gaussian.logpdf(drawn))
+    assert 0 < se < 0.1 and abs(log_z - 5.0) < 3 * se, (log_z, se)
+
+
+def test_modes_weigh_mass_not_chains(chinchilla_fit, monkeypatch):
+    """Each mode's mass by bridge sampling with the real model's density: the same from any of one mode's
+    chains; a mode moved where the posterior holds little gets half the draws and next to none of the mass;
+    keep_chains keeps the other; too many dimensions are refused."""
+    whole, half = chinchilla_fit.modes(), chinchilla_fit.keep_chains([2, 3]).modes(seed=1)
+    assert len(whole) == len(half) == 1 and whole.loc[0, "log_mass_se"] < 0.1 and half.loc[0, "log_mass_se"] < 0.1
+    assert abs(whole.loc[0, "log_mass"] - half.loc[0, "log_mass"]) < 0.3, (whole, half)
+    tree = chinchilla_fit.tree.copy()
+    post = tree["posterior"].to_dataset()
+    tree["posterior"] = xr.DataTree(post.assign(alpha=post["alpha"] + np.array([0.0, 0.0, 0.05, 0.05])[:, None]))
+    moved = bs.ScalingFit(tree)
+    table = moved.modes()
+    assert table["chains"].tolist() == ["0, 1", "2, 3"] and table["share_of_draws"].tolist() == [0.5, 0.5]
+    assert table.loc[0, "share"] > 0.99 and abs(table.loc[0, "log_mass"] - whole.loc[0, "log_mass"]) < 0.3, table
+    assert table.loc[1, "alpha"] - table.loc[0, "alpha"] > 0.04  # the separating parameter's median per mode
+    kept = moved.keep_chains([0, 1])
+    assert kept.posterior.sizes["chain"] == 2 and kept.settings["kept_chains"] == [0, 1]
+    assert not any("chains settled" in p for p in kept.problems)
+    for bad in ([4], [], "01", [0.5], 1):
+        with pytest.raises(bs.OptionError, match=r"chains must be among 0\.\.3"):
+            moved.keep_chains(bad)
+    assert kept.extend(200, progressbar=False).posterior["chain"].values.tolist() == [0, 1, 2]
+    monkeypatch.setattr("bayes_scaling.modes.MAX_DIMENSIONS", 3)
+    with pytest.raises(bs.OptionError, match="trusted up to 3 unconstrained dimensions"):
+        moved.modes()
