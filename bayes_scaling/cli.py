@@ -367,18 +367,21 @@ def cmd_summary(args: argparse.Namespace) -> None:
 def cmd_modes(args: argparse.Namespace) -> None:
     from .result import ScalingFit
 
+    if (args.keep is None) != (args.out is None):
+        raise CLIError(
+            "--keep needs --out FILE.nc (where to save the fit with only those chains), and --out needs --keep"
+        )
+    _output(args.out, "--out", args.overwrite)
     result = ScalingFit.load(args.fit)
     if args.keep is not None:
-        if not args.out:
-            raise CLIError("--keep needs --out FILE.nc: where to save the fit with only those chains")
-        _output(args.out, "--out", args.overwrite)
         tokens = [t.strip() for t in args.keep.split(",")]
-        bad = [t for t in tokens if not t.isdigit()]
+        bad = [t for t in tokens if not (t.isascii() and t.isdigit())]
         if bad:
             raise CLIError(f"--keep: chain {bad[0]!r} is not a chain number (0, 1, ...)")
         result = result.keep_chains([int(t) for t in tokens])
+    table = result.modes(seed=args.seed)  # before saving: a fit it cannot weigh is not saved
+    if args.out:
         result.save(args.out, overwrite=args.overwrite)
-    table = result.modes(seed=args.seed)
     title = f"modes of {result.law.title}'s chains (share: of the posterior mass, by bridge sampling)"
     _emit(table, args, title=title, **_fit_meta(result), **({"saved": args.out} if args.keep is not None else {}))
 

@@ -3,10 +3,11 @@
 NUTS chains that settle in different modes are not weighted by the modes' masses: eight chains split seven
 to one give the minor mode an eighth of the draws whatever it holds. :func:`mode_masses` estimates each
 mode's mass by bridge sampling (Meng and Wong 1996; Gronau et al. 2017) in the sampler's unconstrained
-space: a Gaussian fitted to half of the mode's draws bridges to the other half; a point drawn from it counts
-for the mode whose Gaussian is most likely there, so no mass is counted for two modes. Plain importance
-sampling from the same Gaussian (or a Student-t) was tried first and not kept: on a mode of one chain its
-weights were too heavy-tailed to trust (Pareto k 2-3), while the bridge agreed with itself to 0.1 nats.
+space: a Gaussian fitted to the first half of the mode's chains bridges to their second half; a point drawn
+from it counts for the mode whose Gaussian is most likely there, so no mass is counted for two modes. Plain
+importance sampling from the same Gaussian (or a Student-t) was tried first and not kept: on a mode of one
+chain its weights were too heavy-tailed to trust (Pareto k 2-3), while the bridge agreed with itself to 0.1
+nats.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from .errors import OptionError
 if TYPE_CHECKING:
     from .result import ScalingFit
 
-__all__ = ["MAX_DIMENSIONS", "bridge_log_mass", "chain_modes", "mode_masses"]
+__all__ = ["MAX_DIMENSIONS", "MIN_DRAWS_PER_DIMENSION", "bridge_log_mass", "chain_modes", "mode_masses"]
 
-#: Bridge sampling from one Gaussian per mode is trusted up to this many unconstrained dimensions.
+#: Bridge sampling from one Gaussian per mode is trusted up to this many unconstrained dimensions ...
 MAX_DIMENSIONS = 40
+#: ... with at least this many draws per dimension to fit each mode's Gaussian (fewer gave estimates that
+#: moved by several nats between chains of one mode while their standard errors said one).
+MIN_DRAWS_PER_DIMENSION = 25
 
 
 def chain_modes(values: Mapping[str, np.ndarray], separation: float = 4.0) -> tuple[np.ndarray, list[str]]:
@@ -33,8 +37,10 @@ def chain_modes(values: Mapping[str, np.ndarray], separation: float = 4.0) -> tu
     parameter's medians in them differ by more than ``separation`` times the smaller of its standard
     deviations within them (separate modes or a stuck chain, not a slow mix). Each chain joins the mode of
     the first chain it is not apart from. Returns each chain's mode (0, 1, ... in order of first chain) and
-    the parameters that set some modes apart."""
+    the parameters that set some modes apart (no modes and no parameters when ``values`` is empty)."""
     names = list(values)
+    if not names:  # nothing to tell the chains apart by
+        return np.zeros(0, dtype=int), []
     medians = np.array([np.median(values[n], axis=1) for n in names])  # (parameter, chain)
     spreads = np.array([np.std(values[n], axis=1) for n in names])
     chains = medians.shape[1]
@@ -83,10 +89,13 @@ def _unconstrained(fit: ScalingFit, model) -> tuple[np.ndarray, list[str], list[
 
 def bridge_log_mass(post: np.ndarray, proposal: np.ndarray, iterations: int = 1000) -> tuple[float, float]:
     """Meng and Wong's (1996) optimal bridge estimate of log Z, the log of the normalising constant of a
-    density p, from ``post = log p - log g`` at draws from p / Z and ``proposal = log p - log g`` at draws
-    from a normalised density g; with its standard error (Fruhwirth-Schnatter 2004's relative error of Z,
-    draws taken as independent). Both arrays 1-D; -inf where p is zero."""
+    density p, from ``post = log p - log g`` at draws from p / Z, shaped (chain, draw) in the order sampled,
+    and ``proposal = log p - log g`` at independent draws from a normalised density g (1-D; -inf where p is
+    zero); with its standard error: Fruhwirth-Schnatter (2004)'s relative error of Z, the posterior draws'
+    term scaled by their effective sample size (as Gronau et al. 2017's bridgesampling does)."""
     from scipy.special import logsumexp
+
+    from .diagnostics import _ess
 
     n1, n2 = post.size, proposal.size
     log_s1, log_s2 = np.log(n1 / (n1 + n2)), np.log(n2 / (n1 + n2))
@@ -101,7 +110,8 @@ def bridge_log_mass(post: np.ndarray, proposal: np.ndarray, iterations: int = 10
             break
     f1 = np.exp(proposal - log_r - np.logaddexp(log_s1 + proposal - log_r, log_s2))
     f2 = np.exp(-np.logaddexp(log_s1 + post - log_r, log_s2))
-    relative = f1.var() / f1.mean() ** 2 / n2 + f2.var() / f2.mean() ** 2 / n1
+    ess = float(_ess(f2[None])[0]) if post.shape[1] >= 4 else float(n1)
+    relative = f1.var() / f1.mean() ** 2 / n2 + f2.var() / f2.mean() ** 2 / min(ess, n1)
     return log_r, float(np.sqrt(relative))
 
 
@@ -109,44 +119,63 @@ def mode_masses(fit: ScalingFit, *, draws: int = 2000, seed: int | None = 0) -> 
     """One row per mode the chains settled in (:func:`chain_modes` of the law's and noise's parameters):
     its ``chains``, its ``share_of_draws``, the estimated ``share`` of the posterior mass it holds, the
     estimate's ``log_mass`` and standard error ``log_mass_se``, and each separating parameter's median in
-    the mode. ``draws``: draws from each mode's Gaussian for the bridge (and at most as many of its own)."""
+    the mode. Each mode's Gaussian is fitted to the first half of its chains; the bridge runs between the
+    second halves and ``draws`` draws from the Gaussian."""
     from scipy import stats
     from scipy.special import logsumexp
 
+    if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or not 100 <= draws <= 100_000:
+        raise OptionError(f"modes: draws must be a whole number from 100 to 100000, got {draws!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+        raise OptionError(f"modes: seed must be a non-negative whole number or None, got {seed!r}")
     post = fit.posterior
-    labels, separating = fit._chain_modes()
-    model = fit.model
-    draws_u, value_names, shapes = _unconstrained(fit, model)
-    dim = draws_u.shape[2]
+    dim = sum(int(np.prod(post[n].shape[2:])) for n in fit.sampled_names)  # the model's free variables
     if dim > MAX_DIMENSIONS:
         raise OptionError(
             f"mode masses are estimated by bridge sampling from a Gaussian, trusted up to {MAX_DIMENSIONS} "
             f"unconstrained dimensions; this model has {dim} (groups add dimensions)"
         )
+    labels, separating = fit._chain_modes()
+    if labels.size == 0:
+        labels = np.zeros(post.sizes["chain"], dtype=int)
+    half = post.sizes["draw"] // 2
+    fewest = half * int(np.bincount(labels).min())
+    if fewest < MIN_DRAWS_PER_DIMENSION * dim:
+        raise OptionError(
+            f"mode masses need at least {MIN_DRAWS_PER_DIMENSION} draws per unconstrained dimension in half of "
+            f"each mode's chains ({MIN_DRAWS_PER_DIMENSION * dim} for {dim}); a mode has {fewest}: "
+            "sample more draws (fit.extend)"
+        )
+    model = fit.model
+    draws_u, value_names, shapes = _unconstrained(fit, model)
+    if not np.isfinite(draws_u).all():
+        raise OptionError("mode masses: some draws lie on the edge of their prior's support (a stuck chain?)")
     cuts = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
     slots = list(zip(value_names, cuts[:-1], cuts[1:], shapes, strict=True))
     logp = model.compile_logp(jacobian=True)
 
     def log_density(points: np.ndarray) -> np.ndarray:
-        return np.array([float(logp({n: x[a:b].reshape(s) for n, a, b, s in slots})) for x in points])
+        flat = points.reshape(-1, dim)
+        values = [float(logp({n: x[a:b].reshape(s) for n, a, b, s in slots})) for x in flat]
+        return np.reshape(values, points.shape[:-1])
 
     rng = np.random.default_rng(seed)
     modes = range(labels.max() + 1)
-    halves, gaussians = [], []
-    for k in modes:  # each mode's Gaussian from half its draws; the bridge uses the other half
-        pooled = rng.permutation(draws_u[labels == k].reshape(-1, dim))
-        fitting, kept = pooled[::2], pooled[1::2][:draws]
-        cov = np.cov(fitting, rowvar=False).reshape(dim, dim) + 1e-12 * np.eye(dim)
-        halves.append(kept)
+    gaussians = []
+    for k in modes:  # each mode's Gaussian from the first half of its chains
+        fitting = draws_u[labels == k, :half].reshape(-1, dim)
+        cov = np.cov(fitting, rowvar=False).reshape(dim, dim)
         gaussians.append(stats.multivariate_normal(fitting.mean(axis=0), cov, allow_singular=True))
     rows = []
-    for k, own, gaussian in zip(modes, halves, gaussians, strict=True):
+    for k, gaussian in zip(modes, gaussians, strict=True):
+        own = draws_u[labels == k, half:]  # (chain, draw, dim), in the order sampled
         points = gaussian.rvs(size=draws, random_state=rng).reshape(draws, dim)
         # a point counts for the mode whose Gaussian is most likely there: no mass is counted for two modes
         here = np.argmax(np.stack([g.logpdf(points) for g in gaussians]), axis=0) == k
         density = np.full(draws, -np.inf)
         density[here] = log_density(points[here])
-        log_mass, se = bridge_log_mass(log_density(own) - gaussian.logpdf(own), density - gaussian.logpdf(points))
+        at_own = log_density(own) - gaussian.logpdf(own).reshape(own.shape[:-1])  # scipy drops axes of length 1
+        log_mass, se = bridge_log_mass(at_own, density - gaussian.logpdf(points))
         rows.append(
             {
                 "chains": ", ".join(str(c) for c in np.flatnonzero(labels == k)),

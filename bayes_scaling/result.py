@@ -23,7 +23,16 @@ from numpy.typing import ArrayLike
 
 from . import intervals
 from .data import RunTable, load_runs, not_items
-from .errors import DataError, FitFileError, GroupError, MisfitWarning, OptionError, OutputExistsError, SamplingWarning
+from .errors import (
+    BayesScalingError,
+    DataError,
+    FitFileError,
+    GroupError,
+    MisfitWarning,
+    OptionError,
+    OutputExistsError,
+    SamplingWarning,
+)
 from .laws import Law
 from .observation import TARGETS, ObservationModel, distance, flat_draws, outside_support, predecessors, run_lags
 from .priors import Prior, link_functions
@@ -358,7 +367,7 @@ class ScalingFit:
         """:meth:`modes` in words, for the warning on chains in different modes (computed once, when needed)."""
         try:
             table = self.modes()
-        except (OptionError, np.linalg.LinAlgError) as error:
+        except (BayesScalingError, np.linalg.LinAlgError, ValueError) as error:  # a warning must not sink the fit
             return f"fit.modes() cannot weigh them here ({error})"
         shares = " / ".join(f"chains {m.chains}: {m.share:.2g}" for m in table.itertuples())
         heaviest = table.loc[table["share"].idxmax(), "chains"]
@@ -388,19 +397,22 @@ class ScalingFit:
         return mode_masses(self, draws=draws, seed=seed)
 
     def keep_chains(self, chains: Sequence[int]) -> ScalingFit:
-        """The fit with only ``chains`` (positions 0, 1, ...), for instance those of the mode holding the
-        posterior's mass (:meth:`modes`): renumbered from 0, the original positions kept in
-        ``settings["kept_chains"]``. Diagnostics and checks are computed anew on them."""
+        """The fit with only ``chains`` (positions 0, 1, ...; repeats count once), for instance those of the
+        mode holding the posterior's mass (:meth:`modes`): renumbered from 0 in their order, their positions
+        in the first sampling kept in ``settings["kept_chains"]`` (None for chains added by :meth:`extend`).
+        Diagnostics and checks are computed anew on them."""
         total = self.tree["posterior"].sizes["chain"]
-        keep = sorted(set(chains)) if isinstance(chains, Sequence) and not isinstance(chains, str) else []
-        if not keep or not all(isinstance(c, int | np.integer) and 0 <= c < total for c in keep):
-            raise OptionError(f"keep_chains: chains must be among 0..{total - 1}, got {chains!r}")
+        given = list(np.ravel(chains)) if not isinstance(chains, str | bytes | Mapping) else []
+        whole = all(isinstance(c, int | np.integer) and not isinstance(c, bool | np.bool_) for c in given)
+        if not given or not whole or not all(0 <= c < total for c in given):
+            raise OptionError(f"keep_chains: chains must be whole numbers among 0..{total - 1}, got {chains!r}")
+        keep = sorted({int(c) for c in given})
         tree = self.tree.copy()
         for name, node in self.tree.children.items():
             if "chain" in node.dims:  # renumbered 0, 1, ...: extend() numbers its new chains after them
                 tree[name] = xr.DataTree(node.to_dataset().isel(chain=keep).assign_coords(chain=np.arange(len(keep))))
         previous = self.settings.get("kept_chains", list(range(total)))
-        settings = dict(self.settings, chains=len(keep), kept_chains=[int(previous[c]) for c in keep])
+        settings = dict(self.settings, chains=len(keep), kept_chains=[previous[c] for c in keep])
         tree.attrs = {**tree.attrs, "settings": json.dumps(settings)}
         result = ScalingFit(tree)
         result.warn_if_unreliable()
@@ -1244,8 +1256,9 @@ class ScalingFit:
         post = self.tree["posterior"]
         per_chain, chains = post.sizes["draw"], post.sizes["chain"]
         more = int(np.ceil((draws or per_chain * chains) / per_chain))
-        if seed is None:
-            seed = int(np.random.SeedSequence([int(self.settings["seed"]), chains]).generate_state(1)[0])
+        seeds = self.settings.get("seeds", [self.settings["seed"]])
+        if seed is None:  # a new seed for each extension, also after keep_chains left as many chains as before
+            seed = int(np.random.SeedSequence([int(self.settings["seed"]), chains, len(seeds)]).generate_state(1)[0])
         options = self._fit_options() | {"chains": more, "draws": per_chain}
         with warnings.catch_warnings():  # checked once, below, on every chain together
             warnings.simplefilter("ignore", SamplingWarning)
@@ -1255,9 +1268,9 @@ class ScalingFit:
         for name in ("posterior", "sample_stats", "posterior_predictive", "log_likelihood"):
             new = extra.tree[name].to_dataset().assign_coords(chain=np.arange(chains, chains + more))
             tree[name] = xr.DataTree(xr.concat([self.tree[name].to_dataset(), new], dim="chain", join="outer"))
-        settings = dict(
-            self.settings, chains=chains + more, seeds=[*self.settings.get("seeds", [self.settings["seed"]]), seed]
-        )
+        settings = dict(self.settings, chains=chains + more, seeds=[*seeds, seed])
+        if "kept_chains" in settings:
+            settings["kept_chains"] = [*settings["kept_chains"], *[None] * more]
         tree.attrs = {**tree.attrs, "settings": json.dumps(settings)}
         result = ScalingFit(tree)
         result.warn_if_unreliable()

@@ -248,19 +248,24 @@ def test_stack_by_group(tmp_path):
     assert code == 0 and [r["group"] for r in json.loads(out)["rows"]] == ["a", "b"]
 
 
-def test_modes_and_keeping_chains(stored_fit_path, tmp_path):
+def test_modes_and_keeping_chains(chinchilla_fit, tmp_path):
     """One mode: all the mass; --keep saves a fit of those chains (the user's file is never replaced)."""
-    out = json.loads(run("modes", stored_fit_path, "--json").stdout)
-    assert [(r["chains"], round(r["share"], 6)) for r in out["rows"]] == [("0, 1", 1.0)]
+    path = chinchilla_fit.save(tmp_path / "fit.nc")
+    out = json.loads(run("modes", path, "--json").stdout)
+    assert [(r["chains"], round(r["share"], 6)) for r in out["rows"]] == [("0, 1, 2, 3", 1.0)]
     kept = tmp_path / "kept.nc"
-    out = json.loads(run("modes", stored_fit_path, "--keep", "1", "--out", kept, "--json").stdout)
-    assert out["saved"] == str(kept) and [r["chains"] for r in out["rows"]] == ["0"]
-    assert ScalingFit.load(kept).settings["kept_chains"] == [1]
+    out = json.loads(run("modes", path, "--keep", "1,3", "--out", kept, "--json").stdout)
+    assert out["saved"] == str(kept) and [r["chains"] for r in out["rows"]] == ["0, 1"]
+    assert ScalingFit.load(kept).settings["kept_chains"] == [1, 3]
     for args, message in (
         (["--keep", "1"], "--keep needs --out FILE.nc"),
+        (["--out", tmp_path / "k2.nc"], "--out needs --keep"),
         (["--keep", "1,x", "--out", tmp_path / "k2.nc"], "chain 'x' is not a chain number"),
-        (["--keep", "5", "--out", tmp_path / "k2.nc"], "chains must be among 0..1"),
+        (["--keep", "\u00b2", "--out", tmp_path / "k2.nc"], "is not a chain number"),
+        (["--keep", "5", "--out", tmp_path / "k2.nc"], "chains must be whole numbers among 0..3"),
         (["--keep", "0", "--out", kept], "exists; pass --overwrite"),
+        (["--seed", "-1"], "seed must be a non-negative whole number"),
     ):
-        proc = run("modes", stored_fit_path, *args, check=False)
+        proc = run("modes", path, *args, check=False)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "k2.nc").exists()
