@@ -6,8 +6,8 @@ mode's mass by bridge sampling (Meng and Wong 1996; Gronau et al. 2017) in the s
 space: a Gaussian fitted to the first half of the mode's chains bridges to their second half; a point drawn
 from it counts for the mode whose Gaussian is most likely there, so no mass is counted for two modes. Plain
 importance sampling from the same Gaussian (or a Student-t) was tried first and not kept: on a mode of one
-chain its weights were too heavy-tailed to trust (Pareto k 2-3), while the bridge agreed with itself to 0.1
-nats.
+chain its weights were too heavy-tailed to trust (Pareto k 2-3), while the bridge agreed with itself to
+within its standard error.
 """
 
 from __future__ import annotations
