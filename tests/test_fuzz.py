@@ -155,7 +155,7 @@ def test_law_files(line, replacement):
 
 @settings(max_examples=150, **SETTINGS)
 @given(
-    command=st.sampled_from(["summary", "predict", "optimal", "laws", "calibrate"]),
+    command=st.sampled_from(["summary", "predict", "optimal", "laws", "calibrate", "modes"]),
     options=st.lists(
         st.sampled_from(
             [
@@ -187,6 +187,11 @@ def test_law_files(line, replacement):
                 "6*N*D",
                 "N.x",
                 "--target",
+                "--keep",
+                "1,x",
+                "--out",
+                "kept.nc",
+                "--seed",
             ]
         ),
         max_size=6,
