@@ -35,7 +35,8 @@ MIN_DRAWS_PER_DIMENSION = 25
 def chain_modes(values: Mapping[str, np.ndarray], separation: float = 4.0) -> tuple[np.ndarray, list[str]]:
     """Which chains share a mode, from draws ``{name: (chain, draw)}``: two chains are apart when some
     parameter's medians in them differ by more than ``separation`` times the smaller of its standard
-    deviations within them (separate modes or a stuck chain, not a slow mix). Each chain joins the mode of
+    deviations within them (the larger when one chain does not move; any difference when neither does):
+    separate modes or a stuck chain, not a slow mix. Each chain joins the mode of
     the first chain it is not apart from. Returns each chain's mode (0, 1, ... in order of first chain) and
     the parameters that set some modes apart (no modes and no parameters when ``values`` is empty)."""
     names = list(values)
@@ -46,8 +47,9 @@ def chain_modes(values: Mapping[str, np.ndarray], separation: float = 4.0) -> tu
     chains = medians.shape[1]
 
     def apart(i: int, j: int) -> np.ndarray:
-        spread = np.minimum(spreads[:, i], spreads[:, j])
-        return (spread > 0) & (np.abs(medians[:, i] - medians[:, j]) > separation * spread)
+        small, large = np.minimum(spreads[:, i], spreads[:, j]), np.maximum(spreads[:, i], spreads[:, j])
+        spread = np.where(small > 0, small, large)  # a frozen chain is measured by the other's spread
+        return np.abs(medians[:, i] - medians[:, j]) > separation * spread
 
     labels = np.full(chains, -1)
     for c in range(chains):
@@ -165,6 +167,9 @@ def mode_masses(fit: ScalingFit, *, draws: int = 2000, seed: int | None = 0) -> 
     for k in modes:  # each mode's Gaussian from the first half of its chains
         fitting = draws_u[labels == k, :half].reshape(-1, dim)
         cov = np.cov(fitting, rowvar=False).reshape(dim, dim)
+        if not np.ptp(fitting, axis=0).all():
+            chains = ", ".join(str(c) for c in np.flatnonzero(labels == k))
+            raise OptionError(f"mode masses: chains {chains} do not move in some parameter (stuck): no mass to weigh")
         gaussians.append(stats.multivariate_normal(fitting.mean(axis=0), cov, allow_singular=True))
     rows = []
     for k, gaussian in zip(modes, gaussians, strict=True):

@@ -212,6 +212,10 @@ def test_chains_in_separate_modes_are_named(stored_fit):
     (apart,) = [p for p in problems if p.startswith("chains settled in different places for alpha (")]
     # 2 x 200 draws of 22 dimensions are too few to weigh the modes: the warning says so instead
     assert "fit.modes() cannot weigh them here (mode masses need at least 25 draws per" in apart, apart
+    frozen = post["alpha"].copy()
+    frozen[1] = float(post["alpha"][0].mean()) + 0.2  # chain 2 stuck at one value, away from chain 1
+    tree["posterior"] = xr.DataTree(post.assign(alpha=frozen))
+    assert any(p.startswith("chains settled in different places for alpha (") for p in bs.ScalingFit(tree).problems)
     assert not any("chains settled" in p for p in stored_fit.problems)
 
 
@@ -257,6 +261,11 @@ def test_modes_weigh_mass_not_chains(chinchilla_fit, monkeypatch):
     extended = kept.extend(200, progressbar=False)  # a new chain, sampled with a seed not used before
     assert extended.posterior["chain"].values.tolist() == [0, 1, 2]
     assert extended.settings["kept_chains"] == [0, 1, None] and len(set(extended.settings["seeds"])) == 2
+    stuck = post["alpha"].copy()
+    stuck[3] = 0.5  # chain 4 frozen far from the others
+    tree["posterior"] = xr.DataTree(post.assign(alpha=stuck))
+    with pytest.raises(bs.OptionError, match="chains 3 do not move in some parameter"):
+        bs.ScalingFit(tree).modes()
     monkeypatch.setattr("bayes_scaling.modes.MAX_DIMENSIONS", 3)
     with pytest.raises(bs.OptionError, match="trusted up to 3 unconstrained dimensions"):
         moved.modes()
