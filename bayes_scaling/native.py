@@ -16,12 +16,15 @@ own (``nutpie.compile_pymc``); :func:`compile_nutpie` returns the same ``Compile
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
+import sys
+import types
 from typing import Any
 
 import numpy as np
 
-__all__ = ["compile_nutpie"]
+__all__ = ["compile_nutpie", "import_nutpie"]
 
 log = logging.getLogger("bayes_scaling")
 
@@ -75,7 +78,8 @@ def _entry(kind: str, function: Any, shared_keys: list[str], shared_data: dict, 
     """The C entry point ``kind`` around PyTensor's ``function`` (a numba dispatcher), cached on disk when
     PyTensor caches ``function``."""
     import numba
-    from nutpie.compile_pymc import address_as_void_pointer
+
+    address_as_void_pointer = import_nutpie().compile_pymc.address_as_void_pointer
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
     n_dim, n_out = sizes
@@ -94,14 +98,38 @@ def _entry(kind: str, function: Any, shared_keys: list[str], shared_data: dict, 
     entry = env["entry"]
     inner_key = CACHED_SRC_FUNCTIONS.get(function.py_func)
     if inner_key is not None:
-        import nutpie
-
-        text = "|".join(map(str, (WRAPPER_VERSION, nutpie.__version__, inner_key, src, record.descr, dtypes)))
+        text = "|".join(map(str, (WRAPPER_VERSION, import_nutpie().__version__, inner_key, src, record.descr, dtypes)))
         CACHED_SRC_FUNCTIONS[entry] = hashlib.sha256(text.encode()).hexdigest()
     c = numba.types.CPointer(numba.types.double)
     u64, i64 = numba.types.uint64, numba.types.int64
     signature = i64(u64, c, c, c, numba.types.voidptr) if kind == "logp" else i64(u64, u64, c, c, numba.types.voidptr)
     return numba.cfunc(signature, cache=inner_key is not None)(entry)
+
+
+class _ArvizOnDemand(types.ModuleType):
+    """Stands in for ``arviz`` while nutpie is imported. nutpie's sampler module imports arviz, and with it
+    arviz's statistics and plots (matplotlib, scipy.stats: 1.5-2 s a process), to call two functions of
+    arviz_base when it returns the draws. A name is looked up in arviz_base when it has it (arviz re-exports
+    arviz_base's functions: the same objects), else in arviz itself, imported then."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or sys.modules.get("arviz") is self:  # never arviz_base's module attributes
+            raise AttributeError(name)
+        base = importlib.import_module("arviz_base")
+        return getattr(base, name) if hasattr(base, name) else getattr(importlib.import_module("arviz"), name)
+
+
+def import_nutpie() -> Any:
+    """The ``nutpie`` module, imported without importing arviz (:class:`_ArvizOnDemand`): every import of
+    nutpie in this package goes through here. ``import arviz`` anywhere, before or after, gets arviz itself."""
+    if "nutpie" not in sys.modules and "arviz" not in sys.modules:
+        sys.modules["arviz"] = _ArvizOnDemand("arviz")
+        try:
+            importlib.import_module("nutpie")
+        finally:
+            if isinstance(sys.modules.get("arviz"), _ArvizOnDemand):
+                del sys.modules["arviz"]
+    return importlib.import_module("nutpie")
 
 
 def exact_math() -> Any:
@@ -117,7 +145,7 @@ def exact_math() -> Any:
 def compile_nutpie(model: Any) -> Any:
     """nutpie's compiled form of ``model`` (as ``nutpie.compile_pymc_model(model)`` with its defaults), with
     C entry points that later processes load from the disk cache; without fast-math (:func:`exact_math`)."""
-    import nutpie
+    nutpie = import_nutpie()
 
     with exact_math():
         try:
@@ -128,9 +156,9 @@ def compile_nutpie(model: Any) -> Any:
 
 
 def _compile(model: Any) -> Any:
-    from nutpie import compile_pymc as cp
     from pymc.initial_point import make_initial_point_fn
 
+    cp = import_nutpie().compile_pymc
     initial = make_initial_point_fn(
         model=model,
         overrides=None,

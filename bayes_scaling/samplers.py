@@ -35,9 +35,9 @@ def run_sampler(
 
     try:
         if sampler == "nutpie":
-            import nutpie
+            from .native import import_nutpie
 
-            return nutpie.sample(
+            return import_nutpie().sample(
                 compiled,
                 draws=draws,
                 tune=tune,

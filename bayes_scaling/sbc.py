@@ -93,7 +93,7 @@ class SBCResult:
 def _truth(law: Law, observation: ObservationModel, priors: dict[str, Prior], rng: np.random.Generator) -> dict:
     """Sampled parameters and noise drawn from their priors."""
     names = [*law.sampled_params, *observation.params]
-    return {p: float(priors[p].scipy().rvs(random_state=rng)) for p in names}
+    return {p: float(priors[p].sample(1, seed=rng)[0]) for p in names}
 
 
 @lru_cache(maxsize=4)

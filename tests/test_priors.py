@@ -75,3 +75,32 @@ def test_prior_cdf_matches_pymc_draws(spec):
     for draws in (pymc_draws, prior.sample(40_000, seed=2)):
         quartiles = np.quantile(np.asarray(draws), [0.25, 0.5, 0.75])
         assert prior.cdf(quartiles) == pytest.approx([0.25, 0.5, 0.75], abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "Normal(1, 2)",
+        "StudentT(3, 1, 2)",
+        "HalfNormal(2)",
+        "HalfStudentT(3, 2)",
+        "HalfCauchy(0.7)",
+        "LogNormal(0.5, 0.4)",
+        "Gamma(2, 3)",
+        "InverseGamma(3, 2)",
+        "Exponential(2)",
+        "Beta(2, 5)",
+        "Uniform(-1, 3)",
+        "TruncatedNormal(0, 1, lower=-0.5, upper=2)",
+    ],
+)
+def test_prior_draws_and_cdf_are_scipys(spec):
+    """Prior.sample and Prior.cdf (numpy and scipy.special) are scipy.stats' rvs and cdf: the same draws from
+    the same Generator, the same cdf inside and outside the support."""
+    prior = Prior.from_spec("x", spec)
+    ours = prior.sample(500, seed=np.random.default_rng(7))
+    assert np.array_equal(ours, prior.scipy().rvs(size=500, random_state=np.random.default_rng(7)))
+    x = np.array([-3.0, -0.5, 0.0, 1e-3, 0.3, 0.5, 1.0, 2.0, 50.0])
+    np.testing.assert_allclose(prior.cdf(x), prior.scipy().cdf(x), rtol=1e-12, atol=1e-15)
+    if prior.dist.startswith("Half"):
+        assert prior.scipy().logpdf(-1.0) == -np.inf and np.isfinite(prior.scipy().logpdf(1.0))

@@ -49,3 +49,22 @@ def test_every_public_name_resolves():
 
     assert callable(bs.fit) and callable(bs.compare) and callable(bs.calibration)
     assert sorted(dir(bs)) == sorted(bs.__all__)
+
+
+def test_a_fit_loads_neither_arviz_nor_scipy_stats(tmp_path):
+    """A fit, as the command line runs it, imports nutpie without arviz's statistics and plots
+    (native.import_nutpie) and draws its kappa and checks its runs without scipy.stats (1.5-2.5 s of every
+    fitting process); ``import arviz`` afterwards gets arviz itself."""
+    runs = tmp_path / "runs.csv"
+    runs.write_text("n_params,loss\n1e7,3.9\n3e7,3.5\n1e8,3.2\n3e8,3.0\n1e9,2.85\n3e9,2.75\n")
+    code = (
+        "import contextlib, io, sys, warnings\nfrom bayes_scaling.cli import main\nwarnings.simplefilter('ignore')\n"
+        f"with contextlib.redirect_stdout(io.StringIO()): main(['fit', {str(runs)!r}, '--law', 'kaplan_n', "
+        "'--draws', '100', '--tune', '100', '--chains', '2', '--no-progress'])\n"
+        "print(' '.join(m for m in ('arviz', 'arviz_stats', 'arviz_plots', 'matplotlib', 'scipy.stats') "
+        "if m in sys.modules))\n"
+        "import arviz\nprint(callable(arviz.loo), type(arviz).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-2:] == ["", "True module"], out.stdout
