@@ -8,6 +8,7 @@ stderr is not a terminal, each phase of long work (compiling, sampling, scoring)
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import math
@@ -929,5 +930,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``bayes-scaling`` program: :func:`main`, then exit. Its objects are frozen out of the garbage
+    collector first: the interpreter's collections at exit over a fit's 300,000 objects (PyMC, PyTensor,
+    numba) took 0.6-0.8 s of every command, and freeing them is the operating system's job then."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

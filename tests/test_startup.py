@@ -1,6 +1,7 @@
 """Start-up: `import bayes_scaling`, the command line's --help and `laws` load none of the heavy libraries, and
 every public name still resolves to what it names (PEP 562 lazy attributes)."""
 
+import json
 import subprocess
 import sys
 import types
@@ -68,3 +69,13 @@ def test_a_fit_loads_neither_arviz_nor_scipy_stats(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-2:] == ["", "True module"], out.stdout
+
+
+def test_the_program_exits_with_mains_code(tmp_path):
+    """``bayes-scaling`` (cli.run: main, then exit without collecting) keeps main's exit codes: 0, and 2 with
+    one line for an error a user can cause."""
+    program = [sys.executable, "-m", "bayes_scaling.cli"]
+    ok = subprocess.run([*program, "laws", "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["rows"], ok.stdout[:200]
+    bad = subprocess.run([*program, "fit", str(tmp_path / "missing.csv")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("bayes-scaling: error:"), bad.stderr
