@@ -130,7 +130,7 @@ def compiled_model(
         )
         compiled = None
         if sampler == "nutpie":
-            compiled = compile_nutpie(model)
+            compiled = compile_nutpie(model, key)
         found = (model, compiled)
         cache.put(key, found)
     elapsed = time.perf_counter() - start

@@ -8,6 +8,10 @@ nutpie's ``user_data`` record instead, so they hold no process-specific constant
 PyTensor's cache under a key made of PyTensor's own key for the wrapped function, the wrapper's source and
 the record's layout: a second process with the same model loads them in a tenth of a second.
 
+Before its numba code is loaded, PyTensor rewrites the model's graphs (0.8-1 s in every process): the
+rewritten graphs are kept on disk too, beside PyTensor's cache, under the model's key and this package's
+source (:func:`_functions`), and a later process builds its functions from them.
+
 Everything else (the log density, its gradient, initial points, the draws' names and shapes) is nutpie's
 own (``nutpie.compile_pymc``); :func:`compile_nutpie` returns the same ``CompiledPyMCModel`` nutpie's
 ``compile_pymc_model`` does, and falls back to it if nutpie's internals change.
@@ -15,11 +19,17 @@ own (``nutpie.compile_pymc``); :func:`compile_nutpie` returns the same ``Compile
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
+import io
 import logging
+import os
+import pickle
 import sys
 import types
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -142,20 +152,127 @@ def exact_math() -> Any:
     return pytensor.config.change_flags(numba__fastmath=False)
 
 
-def compile_nutpie(model: Any) -> Any:
+def compile_nutpie(model: Any, key: Any = None) -> Any:
     """nutpie's compiled form of ``model`` (as ``nutpie.compile_pymc_model(model)`` with its defaults), with
-    C entry points that later processes load from the disk cache; without fast-math (:func:`exact_math`)."""
+    C entry points that later processes load from the disk cache; without fast-math (:func:`exact_math`).
+    ``key``: everything that shapes the model's graph (all but its data): its rewritten graphs are kept on
+    disk under it (:func:`_functions`)."""
     nutpie = import_nutpie()
-
     with exact_math():
         try:
-            return _compile(model)
+            return _compile(model, key)
         except (AttributeError, ImportError, TypeError) as err:  # nutpie's internals moved: its own route
             log.info("cached C entry points unavailable (%s); nutpie compiles its own", err)
             return nutpie.compile_pymc_model(model)
 
 
-def _compile(model: Any) -> Any:
+#: Part of every rewritten graph's file name: change it when what the files hold changes.
+GRAPHS_VERSION = 1
+
+
+@functools.cache
+def _code_digest() -> str:
+    """This package's source and the versions of the libraries that build and rewrite a model's graph: a
+    graph kept on disk is used only by the code that made it."""
+    digest = hashlib.sha256(str(GRAPHS_VERSION).encode())
+    for name in ("pymc", "pytensor", "nutpie", "numba", "numpy"):
+        digest.update(f"{name} {version(name)}".encode())
+    root = Path(__file__).parent
+    for path in sorted(root.glob("*.py")):  # the laws and priors are in the key itself
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _graph_file(key: Any) -> Path:
+    import pytensor
+
+    name = hashlib.sha256(f"{_code_digest()}|{key!r}".encode()).hexdigest()[:32]
+    return Path(pytensor.config.compiledir) / "bayes_scaling_graphs" / f"{name}.pkl"
+
+
+def _functions(model: Any, initial: Any, key: Any) -> tuple:
+    """nutpie's ``_make_functions`` of ``model``: its sizes, the log density's and the expansion's PyTensor
+    functions, the initial point function, the variables' names and shapes, the transformed ones. PyTensor
+    rewrites a model's graphs before it compiles them (0.8-1 s of a second process's fit, its numba code
+    loaded from the disk cache); the rewritten graphs are kept on disk under ``key`` (in PyTensor's compile
+    directory, beside its numba cache) and a later process builds the functions from them unrewritten."""
+    cp = import_nutpie().compile_pymc
+    path = _graph_file(key) if key is not None else None
+    if path is not None and path.is_file():
+        try:
+            return _load_functions(model, initial, path)
+        except Exception as err:  # a broken or foreign file can raise anything when unpickled: rebuilt below
+            log.info("rewritten graphs in %s not usable (%s); rewriting anew", path, err)
+    made = cp._make_functions(
+        model,
+        mode="NUMBA",
+        compute_grad=True,
+        join_expanded=True,
+        pymc_initial_point_fn=cp._wrap_with_lock(initial),
+        var_names=None,
+    )
+    if path is not None:
+        n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparameterized = made
+        graphs = (logp_pt.maker.fgraph, expand_pt.maker.fgraph, logp_pt.maker.mode, expand_pt.maker.mode)
+        try:
+            buffer = io.BytesIO()
+            _GraphPickler(buffer).dump((*graphs, n_dim, n_expanded, shape_info, reparameterized))
+            blob = buffer.getvalue()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_bytes(blob)
+            os.replace(temporary, path)  # whole or not at all: another process may read it now
+        except (OSError, pickle.PicklingError, TypeError, AttributeError, RecursionError) as err:
+            log.info("rewritten graphs not kept on disk (%s)", err)
+    return made
+
+
+class _GraphPickler(pickle.Pickler):
+    """Pickles rewritten graphs. An ``OpFromGraph`` (PyTensor's stable log-sum-exp is one) keeps the
+    gradient it built in a local function, which pickle refuses: it is kept without it, as the graph it
+    is part of is differentiated already."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        from pytensor.compile.builders import OpFromGraph
+
+        if isinstance(obj, OpFromGraph):
+            return object.__new__, (type(obj),), {**obj.__dict__, "_lop_op_cache": {}, "_rop_op_cache": None}
+        return NotImplemented
+
+
+def _load_functions(model: Any, initial: Any, path: Path) -> tuple:
+    """:func:`_functions` from the rewritten graphs in ``path``, with ``model``'s data."""
+    from pytensor.compile.io import In
+    from pytensor.compile.maker import FunctionMaker
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    cp = import_nutpie().compile_pymc
+    logp_graph, expand_graph, logp_mode, expand_mode, n_dim, n_expanded, shape_info, reparameterized = pickle.loads(
+        path.read_bytes()
+    )
+
+    def function(graph: Any, mode: Any) -> Any:
+        inputs = [
+            In(v, value=v.container, implicit=True) if isinstance(v, SharedVariable) else In(v) for v in graph.inputs
+        ]
+        made = FunctionMaker(
+            inputs, list(graph.outputs), mode=mode, fgraph=graph, no_fgraph_prep=True, accept_inplace=True
+        ).create()
+        for var in made.get_shared():  # the data of the model at hand, not of the one the graphs were made for
+            var.set_value(model[var.name].get_value())
+        return made
+
+    logp_pt, expand_pt = function(logp_graph, logp_mode), function(expand_graph, expand_mode)
+    names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
+    shapes = dict(zip(shape_info[0], shape_info[2], strict=True))
+    initial_point_fn = cp._rv_dict_to_flat_array_wrapper(
+        cp._wrap_with_lock(initial), names=names, shapes=[shapes[n] for n in names]
+    )
+    log.info("rewritten graphs loaded from %s", path)
+    return n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info, reparameterized
+
+
+def _compile(model: Any, key: Any) -> Any:
     from pymc.initial_point import make_initial_point_fn
 
     cp = import_nutpie().compile_pymc
@@ -166,13 +283,8 @@ def _compile(model: Any) -> Any:
         jitter_rvs=set(model.free_RVs),
         return_transformed=True,
     )
-    n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info, reparameterized = cp._make_functions(
-        model,
-        mode="NUMBA",
-        compute_grad=True,
-        join_expanded=True,
-        pymc_initial_point_fn=cp._wrap_with_lock(initial),
-        var_names=None,
+    n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info, reparameterized = _functions(
+        model, initial, key
     )
     shared_data: dict[str, np.ndarray] = {}
     shared_var_keys: dict[Any, str] = {}
