@@ -46,6 +46,7 @@ def run_sampler(
                 target_accept=target_accept,
                 progress_bar=progressbar,
                 adaptation=adaptation,
+                save_warmup=False,  # a fit keeps the draws after tuning: converting the tuning steps cost a tenth
             )
         if sampler == "numpyro":
             try:
