@@ -27,6 +27,7 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import types
 from importlib.metadata import version
 from pathlib import Path
@@ -172,11 +173,15 @@ GRAPHS_VERSION = 1
 
 @functools.cache
 def _code_digest() -> str:
-    """This package's source and the versions of the libraries that build and rewrite a model's graph: a
-    graph kept on disk is used only by the code that made it."""
+    """This package's source, the versions of the libraries that build and rewrite a model's graph and
+    PyTensor's flags that change the rewrites: a graph kept on disk is used only by the code that made it."""
+    import pytensor
+
     digest = hashlib.sha256(str(GRAPHS_VERSION).encode())
     for name in ("pymc", "pytensor", "nutpie", "numba", "numpy"):
         digest.update(f"{name} {version(name)}".encode())
+    for flag in ("floatX", "cast_policy", "optimizer_including", "optimizer_excluding", "optimizer_requiring"):
+        digest.update(f"{flag} {getattr(pytensor.config, flag)}".encode())  # flags that change the rewrites
     root = Path(__file__).parent
     for path in sorted(root.glob("*.py")):  # the laws and priors are in the key itself
         digest.update(path.read_bytes())
@@ -219,7 +224,7 @@ def _functions(model: Any, initial: Any, key: Any) -> tuple:
             _GraphPickler(buffer).dump((*graphs, n_dim, n_expanded, shape_info, reparameterized))
             blob = buffer.getvalue()
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             temporary.write_bytes(blob)
             os.replace(temporary, path)  # whole or not at all: another process may read it now
         except (OSError, pickle.PicklingError, TypeError, AttributeError, RecursionError) as err:
@@ -228,16 +233,26 @@ def _functions(model: Any, initial: Any, key: Any) -> tuple:
 
 
 class _GraphPickler(pickle.Pickler):
-    """Pickles rewritten graphs. An ``OpFromGraph`` (PyTensor's stable log-sum-exp is one) keeps the
-    gradient it built in a local function, which pickle refuses: it is kept without it, as the graph it
-    is part of is differentiated already."""
+    """Pickles rewritten graphs. Their data (shared variables: the runs) are kept empty, of their type: the
+    runs of a fit are not copied into the cache, and a process that loads the graphs sets its own. An
+    ``OpFromGraph`` (PyTensor's stable log-sum-exp is one) keeps the gradient it built in a local
+    function, which pickle refuses: it is kept without it, as the graph it is part of is differentiated."""
 
     def reducer_override(self, obj: Any) -> Any:
         from pytensor.compile.builders import OpFromGraph
+        from pytensor.tensor.sharedvar import TensorSharedVariable
 
+        if isinstance(obj, TensorSharedVariable):
+            return _empty_shared, (type(obj), obj.type, obj.name)
         if isinstance(obj, OpFromGraph):
             return object.__new__, (type(obj),), {**obj.__dict__, "_lop_op_cache": {}, "_rop_op_cache": None}
         return NotImplemented
+
+
+def _empty_shared(cls: Any, type_: Any, name: str | None) -> Any:
+    """A shared variable of ``type_`` holding no data (its static sizes, zero where it has none)."""
+    shape = tuple(0 if size is None else size for size in type_.shape)
+    return cls(type=type_, value=np.zeros(shape, dtype=type_.dtype), strict=False, name=name)
 
 
 def _load_functions(model: Any, initial: Any, path: Path) -> tuple:

@@ -2,6 +2,7 @@
 
 import ctypes
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -125,7 +126,8 @@ def test_a_second_process_loads_the_entry_points_and_graphs_from_disk(tmp_path):
 
 def test_a_broken_graph_file_is_rewritten(tmp_path, monkeypatch, caplog):
     """A kept graph file that cannot be read (cut short, or written by something else) costs a rewrite, not
-    the fit: the graphs are rewritten, the file replaced whole, and read back by the next compile."""
+    the fit: the graphs are rewritten, the file replaced whole (without the runs' data), and read back by
+    the next compile."""
     import logging
 
     from bayes_scaling import native
@@ -137,6 +139,9 @@ def test_a_broken_graph_file_is_rewritten(tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="bayes_scaling"):
         _, first, _ = compile_law(runs, "kaplan_n")
         assert "not usable" in caplog.text and path.read_bytes() != b"not a pickle"
+        kept = pickle.loads(path.read_bytes())[0]  # the runs are not copied into the cache
+        assert {v.name for v in kept.inputs if hasattr(v, "get_value")} == {"log_loss_data", "N_log"}
+        assert all(v.get_value().size == 0 for v in kept.inputs if hasattr(v, "get_value"))
         caplog.clear()
         _, second, _ = compile_law(runs, "kaplan_n")
         assert "graphs loaded" in caplog.text
