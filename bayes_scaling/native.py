@@ -89,9 +89,9 @@ def _entry(kind: str, function: Any, shared_keys: list[str], shared_data: dict, 
     """The C entry point ``kind`` around PyTensor's ``function`` (a numba dispatcher), cached on disk when
     PyTensor caches ``function``."""
     import numba
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
     address_as_void_pointer = import_nutpie().compile_pymc.address_as_void_pointer
-    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
     n_dim, n_out = sizes
     src = _source(kind, n_dim, n_out, [(k, shared_data[k].ndim) for k in shared_keys])
