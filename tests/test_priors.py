@@ -2,7 +2,7 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from bayes_scaling.priors import Prior, PriorError, parse_prior, resolve_priors
+from bayes_scaling.priors import DISTRIBUTIONS, Prior, PriorError, parse_prior, resolve_priors
 
 
 def test_parse_forms():
@@ -50,23 +50,24 @@ def test_user_overrides_law_default_and_unknown_name_is_refused():
         resolve_priors({**defaults, "sigma": "HalfNormal(0.05)"}, {"nu": "Gamma(2, 0.1)"})
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [
-        "Normal(1, 2)",
-        "StudentT(3, 1, 2)",
-        "HalfNormal(0.5)",
-        "HalfStudentT(3, 0.5)",
-        "HalfCauchy(0.7)",
-        "LogNormal(0.5, 0.4)",
-        "Gamma(2, 3)",
-        "InverseGamma(3, 2)",
-        "Exponential(2)",
-        "Beta(2, 5)",
-        "Uniform(-1, 3)",
-        "TruncatedNormal(0, 1, lower=-0.5, upper=2)",
-    ],
-)
+#: One prior of each distribution.
+EVERY_DISTRIBUTION = [
+    "Normal(1, 2)",
+    "StudentT(3, 1, 2)",
+    "HalfNormal(0.5)",
+    "HalfStudentT(3, 0.5)",
+    "HalfCauchy(0.7)",
+    "LogNormal(0.5, 0.4)",
+    "Gamma(2, 3)",
+    "InverseGamma(3, 2)",
+    "Exponential(2)",
+    "Beta(2, 5)",
+    "Uniform(-1, 3)",
+    "TruncatedNormal(0, 1, lower=-0.5, upper=2)",
+]
+
+
+@pytest.mark.parametrize("spec", EVERY_DISTRIBUTION)
 def test_prior_cdf_matches_pymc_draws(spec):
     """Prior.scipy() is the distribution PyMC samples: its CDF at the quartiles of PyMC's draws, and of
     Prior.sample's, is 1/4, 1/2, 3/4."""
@@ -77,23 +78,7 @@ def test_prior_cdf_matches_pymc_draws(spec):
         assert prior.cdf(quartiles) == pytest.approx([0.25, 0.5, 0.75], abs=0.01)
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [
-        "Normal(1, 2)",
-        "StudentT(3, 1, 2)",
-        "HalfNormal(2)",
-        "HalfStudentT(3, 2)",
-        "HalfCauchy(0.7)",
-        "LogNormal(0.5, 0.4)",
-        "Gamma(2, 3)",
-        "InverseGamma(3, 2)",
-        "Exponential(2)",
-        "Beta(2, 5)",
-        "Uniform(-1, 3)",
-        "TruncatedNormal(0, 1, lower=-0.5, upper=2)",
-    ],
-)
+@pytest.mark.parametrize("spec", EVERY_DISTRIBUTION)
 def test_prior_draws_and_cdf_are_scipys(spec):
     """Prior.sample and Prior.cdf (numpy and scipy.special) are scipy.stats' rvs and cdf: the same draws from
     the same Generator, the same cdf inside and outside the support."""
@@ -104,3 +89,7 @@ def test_prior_draws_and_cdf_are_scipys(spec):
     np.testing.assert_allclose(prior.cdf(x), prior.scipy().cdf(x), rtol=1e-12, atol=1e-15)
     if prior.dist.startswith("Half"):
         assert prior.scipy().logpdf(-1.0) == -np.inf and np.isfinite(prior.scipy().logpdf(1.0))
+
+
+def test_every_distribution_is_checked():
+    assert sorted(Prior.from_spec("x", spec).dist for spec in EVERY_DISTRIBUTION) == sorted(DISTRIBUTIONS)
