@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,9 +62,15 @@ class RunTable:
         return frame
 
 
-def read_table(runs: pd.DataFrame | str | Path) -> pd.DataFrame:
-    """A DataFrame as it is, or a file read: parquet (``.parquet``, ``.pq``) or CSV (anything else); an
-    error names a missing or unreadable file."""
+def read_table(runs: pd.DataFrame | Mapping[str, Any] | str | Path) -> pd.DataFrame:
+    """A DataFrame as it is, a mapping of column names to values (or to one value each) as a table, or a
+    file read: parquet (``.parquet``, ``.pq``) or CSV (anything else); an error names a missing or
+    unreadable file, or columns of different lengths."""
+    if isinstance(runs, Mapping):
+        try:
+            return pd.DataFrame({str(k): np.atleast_1d(np.asarray(v)) for k, v in runs.items()})
+        except ValueError as err:
+            raise DataError(f"runs given as a mapping of columns: {err}") from None
     if isinstance(runs, str | Path):
         path = Path(runs)
         if not path.is_file():
@@ -74,7 +81,9 @@ def read_table(runs: pd.DataFrame | str | Path) -> pd.DataFrame:
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError, ValueError) as err:
             raise DataError(f"cannot read {str(path)!r} as {'parquet' if parquet else 'CSV'}: {err}") from None
     if not isinstance(runs, pd.DataFrame):
-        raise DataError(f"runs must be a pandas DataFrame or a CSV path, got {type(runs).__name__}")
+        raise DataError(
+            f"runs must be a pandas DataFrame, a mapping of columns or a CSV path, got {type(runs).__name__}"
+        )
     return runs
 
 

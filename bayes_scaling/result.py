@@ -22,7 +22,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from . import intervals
-from .data import RunTable, load_runs, not_items
+from .data import RunTable, load_runs, not_items, read_table
 from .errors import (
     BayesScalingError,
     DataError,
@@ -565,6 +565,7 @@ class ScalingFit:
         if runs is not None:
             if inputs:
                 raise OptionError("give either a table of runs or inputs as keywords, not both")
+            runs = read_table(runs)
             columns = {k: v for k, v in self.runs.columns.items() if k in self.law.inputs}
             table = load_runs(
                 runs.assign(**{"__loss": 1.0}),

@@ -63,7 +63,7 @@ def test_data_errors(frame, kwargs, message):
 def test_missing_file_and_bad_type(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_runs(tmp_path / "none.csv", inputs=INPUTS)
-    with pytest.raises(DataError, match="must be a pandas DataFrame or a CSV path, got list"):
+    with pytest.raises(DataError, match="must be a pandas DataFrame, a mapping of columns or a CSV path, got list"):
         load_runs([1, 2], inputs=INPUTS)
 
 

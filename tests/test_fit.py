@@ -120,6 +120,16 @@ def test_predict_bands(chinchilla_fit, chinchilla_runs):
         table["median"],
         chinchilla_fit.predict(N=chinchilla_runs["n_params"][:3], D=chinchilla_runs["n_tokens"][:3])["median"],
     )
+    # a mapping of columns, or a CSV file, is a table too; anything else is named
+    head = chinchilla_runs.drop(columns="loss").head(3)
+    as_mapping = chinchilla_fit.predict({k: v.to_numpy() for k, v in head.items()})
+    np.testing.assert_allclose(as_mapping["median"], table["median"])
+    one = chinchilla_fit.predict({"n_params": 1e9, "n_tokens": 2e10})
+    assert len(one) == 1 and one["median"].notna().all()
+    with pytest.raises(bs.DataError, match="mapping of columns"):
+        chinchilla_fit.predict({"n_params": [1e9, 2e9], "n_tokens": [2e10]})
+    with pytest.raises(bs.DataError, match="got list"):
+        chinchilla_fit.predict([1e9, 2e10])
     with pytest.raises(bs.BayesScalingError, match=r"missing \['D'\]"):
         chinchilla_fit.predict(N=1e9)
     with pytest.raises(bs.DataError, match="input N must be positive"):
