@@ -348,10 +348,12 @@ class ScalingFit:
         if d["divergences"]:
             problems.append(f"{d['divergences']} divergent transition(s)")
         if d["max_r_hat"] > MAX_RHAT:
-            problems.append(f"R-hat {d['max_r_hat']:.3f} > {MAX_RHAT}")
+            problems.append(f"R-hat {d['max_r_hat']:.3f} > {MAX_RHAT} ({self._failing('r_hat', MAX_RHAT)})")
         for kind in ("bulk", "tail"):
             if d[f"min_ess_{kind}"] < MIN_ESS:
-                problems.append(f"{kind} ESS {d[f'min_ess_{kind}']:.0f} < {MIN_ESS}")
+                problems.append(
+                    f"{kind} ESS {d[f'min_ess_{kind}']:.0f} < {MIN_ESS} ({self._failing(f'ess_{kind}', MIN_ESS)})"
+                )
         apart = self._chain_modes()[1] if d["max_r_hat"] > MAX_RHAT else {}
         if apart:
             named = ", ".join(f"{p} ({' / '.join(f'{m:.3g}' for m in medians)})" for p, medians in apart.items())
@@ -366,6 +368,22 @@ class ScalingFit:
                 "with a backtest (bs.backtest), or tighten those priors"
             )
         return problems
+
+    def _failing(self, stat: str, limit: float, shown: int = 3) -> str:
+        """The sampled scalars that fail a check of ``stat`` (``r_hat`` above ``limit``, an ESS below it),
+        worst first: ``"a 1.13, alpha 1.12 and 2 more"``; a group's value is named by its group."""
+        above = stat == "r_hat"
+        failing = []
+        for name, values in self._convergence[stat].items():
+            grouped = self.runs.group is not None and "group" in self.tree["posterior"][name].dims
+            for at, value in np.ndenumerate(values):
+                if value > limit if above else value < limit:
+                    index = (self.runs.groups[at[0]], *at[1:]) if grouped else at
+                    failing.append((-value if above else value, name + "".join(f"[{i}]" for i in index)))
+        failing.sort()
+        named = [f"{label} {abs(value):.{3 if above else 0}f}" for value, label in failing[:shown]]
+        more = f" and {len(failing) - shown} more" if len(failing) > shown else ""
+        return ", ".join(named) + more
 
     @cached_property
     def _mode_masses(self) -> str:

@@ -219,6 +219,22 @@ def test_chains_in_separate_modes_are_named(stored_fit):
     assert not any("chains settled" in p for p in stored_fit.problems)
 
 
+def test_convergence_problems_name_the_worst_scalars(stored_fit):
+    """A failed R-hat or ESS check names the scalars that fail it, worst first, a group's value by its group."""
+    tree = stored_fit.tree.copy()
+    post = tree["posterior"].to_dataset()
+    group = str(post["group"].values[1])
+    shift = xr.zeros_like(post["b_z"])
+    shift.loc[{"chain": shift["chain"][1], "group": group}] = 3.0  # one group's offset, one chain elsewhere
+    tree["posterior"] = xr.DataTree(post.assign(b_z=post["b_z"] + shift))
+    fit = bs.ScalingFit(tree)
+    (r_hat,) = [p for p in fit.problems if p.startswith("R-hat")]
+    worst = fit._convergence["r_hat"]["b_z"][1]
+    assert r_hat.startswith(f"R-hat {worst:.3f} > 1.01 (b_z[{group}] {worst:.3f}"), r_hat
+    scalars = sum(v.size for v in fit._convergence["r_hat"].values())
+    assert fit._failing("r_hat", 0.0, shown=2).endswith(f" and {scalars - 2} more")
+
+
 def test_bridge_sampling_finds_a_known_normalising_constant():
     """p = exp(5) x a standard Normal density in 3 dimensions: log Z = 5, from draws of p and of a Gaussian
     that is wider and off-centre."""
