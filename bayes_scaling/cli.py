@@ -54,10 +54,14 @@ def _pairs(text: str, what: str) -> dict[str, str]:
 
 
 def _points(texts: Sequence[str]) -> list[dict[str, Any]]:
-    """Each ``--at N=7e10,D=1.4e12`` as ``{"N": 7e10, "D": 1.4e12}``."""
+    """Each ``--at N=7e10,D=1.4e12`` as ``{"N": 7e10, "D": 1.4e12}``; the names of options of a prediction
+    (``prob``, ``seed`` ...) are not inputs."""
     points = []
     for text in texts:
         pairs = _pairs(text, "--at")
+        options = sorted(set(pairs) & {"runs", "prob", "kind", "group", "new_group", "seed"})
+        if options:
+            raise CLIError(f"--at takes the law's inputs, and {options[0]!r} is not one (it is an option)")
         try:
             points.append({k: float(v) for k, v in pairs.items()})
         except ValueError as err:

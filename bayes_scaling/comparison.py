@@ -18,7 +18,7 @@ from scipy.special import logsumexp
 
 from . import intervals
 from .data import DEFAULT_COLUMNS, read_table
-from .errors import BayesScalingError, DataError, OptionError
+from .errors import BayesScalingError, DataError, OptionError, check_seed
 from .parallel import Outcome, raise_if_all_failed, run_tasks
 from .result import ScalingFit
 
@@ -372,7 +372,7 @@ class Average:
     ) -> xr.DataArray:
         """Draws of the loss from the weighted mixture of the fits' predictives: dims (chain, draw, point),
         the mixture's draws in one chain; coordinates as in :meth:`ScalingFit.predict_draws`."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         names = list(self.fits)
         parts = [
             self.fits[name].predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed, **inputs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,9 @@ def read_table(runs: pd.DataFrame | Mapping[str, Any] | str | Path) -> pd.DataFr
         raise DataError(
             f"runs must be a pandas DataFrame, a mapping of columns or a CSV path, got {type(runs).__name__}"
         )
+    twice = runs.columns[runs.columns.duplicated()]
+    if len(twice):
+        raise DataError(f"the table has more than one column named {twice[0]!r}")
     return runs
 
 
@@ -120,9 +123,11 @@ def load_runs(
         Inputs taken as data (the law's covariates): any finite value; the other inputs must be positive.
     items
         Also read the number of items each run's score is on (key ``items``, default column ``n_items``):
-        whole numbers >= 1.
+        whole numbers from 1 to 2^53.
     """
     runs = read_table(runs)
+    if group is not None and not isinstance(group, Hashable):
+        raise DataError(f"group must be the name of one column, got {group!r}")
     columns = dict(columns or {})
     keys = [*inputs, "loss", *(["items"] if items else [])]
     unknown = set(columns) - set(keys)
@@ -160,7 +165,7 @@ def load_runs(
         if bad.size:
             raise DataError(f"column {col!r} has {bad.size} missing or infinite value(s), first in row {bad[0]}")
         if key == "items":
-            bad, need = not_items(values), "whole numbers >= 1"
+            bad, need = not_items(values), "whole numbers from 1 to 2^53"
         else:
             kind = target if key == "loss" else "real" if key in covariates else "positive"
             bad, need = outside_support(kind, values), TARGETS[kind][1]
@@ -175,6 +180,11 @@ def load_runs(
         if labels.isna().any():
             raise DataError(
                 f"group column {group!r} has missing values, first in row {int(np.flatnonzero(labels.isna())[0])}"
+            )
+        odd = [i for i, v in enumerate(labels) if not isinstance(v, Hashable)]
+        if odd:
+            raise DataError(
+                f"group column {group!r} must hold labels (text or numbers); row {odd[0]} has {labels.iloc[odd[0]]!r}"
             )
         texts = labels.astype(str)
         per_text = labels.groupby(texts).nunique()  # distinct values behind each text
@@ -199,8 +209,9 @@ def load_runs(
 
 
 def not_items(values: np.ndarray) -> np.ndarray:
-    """Indices of ``values`` that cannot be a number of items scored (whole numbers >= 1)."""
-    return np.flatnonzero((values < 1) | (values != np.round(values)))
+    """Indices of ``values`` that cannot be a number of items scored (whole numbers from 1 to 2^53, those a
+    float holds exactly)."""
+    return np.flatnonzero((values < 1) | (values > 2**53) | (values != np.round(values)))
 
 
 def warn_if_repeated(runs: RunTable) -> None:

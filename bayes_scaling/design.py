@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import intervals
-from .errors import DataError, OptionError
+from .errors import DataError, OptionError, check_seed
 from .expr import Expression
 from .observation import flat_draws, gaps
 from .priors import link_functions
@@ -316,7 +316,7 @@ def suggest_runs(
     if isinstance(budget, bool) or not (isinstance(budget, int | float) and 0 < budget < np.inf):
         raise OptionError(f"budget must be a positive number (the most the new runs may cost together), got {budget!r}")
     (prob,) = intervals.check_probs(prob)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     links = {p: link_functions(p, fit.priors[p], np) for p in fit.law.sampled_params}
     size = fit.posterior.sizes["chain"] * fit.posterior.sizes["draw"]
     rows = np.unique(np.linspace(0, size - 1, min(DRAWS, size)).astype(int))

@@ -6,6 +6,10 @@ catches those keeps working. Anything else that escapes the package is a bug.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 __all__ = [
     "BayesScalingError",
     "ConvergenceError",
@@ -22,6 +26,7 @@ __all__ = [
     "PriorError",
     "SamplerStartError",
     "SamplingWarning",
+    "check_seed",
 ]
 
 
@@ -83,3 +88,12 @@ class SamplingWarning(UserWarning):
 
 class MisfitWarning(UserWarning):
     """The law does not describe its own runs, or the runs look like other units than the law expects."""
+
+
+def check_seed(seed: Any) -> Any:
+    """A user's random ``seed`` as given when numpy takes it: None (fresh entropy), a whole number >= 0 or
+    a Generator; anything else is an :class:`OptionError` naming it."""
+    whole = isinstance(seed, int | np.integer) and not isinstance(seed, bool | np.bool_) and 0 <= seed < 2**64
+    if seed is None or whole or isinstance(seed, np.random.Generator):
+        return seed
+    raise OptionError(f"seed must be a whole number >= 0 (or None), got {seed!r}")

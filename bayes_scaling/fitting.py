@@ -15,7 +15,7 @@ import pymc as pm
 
 from .data import RunTable, load_runs, warn_if_repeated
 from .diagnostics import convergence
-from .errors import ConvergenceError, OptionError, PriorError
+from .errors import ConvergenceError, OptionError, PriorError, check_seed
 from .laws import Law, load_law
 from .model import PARAMETRISATIONS, build_model, data_values, resolve_pooling
 from .native import compile_nutpie
@@ -237,6 +237,10 @@ def fit(
         ESS < 400 or any divergence occurred.
     """
     law = load_law(law)
+    named = {"likelihood": likelihood, "sampler": sampler, "adaptation": adaptation, "parametrisation": parametrisation}
+    for option, given in {**named, "autocorrelated": autocorrelated}.items():
+        if not isinstance(given, str) and (given is not None or option != "autocorrelated"):
+            raise OptionError(f"{option} must be a name (a string), got {given!r:.80}")
     observation = ObservationModel(likelihood, noise_by_group, discrepancy, law.target, autocorrelated)
     if autocorrelated is not None and autocorrelated not in law.inputs:
         raise OptionError(
@@ -281,6 +285,8 @@ def fit(
         )
     resolved.update(resolve_priors(dict.fromkeys(partial, GROUP_SD), spreads))
     sampled = {k: v for k, v in resolved.items() if k != "kappa"}  # what NUTS samples
+    if isinstance(check_seed(seed), np.random.Generator):
+        raise OptionError("fit's seed is recorded on the fit: give a whole number >= 0 (or None), not a Generator")
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 

@@ -27,6 +27,10 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
     population; see :func:`build_model`) or ``none`` (independent per group). Default: ``partial`` for every
     parameter when the runs have groups, ``shared`` otherwise; a dict sets some parameters, the others
     keep the default."""
+    if pooling is not None and not isinstance(pooling, str | Mapping):
+        raise OptionError(
+            f"pooling must be one of {', '.join(POOLING)} or a mapping of parameter to one, got {pooling!r}"
+        )
     default = "partial" if runs.group is not None else "shared"
     chosen = dict.fromkeys(law.sampled_params, pooling if isinstance(pooling, str) else default)
     if isinstance(pooling, Mapping):
@@ -38,7 +42,7 @@ def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] |
             )
         chosen.update(pooling)
     for name, mode in chosen.items():
-        if mode not in POOLING:
+        if not isinstance(mode, str) or mode not in POOLING:
             raise OptionError(f"pooling of {name!r} must be one of {', '.join(POOLING)}, got {mode!r}")
         if mode != "shared" and runs.group is None:
             raise GroupError(f"pooling {mode!r} for {name!r} needs a group column (group=...)")

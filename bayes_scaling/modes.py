@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .errors import OptionError
+from .errors import OptionError, check_seed
 
 if TYPE_CHECKING:
     from .result import ScalingFit
@@ -128,8 +128,7 @@ def mode_masses(fit: ScalingFit, *, draws: int = 2000, seed: int | None = 0) -> 
 
     if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or not 100 <= draws <= 100_000:
         raise OptionError(f"modes: draws must be a whole number from 100 to 100000, got {draws!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
-        raise OptionError(f"modes: seed must be a non-negative whole number or None, got {seed!r}")
+    check_seed(seed)
     post = fit.posterior
     dim = sum(int(np.prod(post[n].shape[2:])) for n in fit.sampled_names)  # the model's free variables
     if dim > MAX_DIMENSIONS:

@@ -172,7 +172,7 @@ def run_lags(runs: RunTable, along: str) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(position > 0):
         row = int(np.flatnonzero(~(position > 0))[0])
         raise DataError(
-            f"autocorrelated noise is along log10({column}): row {row} has {column} = {position[row]!r}, not positive"
+            f"autocorrelated noise is along log10({column}): row {row} has {column} = {position[row]:g}, not positive"
         )
     order = np.lexsort((position, runs.group))
     tied = np.flatnonzero((np.diff(runs.group[order]) == 0) & (np.diff(position[order]) == 0))

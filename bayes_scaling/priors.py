@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PriorError
+from .errors import PriorError, check_seed
 
 __all__ = ["Prior", "PriorError", "parse_prior", "resolve_priors"]
 
@@ -110,7 +110,7 @@ class Prior:
         :meth:`scipy`'s ``rvs`` with it."""
         from scipy import special
 
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         k = {"mu": 0.0, **self.kwargs}
         if self.dist == "TruncatedNormal":
             return np.asarray(self.scipy().rvs(size=size, random_state=rng), dtype=float)

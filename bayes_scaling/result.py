@@ -32,6 +32,7 @@ from .errors import (
     OptionError,
     OutputExistsError,
     SamplingWarning,
+    check_seed,
 )
 from .laws import Law
 from .observation import TARGETS, ObservationModel, distance, flat_draws, outside_support, predecessors, run_lags
@@ -71,6 +72,14 @@ def _versions() -> tuple[tuple[str, str], ...]:
 def versions() -> dict[str, str]:
     """Versions of Python and the packages that shape a fit (read once a process: 15 ms a fit)."""
     return dict(_versions())
+
+
+def _numbers(name: str, value: Any) -> np.ndarray:
+    """A keyword input to predict at, as a 1-d array of floats; an error names the input."""
+    try:
+        return np.atleast_1d(np.asarray(value, dtype=float))
+    except (TypeError, ValueError):
+        raise DataError(f"input {name} must be a number or numbers, got {value!r:.80}") from None
 
 
 def _at_points(per_group: np.ndarray, codes: np.ndarray, new_group: Any) -> np.ndarray:
@@ -156,7 +165,7 @@ def discrepancy_draws(kappa: Prior, posterior: xr.Dataset, seed: int | None) -> 
     and of its tilt ``z``: one per draw, and per group in a fit with groups (each group's curve errs beyond
     its runs in its own direction)."""
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
-    rng = np.random.default_rng([0 if seed is None else seed, 1])
+    rng = np.random.default_rng([0 if seed is None else check_seed(seed), 1])
     dims = ("chain", "draw")
     draws = kappa.sample(shape[0] * shape[1], seed=rng)
     groups = posterior.sizes.get("group")
@@ -425,7 +434,10 @@ class ScalingFit:
         in the first sampling kept in ``settings["kept_chains"]`` (None for chains added by :meth:`extend`).
         Diagnostics and checks are computed anew on them."""
         total = self.tree["posterior"].sizes["chain"]
-        given = list(np.ravel(chains)) if not isinstance(chains, str | bytes | Mapping) else []
+        try:
+            given = list(np.ravel(chains)) if not isinstance(chains, str | bytes | Mapping) else []
+        except ValueError:  # ragged nested lists
+            given = []
         whole = all(isinstance(c, int | np.integer) and not isinstance(c, bool | np.bool_) for c in given)
         if not given or not whole or not all(0 <= c < total for c in given):
             raise OptionError(f"keep_chains: chains must be whole numbers among 0..{total - 1}, got {chains!r}")
@@ -579,11 +591,14 @@ class ScalingFit:
         """Input arrays, group labels and group codes (-1: a group not in the data) of the points. A binomial
         fit's points may carry the number of ``items`` each is scored on (the table's items column, or the
         keyword ``items=``): then a new run's observed accuracy is scored on them."""
-        scored = self.observation.items and (("items" in inputs) or (runs is not None and self._items in runs))
         if runs is not None:
             if inputs:
                 raise OptionError("give either a table of runs or inputs as keywords, not both")
             runs = read_table(runs)
+            if not len(runs):
+                raise DataError("no points to predict at: the table of runs has no rows")
+        scored = self.observation.items and (("items" in inputs) or (runs is not None and self._items in runs))
+        if runs is not None:
             columns = {k: v for k, v in self.runs.columns.items() if k in self.law.inputs}
             table = load_runs(
                 runs.assign(**{"__loss": 1.0}),
@@ -600,9 +615,9 @@ class ScalingFit:
         else:
             if scored:
                 inputs = dict(inputs)
-                items = np.atleast_1d(np.asarray(inputs.pop("items"), dtype=float))
+                items = _numbers("items", inputs.pop("items"))
                 if not_items(items).size:
-                    raise DataError(f"items must be whole numbers >= 1, got {items}")
+                    raise DataError(f"items must be whole numbers from 1 to 2^53, got {items}")
             missing = [k for k in self.law.inputs if k not in inputs]
             unknown = [k for k in inputs if k not in self.law.inputs]
             if missing or unknown:
@@ -611,8 +626,14 @@ class ScalingFit:
                     f"missing {missing}, unknown {unknown}"
                 )
             names = [*self.law.inputs, *(["items"] if scored else [])]
-            given = [np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs]
-            arrays = np.broadcast_arrays(*given, *([items] if scored else []))
+            given = [_numbers(k, inputs[k]) for k in self.law.inputs] + ([items] if scored else [])
+            try:
+                arrays = np.broadcast_arrays(*given)
+            except ValueError:
+                lengths = ", ".join(f"{k} {a.size}" for k, a in zip(names, given, strict=True))
+                raise DataError(f"inputs of different lengths ({lengths}): give one value or one per point") from None
+            if not arrays[0].size:
+                raise DataError("no points to predict at: the inputs are empty")
             values = dict(zip(names, (a.ravel() for a in arrays), strict=True))
             for k, v in values.items():
                 covariate = k in self.law.covariates  # data: any finite value
@@ -629,7 +650,13 @@ class ScalingFit:
                 f"this fit is grouped by {self.runs.group_column!r}: pass group= one of "
                 f"{list(self.runs.groups)} (or a new label with new_group=True)"
             )
-        labels = np.broadcast_to(np.asarray(group, dtype=str), next(iter(values.values())).shape)
+        points = next(iter(values.values())).shape
+        try:
+            labels = np.broadcast_to(np.asarray(group, dtype=str), points)
+        except ValueError:
+            raise GroupError(
+                f"group= gives {np.size(group)} label(s) for {points[0]} point(s): give one label, or one per point"
+            ) from None
         return values, labels, self._group_codes(labels, new_group)
 
     @property
@@ -763,7 +790,7 @@ class ScalingFit:
         """
         if kind not in ("mean", "observation"):
             raise OptionError(f"kind must be 'mean' or 'observation', got {kind!r}")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         mu, noise = self._predictive(inputs, codes, rng)
         return self.observation.sample(mu, noise, rng) if kind == "observation" else mu
 
@@ -787,7 +814,7 @@ class ScalingFit:
     ) -> np.ndarray:
         """Log density of an observed ``loss`` (the target, on the link scale) at ``inputs`` under each draw:
         (chain * draw, points)."""
-        mu, noise = self._predictive(inputs, codes, np.random.default_rng(seed))
+        mu, noise = self._predictive(inputs, codes, np.random.default_rng(check_seed(seed)))
         return self.observation.logpdf(self.observation.link(loss), mu, noise)
 
     def with_discrepancy(self, kappa: Any | None, *, seed: int | None = None) -> ScalingFit:
@@ -887,6 +914,7 @@ class ScalingFit:
         random draws. The draws themselves: :meth:`predict_draws`.
         """
         probs = intervals.check_probs(prob)
+        runs = None if runs is None else read_table(runs)  # a file read once
         draws = self.predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed, **inputs)
         table = intervals.summarize(draws, probs, self.observed_loss(runs))
         table.attrs["kind"] = kind
@@ -897,9 +925,10 @@ class ScalingFit:
     ) -> np.ndarray:
         """Log posterior predictive density of each run's observed target on the link scale (log-loss for a
         loss; the runs need the target's column)."""
+        runs = read_table(runs)
         values, _, codes = self._prediction_inputs(runs, {}, None, new_group)
         observed = self.observation.link(self.checked_loss(runs))
-        mu, noise = self._predictive(values, codes, np.random.default_rng(seed))
+        mu, noise = self._predictive(values, codes, np.random.default_rng(check_seed(seed)))
         return self.observation.predictive_logpdf(observed, mu, noise)
 
     def checked_loss(self, runs: pd.DataFrame) -> np.ndarray:
@@ -918,6 +947,7 @@ class ScalingFit:
         """The loss column of ``runs`` (named as in the fitted runs), checked; None if it has none.
         Missing values (NaN) stay NaN: runs not trained yet."""
         column = self.runs.columns["loss"]
+        runs = None if runs is None else read_table(runs)
         if runs is None or column not in runs:
             return None
         values = pd.to_numeric(runs[column], errors="coerce").to_numpy(dtype=float)
@@ -938,7 +968,7 @@ class ScalingFit:
         """The group labels asked for (every known one by default; None for a fit without groups) and, for
         each, sampled draws of shape (S, 1) and the discrepancy's offset, which maps inputs of shape
         (S, budgets) to log-offsets."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         if self.runs.group is None:
             if group is not None:
                 raise GroupError("this fit has no groups; call without group=")

@@ -227,6 +227,9 @@ def test_calibrate_predict_runs_and_stack(tmp_path):
     assert code == 2 and "needs --runs" in err
     code, _, err = cli("predict", tmp_path / "fit.nc", "--runs", held, "--at", "N=1e9,D=2e10")
     assert code == 2 and "one of the two" in err
+    for option in ("prob=0.5", "seed=1"):  # an option of the prediction is not an input
+        code, _, err = cli("predict", tmp_path / "fit.nc", "--at", f"N=1e9,D=2e10,{option}")
+        assert code == 2 and f"{option.split('=')[0]!r} is not one (it is an option)" in err, err
 
 
 def test_stack_by_group(tmp_path):
@@ -264,7 +267,7 @@ def test_modes_and_keeping_chains(chinchilla_fit, tmp_path):
         (["--keep", "\u00b2", "--out", tmp_path / "k2.nc"], "is not a chain number"),
         (["--keep", "5", "--out", tmp_path / "k2.nc"], "chains must be whole numbers among 0..3"),
         (["--keep", "0", "--out", kept], "exists; pass --overwrite"),
-        (["--seed", "-1"], "seed must be a non-negative whole number"),
+        (["--seed", "-1"], "seed must be a whole number >= 0"),
     ):
         proc = run("modes", path, *args, check=False)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

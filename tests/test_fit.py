@@ -136,6 +136,39 @@ def test_predict_bands(chinchilla_fit, chinchilla_runs):
         chinchilla_fit.predict(N=-1, D=1e9)
 
 
+def test_prediction_inputs_are_named(chinchilla_fit, chinchilla_runs, tmp_path):
+    """Tables given as a mapping or a file keep their loss column; bad keyword inputs, lengths, seeds and
+    chains are named."""
+    runs = chinchilla_runs.head(2)
+    scored = chinchilla_fit.predict(runs, kind="observation", seed=0)
+    as_mapping = chinchilla_fit.predict({k: v.to_numpy() for k, v in runs.items()}, kind="observation", seed=0)
+    path = tmp_path / "loss_points.csv"  # a name that holds the loss column's name
+    runs.to_csv(path, index=False)
+    for given in (as_mapping, chinchilla_fit.predict(path, kind="observation", seed=0)):
+        pd.testing.assert_frame_equal(given, scored)
+    np.testing.assert_allclose(
+        chinchilla_fit.log_predictive_density(str(path)), chinchilla_fit.log_predictive_density(runs)
+    )
+    for call, error, message in [
+        (
+            lambda: chinchilla_fit.predict(N="abc", D=2e10),
+            bs.DataError,
+            "input N must be a number or numbers, got 'abc'",
+        ),
+        (lambda: chinchilla_fit.predict(N=[1e9, [2e9]], D=2e10), bs.DataError, "input N must be a number"),
+        (lambda: chinchilla_fit.predict(N=[1e9, 2e9], D=[1, 2, 3]), bs.DataError, r"different lengths \(N 2, D 3\)"),
+        (lambda: chinchilla_fit.predict(N=[], D=[]), bs.DataError, "the inputs are empty"),
+        (lambda: chinchilla_fit.predict(runs.head(0)), bs.DataError, "the table of runs has no rows"),
+        (lambda: chinchilla_fit.predict(runs.iloc[:, [0, 0]]), bs.DataError, "more than one column named 'n_params'"),
+        (lambda: chinchilla_fit.predict(N=1e9, D=2e10, seed="x"), bs.OptionError, "seed must be a whole number >= 0"),
+        (lambda: chinchilla_fit.predict_draws(N=1e9, D=2e10, seed=-1), bs.OptionError, "got -1"),
+        (lambda: chinchilla_fit.with_discrepancy("LogNormal(1, 0.5)", seed=1.5), bs.OptionError, "got 1.5"),
+        (lambda: chinchilla_fit.keep_chains([[0], [1, 0]]), bs.OptionError, "chains must be whole numbers"),
+    ]:
+        with pytest.raises(error, match=message):
+            call()
+
+
 def test_log_likelihood_matches_pymc(chinchilla_fit):
     """The numpy log-likelihood stored on the fit equals PyMC's own for the same draws (the model holds the
     logs of N and D as data, as the sampled form takes them only through log)."""
@@ -288,9 +321,18 @@ def test_bad_options(chinchilla_runs):
         ({"likelihood": "cauchy"}, "unknown likelihood 'cauchy'"),
         ({"draws": 0}, "draws must be a positive integer"),
         ({"priors": {"gamma": "Normal(0, 1)"}}, "unknown parameter 'gamma'"),
+        ({"likelihood": np.array(["normal", "x"])}, "likelihood must be a name"),
+        ({"autocorrelated": np.array(["N", "D"])}, "autocorrelated must be a name"),
+        ({"seed": "x"}, "seed must be a whole number >= 0"),
+        ({"seed": np.random.default_rng(0)}, "not a Generator"),
+        ({"group": ["n_params"]}, "group must be the name of one column"),
+        ({"group": "cells", "pooling": 5}, "pooling must be one of"),
+        ({"group": "cells", "pooling": {"E": np.array(["partial"])}}, "pooling of 'E' must be one of"),
     ]:
         with pytest.raises(bs.BayesScalingError, match=message):
-            bs.fit(chinchilla_runs, **kwargs)
+            bs.fit(chinchilla_runs.assign(cells=np.arange(len(chinchilla_runs)) % 3), **kwargs)
+    with pytest.raises(bs.DataError, match=r"group column 'cells' must hold labels .* row 0 has \[0\]"):
+        bs.fit(chinchilla_runs.assign(cells=[[i % 3] for i in range(len(chinchilla_runs))]), group="cells")
 
 
 @pytest.mark.slow

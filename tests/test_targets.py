@@ -156,6 +156,9 @@ def test_binomial_fit_on_items(tmp_path):
     assert "items" not in unlimited and (width(unlimited) < width(scored)).all()  # no scoring noise
     keyword = loaded.predict(C=compute[[5, 30]], chance=0.25, items=40, kind="observation", seed=0)
     np.testing.assert_allclose(keyword["median"], scored["median"])
+    for items in (1e19, "many"):  # beyond what a float holds exactly; not a number
+        with pytest.raises(bs.DataError, match=r"items must be|input items must be a number"):
+            loaded.predict(C=1e20, chance=0.25, items=items, kind="observation")
 
 
 def test_binomial_errors():
@@ -165,7 +168,7 @@ def test_binomial_errors():
     with pytest.raises(bs.DataError, match=r"missing column\(s\) 'n_items' \(for items\)"):
         bs.fit(runs, law="sigmoid_compute", likelihood="binomial", columns={"loss": "acc"})
     bad = runs.assign(n_items=[100] * 7 + [2.5])
-    with pytest.raises(bs.DataError, match=r"column 'n_items' must be whole numbers >= 1; row 7 has 2\.5"):
+    with pytest.raises(bs.DataError, match=r"column 'n_items' must be whole numbers from 1 to 2\^53; row 7 has 2\.5"):
         bs.fit(bad, law="sigmoid_compute", likelihood="binomial", columns={"loss": "acc"})
     with pytest.raises(bs.DataError, match="'items' goes with likelihood='binomial'"):
         bs.fit(bad, law="sigmoid_compute", columns={"loss": "acc", "items": "n_items"})
