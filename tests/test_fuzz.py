@@ -1,6 +1,6 @@
 """Hostile input, generated (hypothesis): run tables, formulas, priors, law files and command lines. Every
 failure must be the package's own error with a message; any other exception fails the test. Nothing here
-samples: 2,150 examples in all."""
+samples: 2,450 examples in all."""
 
 import contextlib
 import io
@@ -151,6 +151,28 @@ LAW_FILE = (bs.laws.laws_dir() / "chinchilla.toml").read_text().splitlines()
 def test_law_files(line, replacement):
     text = "\n".join([*LAW_FILE[:line], replacement, *LAW_FILE[line + 1 :]])
     named_error_or_nothing(lambda: Law.from_toml(text))
+
+
+points = st.one_of(values, st.lists(values, max_size=3), st.dictionaries(st.text(max_size=3), values, max_size=2))
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(
+    n=points,
+    d=points,
+    group=st.one_of(
+        st.none(), st.sampled_from(["web", "code", ""]), st.lists(st.sampled_from(["web", "x"]), max_size=3)
+    ),
+    seed=st.one_of(st.none(), st.integers(min_value=-2, max_value=2**70), st.text(max_size=2), st.floats()),
+    as_table=st.booleans(),
+)
+def test_predictions(stored_fit, n, d, group, seed, as_table):
+    """Points to predict at, as keywords or as a mapping of columns (with a loss column), groups and seeds."""
+    if as_table:
+        table = {"n_params": n, "n_tokens": d, "loss": d, "dataset": group}
+        named_error_or_nothing(lambda: stored_fit.predict(table, seed=seed, new_group=True))
+    else:
+        named_error_or_nothing(lambda: stored_fit.predict(N=n, D=d, group=group, seed=seed, new_group=True))
 
 
 @settings(max_examples=150, **SETTINGS)
