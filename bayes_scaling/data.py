@@ -157,6 +157,8 @@ def load_runs(
         )
     arrays: dict[str, np.ndarray] = {}
     for key, col in mapping.items():
+        if held := not_numbers(runs[col]):
+            raise DataError(f"column {col!r} must hold numbers, not {held}")
         values = pd.to_numeric(runs[col], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(runs[col].notna().to_numpy() & np.isnan(values))
         if bad.size:
@@ -205,6 +207,14 @@ def load_runs(
         groups=groups,
         group_column=group,
         items=arrays.get("items"),
+    )
+
+
+def not_numbers(values: Any) -> str | None:
+    """The kind of values ``values`` hold when a run's number cannot be read from them (truth values,
+    dates, durations, complex numbers), else None."""
+    return {"b": "truth values", "M": "dates", "m": "durations", "c": "complex numbers"}.get(
+        np.asarray(values).dtype.kind
     )
 
 

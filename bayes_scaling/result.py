@@ -22,7 +22,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from . import intervals
-from .data import RunTable, load_runs, not_items, read_table
+from .data import RunTable, load_runs, not_items, not_numbers, read_table
 from .errors import (
     BayesScalingError,
     DataError,
@@ -77,9 +77,11 @@ def versions() -> dict[str, str]:
 def _numbers(name: str, value: Any) -> np.ndarray:
     """A keyword input to predict at, as a 1-d array of floats; an error names the input."""
     try:
-        return np.atleast_1d(np.asarray(value, dtype=float))
+        if not_numbers(value) is None:
+            return np.atleast_1d(np.asarray(value, dtype=float))
     except (TypeError, ValueError):
-        raise DataError(f"input {name} must be a number or numbers, got {value!r:.80}") from None
+        pass
+    raise DataError(f"input {name} must be a number or numbers, got {value!r:.80}")
 
 
 def _at_points(per_group: np.ndarray, codes: np.ndarray, new_group: Any) -> np.ndarray:

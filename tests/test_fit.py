@@ -164,6 +164,9 @@ def test_prediction_inputs_are_named(chinchilla_fit, chinchilla_runs, tmp_path):
         (lambda: chinchilla_fit.predict_draws(N=1e9, D=2e10, seed=-1), bs.OptionError, "got -1"),
         (lambda: chinchilla_fit.with_discrepancy("LogNormal(1, 0.5)", seed=1.5), bs.OptionError, "got 1.5"),
         (lambda: chinchilla_fit.keep_chains([[0], [1, 0]]), bs.OptionError, "chains must be whole numbers"),
+        (lambda: chinchilla_fit.predict(N=np.datetime64("2024-01-01"), D=2e10), bs.DataError, "input N must be"),
+        (lambda: chinchilla_fit.predict(runs.assign(n_params=runs["n_params"] > 0)), bs.DataError, "not truth values"),
+        (lambda: chinchilla_fit.predict(runs.assign(n_tokens=runs["n_tokens"] + 1j)), bs.DataError, "not complex"),
     ]:
         with pytest.raises(error, match=message):
             call()
