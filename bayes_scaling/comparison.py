@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import warnings
@@ -19,6 +20,7 @@ from scipy.special import logsumexp
 from . import intervals
 from .data import DEFAULT_COLUMNS, read_table
 from .errors import BayesScalingError, DataError, OptionError, check_seed
+from .laws import load_law
 from .parallel import Outcome, raise_if_all_failed, run_tasks
 from .result import ScalingFit
 
@@ -30,7 +32,13 @@ __all__ = ["PARETO_K_MAX", "Average", "average", "backtest", "compare", "split_f
 PARETO_K_MAX = 0.7
 
 
+#: Ways of weighing fits by their LOO scores (ArviZ's compare methods).
+METHODS = ("stacking", "bb-pseudo-bma", "pseudo-bma")
+
+
 def _same_runs(fits: Mapping[str, ScalingFit]) -> None:
+    if not isinstance(fits, Mapping) or not all(isinstance(f, ScalingFit) for f in fits.values()):
+        raise OptionError(f"fits must be a mapping of name to ScalingFit, like {{'chinchilla': fit}}; got {fits!r:.80}")
     names = list(fits)
     first = fits[names[0]].runs
     for name in names[1:]:
@@ -55,9 +63,11 @@ def compare(fits: Mapping[str, ScalingFit], *, method: str = "stacking") -> pd.D
     """
     import arviz_stats
 
+    _same_runs(fits)
     if len(fits) < 2:
         raise OptionError(f"compare needs at least two fits, got {len(fits)}")
-    _same_runs(fits)
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise OptionError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     along = sorted(name for name, fit in fits.items() if fit.observation.autocorrelated)
     if along:
         warnings.warn(
@@ -92,6 +102,8 @@ def compare(fits: Mapping[str, ScalingFit], *, method: str = "stacking") -> pd.D
 
 def _ordering(frame: pd.DataFrame, columns: Mapping[str, str] | None, by: str) -> np.ndarray:
     """Each run's position in the future: its compute (the C column, else 6 N D), or its N or D."""
+    if columns is not None and not isinstance(columns, Mapping):
+        raise OptionError(f"columns must map keys to column names, like {{'N': 'params'}}; got {columns!r:.80}")
     col = {**DEFAULT_COLUMNS, **(columns or {})}
     if by not in ("C", "N", "D"):
         raise OptionError(f"by must be 'C' (compute), 'N' or 'D', got {by!r}")
@@ -109,9 +121,17 @@ def _ordering(frame: pd.DataFrame, columns: Mapping[str, str] | None, by: str) -
 def _cuts(compute: np.ndarray, holdout: float | Sequence[float]) -> list[float]:
     """Thresholds: runs at or below are fitted, runs above are held out. A holdout in (0, 1) holds out that
     fraction of the runs furthest in the future; a larger number is a threshold (FLOPs, parameters or tokens)."""
+    try:
+        holdouts = np.atleast_1d(np.asarray(holdout, dtype=float))
+    except (TypeError, ValueError, OverflowError):
+        holdouts = np.empty((0, 0))
+    if holdouts.ndim != 1 or not holdouts.size:
+        raise OptionError(f"holdout must be a fraction in (0, 1) or a compute threshold (or a list), got {holdout!r}")
+    if not compute.size:
+        raise DataError("no runs to split")
     ordered = np.sort(compute)
     cuts = []
-    for h in np.atleast_1d(holdout):
+    for h in holdouts:
         if not (np.isfinite(h) and h > 0):
             raise OptionError(f"holdout must be a fraction in (0, 1) or a compute threshold in FLOPs, got {h!r}")
         cut = float(ordered[len(ordered) - int(np.ceil(h * len(ordered))) - 1]) if h < 1 else float(h)
@@ -172,6 +192,15 @@ def _lfo_task(task: tuple) -> Any:
     return scorer(result, test, time.perf_counter() - start)
 
 
+def _checked_laws(laws: Any) -> None:
+    """``laws`` must be a list of laws, each a name, a law file or a Law (a bad one is named here, before
+    any fit)."""
+    if isinstance(laws, str) or not isinstance(laws, Sequence) or not laws:
+        raise OptionError(f"laws must be a list of law names (or files, or Laws), got {laws!r:.80}")
+    for law in laws:
+        load_law(law)
+
+
 def _leave_future_out(
     runs: pd.DataFrame | str | Path,
     laws: Sequence[str],
@@ -188,6 +217,12 @@ def _leave_future_out(
     on a cluster (``client``), each worker compiles a law once."""
     if client is not None and "cache" in fit_options:
         raise OptionError("cache= holds this process's compiled models; with client=, each worker keeps its own")
+    from .fitting import fit
+
+    _checked_laws(laws)
+    unknown = sorted(set(fit_options) - set(inspect.signature(fit).parameters))
+    if unknown:
+        raise OptionError(f"unknown option(s) {unknown} for the fits (bs.fit's keywords)")
     frame = read_table(runs)
     compute = _checked_ordering(frame, fit_options.get("columns"), by)
     pairs = [(cut, law) for cut in _cuts(compute, holdout) for law in laws]
@@ -307,6 +342,7 @@ def stack(
     """
     from .fitting import fit
 
+    _checked_laws(laws)
     if len(laws) < 2 or len(set(laws)) != len(laws):
         raise OptionError(f"stack needs at least two different laws, got {list(laws)}")
     options = {"columns": columns, "group": group, "seed": seed, **fit_kwargs}
@@ -354,6 +390,12 @@ class Average:
     """Posterior predictive mixture of several fits with fixed weights (see :func:`average`)."""
 
     def __init__(self, fits: Mapping[str, ScalingFit], weights: Mapping[str, float]) -> None:
+        _same_runs(fits)
+        if not isinstance(weights, Mapping) or set(weights) ^ set(fits):
+            raise OptionError(f"weights must name exactly the fits {sorted(fits)}, got {weights!r:.80}")
+        numbers = [w for w in weights.values() if isinstance(w, int | float) and not isinstance(w, bool)]
+        if len(numbers) < len(weights) or not all(0 <= w < np.inf for w in numbers) or sum(numbers) <= 0:
+            raise OptionError(f"weights must be finite, non-negative and not all zero, got {dict(weights)}")
         self.fits = dict(fits)
         total = sum(weights.values())
         self.weights = {name: weights[name] / total for name in self.fits}
@@ -427,10 +469,5 @@ class Average:
 def average(fits: Mapping[str, ScalingFit], *, weights: str | Mapping[str, float] = "stacking") -> Average:
     """Mix fits' predictions: by LOO stacking weights (``"stacking"``, default), by pseudo-BMA
     (``"pseudo-BMA"``... any ``compare`` method), or by weights you give, ``{name: weight}``."""
-    chosen = compare(fits, method=weights)["weight"].to_dict() if isinstance(weights, str) else dict(weights)
-    unknown = set(chosen) ^ set(fits)
-    if unknown:
-        raise OptionError(f"weights must name exactly the fits {sorted(fits)}; mismatch: {sorted(unknown)}")
-    if any(w < 0 for w in chosen.values()) or sum(chosen.values()) <= 0:
-        raise OptionError(f"weights must be non-negative and not all zero, got {chosen}")
+    chosen = compare(fits, method=weights)["weight"].to_dict() if isinstance(weights, str) else weights
     return Average(fits, chosen)

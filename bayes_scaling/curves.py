@@ -25,13 +25,14 @@ steps each batch size took to reach a target loss, grouped by model size, gives 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.signal import lfilter
 
+from .data import read_table
 from .errors import DataError, OptionError
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEDULES", "critical_batch_draws", "lr_schedule", "schedule_areas"]
 
+#: The longest run a schedule is computed for, step by step (8 bytes a step, a few arrays of them).
+MAX_STEPS = 10**8
 #: Shapes of the decay after warm-up: the rate as a function of the fraction of the decay done.
 SCHEDULES = {
     "cosine": lambda t: 0.5 * (1 + np.cos(np.pi * t)),
@@ -54,10 +57,12 @@ SCHEDULES = {
 def lr_schedule(total_steps: int, *, warmup: int = 0, final_lr: float = 0.0, shape: str = "cosine") -> np.ndarray:
     """The learning rate at steps 1..``total_steps`` relative to its peak: a linear warm-up over ``warmup``
     steps, then ``shape`` from 1 down to ``final_lr`` at the last step."""
-    if shape not in SCHEDULES:
+    if not isinstance(shape, str) or shape not in SCHEDULES:
         raise OptionError(f"unknown schedule shape {shape!r}; use one of {', '.join(SCHEDULES)}")
-    if not 0 <= final_lr <= 1:
+    if not _number_in(final_lr, 0, 1):
         raise OptionError(f"final_lr is a fraction of the peak rate, between 0 and 1; got {final_lr!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or not 0 <= warmup <= MAX_STEPS:
+        raise OptionError(f"warmup must be a whole number of steps >= 0, got {warmup!r}")
     step = np.arange(1, total_steps + 1, dtype=float)
     done = np.clip((step - warmup) / max(total_steps - warmup, 1), 0.0, 1.0)
     decay = final_lr + (1 - final_lr) * SCHEDULES[shape](done)
@@ -86,12 +91,23 @@ def schedule_areas(
     (Tissue et al. found 0.999 across their runs). ``drop_warmup`` leaves out checkpoints taken during
     the warm-up, whose loss no law of the trained model describes.
     """
+    checkpoints = read_table(checkpoints)
     needed = [step, total_steps] + ([tokens_per_step] if isinstance(tokens_per_step, str) else [])
     missing = [c for c in needed if c not in checkpoints.columns]
     if missing:
         raise DataError(f"missing column(s) {missing}; the table has {list(checkpoints.columns)}")
-    if not 0 <= memory < 1:
+    if not _number_in(memory, 0, 1) or memory == 1:
         raise OptionError(f"memory must be in [0, 1), got {memory!r}")
+    if isinstance(tokens_per_step, str):
+        tokens = pd.to_numeric(checkpoints[tokens_per_step], errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(~(np.isfinite(tokens) & (tokens > 0)))
+        if bad.size:
+            shown = checkpoints[tokens_per_step].tolist()[bad[0]]
+            raise DataError(f"column {tokens_per_step!r} must hold positive numbers; row {bad[0]} has {shown!r}")
+    elif _number_in(tokens_per_step, 0, np.inf) and tokens_per_step > 0:
+        tokens = tokens_per_step
+    else:
+        raise OptionError(f"tokens_per_step must be a positive number or a column's name, got {tokens_per_step!r}")
     steps = _whole_steps(checkpoints, step)
     totals = _whole_steps(checkpoints, total_steps)
     beyond = np.flatnonzero(steps > totals)
@@ -105,17 +121,23 @@ def schedule_areas(
         rows = totals == total
         lr_area[rows] = np.cumsum(rate)[steps[rows] - 1]
         anneal[rows] = felt[steps[rows] - 1]
-    tokens = checkpoints[tokens_per_step].to_numpy(float) if isinstance(tokens_per_step, str) else tokens_per_step
     out = checkpoints.assign(lr_area=lr_area * tokens, anneal_area=anneal)
     return out[steps > warmup] if drop_warmup else out
 
 
+def _number_in(value: Any, low: float, high: float) -> bool:
+    """Whether ``value`` is a number (not a truth value) from ``low`` to ``high``."""
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool) and bool(low <= value <= high)
+
+
 def _whole_steps(frame: pd.DataFrame, column: str) -> np.ndarray:
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(values) | (values < 1) | (values != np.round(values)))
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 1) | (values > MAX_STEPS) | (values != np.round(values)))
     if bad.size:
-        shown = frame[column].iloc[bad[0]]
-        raise DataError(f"column {column!r} must hold whole steps >= 1; row {bad[0]} has {shown!r}")
+        shown = frame[column].tolist()[bad[0]]
+        raise DataError(
+            f"column {column!r} must hold whole steps from 1 to {MAX_STEPS:.0e}; row {bad[0]} has {shown!r}"
+        )
     return values.astype(np.int64)
 
 

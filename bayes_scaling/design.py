@@ -313,9 +313,9 @@ def suggest_runs(
         )
     if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
         raise OptionError(f"batch must be a positive integer, got {batch!r}")
-    if isinstance(budget, bool) or not (isinstance(budget, int | float) and 0 < budget < np.inf):
+    if isinstance(budget, bool) or not (isinstance(budget, int | float) and 0 < budget <= float(np.finfo(float).max)):
         raise OptionError(f"budget must be a positive number (the most the new runs may cost together), got {budget!r}")
-    (prob,) = intervals.check_probs(prob)
+    prob = intervals.check_prob(prob)
     rng = np.random.default_rng(check_seed(seed))
     links = {p: link_functions(p, fit.priors[p], np) for p in fit.law.sampled_params}
     size = fit.posterior.sizes["chain"] * fit.posterior.sizes["draw"]

@@ -108,6 +108,8 @@ def compiled_model(
     building and compiling (0.0 when the cache already held it).
     """
     cache = compile_cache if cache is None else cache
+    if not isinstance(cache, CompileCache):
+        raise OptionError(f"cache must be a CompileCache (bayes_scaling.fitting.CompileCache), got {cache!r:.80}")
     pooling = pooling or resolve_pooling(law, runs, None)
     key = (
         law.digest,

@@ -22,10 +22,18 @@ KIND = "eti"
 
 def check_probs(prob: float | Iterable[float]) -> tuple[float, ...]:
     """``prob`` as a tuple of probabilities strictly between 0 and 1."""
-    probs = (prob,) if np.isscalar(prob) else tuple(prob)
+    probs = (prob,) if np.isscalar(prob) else tuple(prob) if isinstance(prob, Iterable) else ()
     if not probs or not all(isinstance(p, int | float) and 0 < p < 1 for p in probs):
         raise OptionError(f"interval probabilities must lie strictly between 0 and 1, got {prob!r}")
     return tuple(float(p) for p in probs)
+
+
+def check_prob(prob: float) -> float:
+    """One interval's probability, strictly between 0 and 1."""
+    probs = check_probs(prob)
+    if len(probs) != 1:
+        raise OptionError(f"give one interval probability here, got {prob!r}")
+    return probs[0]
 
 
 def label(prob: float) -> str:

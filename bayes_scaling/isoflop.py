@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
+from .errors import OptionError
 from .result import ScalingFit
 
 __all__ = ["POOLING", "isoflop_optimal_draws"]
@@ -31,6 +32,12 @@ def isoflop_optimal_draws(fit: ScalingFit, C: ArrayLike, *, flops_per_token: flo
     from .optimal import checked_positive, group_trend
 
     C = checked_positive(C)
+    if isinstance(flops_per_token, bool) or not (
+        isinstance(flops_per_token, int | float) and 0 < flops_per_token < np.inf
+    ):
+        raise OptionError(
+            f"flops_per_token must be a positive number (6 for a dense transformer), got {flops_per_token!r}"
+        )
     _, intercept, slope, center = group_trend(
         fit, "Nopt_group", law="isoflop_parabola", labels="compute budgets in FLOPs"
     )

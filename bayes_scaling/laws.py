@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -377,6 +378,8 @@ def load_law(name_or_path: str | Path | Law) -> Law:
     """A bundled law by name, or a law file by path."""
     if isinstance(name_or_path, Law):
         return name_or_path
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise LawError(f"a law is a name, a law file's path or a Law, got {name_or_path!r:.80}")
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = laws_dir() / f"{name_or_path}.toml"

@@ -31,7 +31,7 @@ def checked_positive(values: Any, what: str = "compute budgets") -> np.ndarray:
     positive finite numbers; otherwise an OptionError that names ``what`` they are."""
     try:
         checked = np.atleast_1d(np.asarray(values, dtype=float))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         checked = np.empty((0, 0))
     if checked.ndim != 1 or not checked.size or not np.all(np.isfinite(checked) & (checked > 0)):
         raise OptionError(f"{what} must be positive numbers, got {values!r}")
@@ -216,6 +216,10 @@ def group_trend(fit: Any, variable: str, *, law: str, labels: str) -> tuple[Any,
     """The per-group draws of ``variable`` (chain, draw, group) from a fit of ``law`` grouped by ``labels``
     (numbers, named in the plural: compute budgets, model sizes), and :func:`log_line` through them against
     the labels: (draws, intercept, slope, center)."""
+    from .result import ScalingFit
+
+    if not isinstance(fit, ScalingFit):
+        raise OptionError(f"this needs a fit (a ScalingFit), got {type(fit).__name__}")
     groups = list(fit.runs.groups)
     if variable not in fit.posterior:
         raise OptionError(

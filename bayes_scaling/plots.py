@@ -4,10 +4,13 @@ where it draws one panel per group). Bands are drawn from posterior draws (``Sca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import pandas as pd
 
 from . import intervals
 from .errors import OptionError
@@ -43,6 +46,83 @@ PUBLISHED = (
     ("Chinchilla 70B / 1.4T", 70e9, 1.4e12, 6 * 70e9 * 1.4e12),
     ("Gopher 280B / 300B", 280e9, 300e9, 6 * 280e9 * 300e9),
 )
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _checked(first: str) -> Callable[[_F], _F]:
+    """Check a plot's arguments by name before it draws, each failure an OptionError: its first argument is
+    ``first`` (``fit``: a ScalingFit, ``calibration``, ``draws``: an xarray DataArray, ``sbc``: an SBC
+    result), ``ax`` an Axes or None, ``bins`` a whole number >= 1, ``prob`` probabilities,
+    ``params`` a list of names, ``extrapolate`` and ``span`` numbers above 1, ``tokens_per_param`` a
+    positive number or None, ``C`` positive budgets or None."""
+
+    def decorate(func: _F) -> _F:
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                given = signature.bind(*args, **kwargs).arguments
+            except TypeError as err:
+                raise OptionError(f"{func.__name__}: {err}") from None
+            _check_first(func.__name__, first, next(iter(given.values())))
+            for name, value in given.items():
+                _check_option(func.__name__, name, value)
+            return func(*args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+def _check_first(plot: str, first: str, value: Any) -> None:
+    import xarray as xr
+
+    from .calibrate import Calibration
+    from .result import ScalingFit
+
+    ok = {
+        "fit": lambda: isinstance(value, ScalingFit),
+        "calibration": lambda: isinstance(value, Calibration),
+        "calibrations": lambda: (
+            isinstance(value, Calibration)
+            or (isinstance(value, Mapping) and bool(value) and all(isinstance(c, Calibration) for c in value.values()))
+        ),
+        "draws": lambda: isinstance(value, xr.DataArray) and {"chain", "draw"} <= set(value.dims),
+        "SBC result": lambda: hasattr(value, "ranks") and hasattr(value, "draws"),
+    }[first]()
+    if not ok:
+        raise OptionError(f"{plot} draws a {first} (see its docstring), got {type(value).__name__}")
+
+
+def _check_option(plot: str, name: str, value: Any) -> None:
+    from matplotlib.axes import Axes
+
+    def number(low: float) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and low < value < np.inf
+
+    bad = {
+        "ax": value is not None and not isinstance(value, Axes),
+        "bins": isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1,
+        "params": value is not None
+        and (isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(p, str) for p in value)),
+        "extrapolate": not number(1.0),
+        "span": not number(1.0),
+        "tokens_per_param": value is not None and not number(0.0),
+        "published": isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or not all(isinstance(p, Sequence) and len(p) == 4 for p in value),
+    }
+    if bad.get(name, False):
+        raise OptionError(f"{plot}: {name}={value!r:.80} is not allowed (see its docstring)")
+    if name == "prob":
+        intervals.check_probs(value)
+    if name == "C" and value is not None:
+        from .optimal import checked_positive
+
+        checked_positive(value)
+
+
 _LABELS = {"N": "parameters N", "D": "tokens D", "C": "compute C (FLOPs)", "U": "unique tokens U"}
 
 
@@ -91,6 +171,7 @@ def _band(
     ax.plot(x, found["median"], color=color, lw=1.6, ls=ls, label=label)
 
 
+@_checked("draws")
 def plot_draws(
     draws: xr.DataArray,
     x: str,
@@ -103,8 +184,9 @@ def plot_draws(
     """Median and bands of draws with dims (chain, draw, point) against their coordinate ``x`` (e.g. the
     output of ``fit.predict_draws(N=grid, D=20 * grid)`` against ``"N"``), on log-log axes."""
     ax = _axes(ax)
-    if x not in draws.coords:
-        raise OptionError(f"the draws have no coordinate {x!r}; they have {sorted(map(str, draws.coords))}")
+    along = [str(c) for c in draws.coords if draws[c].ndim == 1 and draws[c].dims[0] not in ("chain", "draw")]
+    if x not in along:
+        raise OptionError(f"the draws have no coordinate {x!r} along their points; they have {along}")
     order = np.argsort(draws[x].values)
     _band(
         ax,
@@ -121,7 +203,10 @@ def plot_draws(
 def _groups(fit: ScalingFit, group: Any) -> list:
     if fit.runs.group is None:
         return [None]
-    return list(fit.runs.groups) if group is None else [str(g) for g in np.atleast_1d(group)]
+    labels = list(fit.runs.groups) if group is None else [str(g) for g in np.atleast_1d(group)]
+    if not labels:
+        raise OptionError(f"group= names no group; give one or more of {list(fit.runs.groups)} (or none: all)")
+    return labels
 
 
 def _run_x(fit: ScalingFit, x: str) -> np.ndarray:
@@ -137,6 +222,7 @@ def _mine(fit: ScalingFit, group: str | None) -> Any:
     return slice(None) if group is None else fit.runs.group == fit.runs.groups.index(group)
 
 
+@_checked("fit")
 def plot_loss(
     fit: ScalingFit,
     x: str = "N",
@@ -197,6 +283,7 @@ def plot_loss(
     return ax
 
 
+@_checked("fit")
 def plot_frontier(
     fit: ScalingFit,
     *,
@@ -239,6 +326,7 @@ def plot_frontier(
     return ax
 
 
+@_checked("fit")
 def plot_isoflop(
     fit: ScalingFit,
     C: Sequence[float],
@@ -284,6 +372,7 @@ def plot_isoflop(
     return ax
 
 
+@_checked("fit")
 def plot_exponents(fit: ScalingFit, params: Sequence[str] | None = None, *, ax: Axes | None = None) -> Axes:
     """Joint posterior of two exponents (default: the law's first two named alpha*/beta*/c*)."""
     ax = _axes(ax)
@@ -304,6 +393,7 @@ def plot_exponents(fit: ScalingFit, params: Sequence[str] | None = None, *, ax: 
     return ax
 
 
+@_checked("calibrations")
 def plot_calibration(cal: Calibration | dict[str, Calibration], *, ax: Axes | None = None) -> Axes:
     """Reliability diagram: the share of held-out runs inside each central interval against its nominal
     probability, with the band (95%) in which a calibrated predictive would fall for this many runs.
@@ -339,6 +429,7 @@ def _pit_histogram(ax: Axes, pit: np.ndarray, bins: int, title: str, xlabel: str
     return ax
 
 
+@_checked("calibration")
 def plot_pit(cal: Calibration, *, ax: Axes | None = None, bins: int = 10) -> Axes:
     """Histogram of PIT values (the predictive probability below each observed loss): flat when the
     predictive is calibrated, U-shaped when too narrow, humped when too wide, tilted when biased."""
@@ -348,6 +439,7 @@ def plot_pit(cal: Calibration, *, ax: Axes | None = None, bins: int = 10) -> Axe
     )
 
 
+@_checked("fit")
 def plot_loo_pit(fit: ScalingFit, *, ax: Axes | None = None, bins: int = 10) -> Axes:
     """Histogram of LOO-PIT values of the fitted runs (each run's PIT under the posterior without it,
     by PSIS): flat when the observation model describes the runs."""
@@ -369,6 +461,7 @@ def _target_axis(fit: ScalingFit) -> dict[str, str]:
     return {"yscale": "log" if fit.law.target == "positive" else "linear", "ylabel": fit.runs.columns["loss"]}
 
 
+@_checked("fit")
 def plot_ppc(fit: ScalingFit, *, ax: Axes | None = None, prob: Sequence[float] = intervals.PROBS) -> Axes:
     """Posterior predictive check: each fitted run's observed loss against the 50% and 90% intervals of
     its replicates, by compute. Runs outside their 90% interval are drawn in red."""
@@ -401,6 +494,7 @@ def plot_ppc(fit: ScalingFit, *, ax: Axes | None = None, prob: Sequence[float] =
     return ax
 
 
+@_checked("fit")
 def plot_residuals(fit: ScalingFit, *, ax: Axes | None = None) -> Axes:
     """Residuals of the fitted runs' target on the link scale (log-loss for a loss) about the posterior
     median of the law, against compute,
@@ -423,6 +517,7 @@ def plot_residuals(fit: ScalingFit, *, ax: Axes | None = None) -> Axes:
     return ax
 
 
+@_checked("fit")
 def plot_pareto_k(fit: ScalingFit, *, ax: Axes | None = None) -> Axes:
     """PSIS-LOO Pareto k of each fitted run against compute: above 0.7 (red line) LOO is unreliable there."""
     import arviz_stats
@@ -441,10 +536,14 @@ def plot_pareto_k(fit: ScalingFit, *, ax: Axes | None = None) -> Axes:
     return ax
 
 
+@_checked("fit")
 def plot_rank(fit: ScalingFit, params: Sequence[str] | None = None, *, bins: int = 20) -> Figure:
     """Rank plots: for each parameter, the histogram of its draws' ranks (across all chains) per chain;
     flat bars in every chain mean the chains agree."""
     names = list(params or [p for p in fit.law.params if p in fit.posterior and fit.posterior[p].ndim == 2])
+    unknown = [p for p in names if p not in fit.posterior]
+    if unknown:
+        raise OptionError(f"plot_rank: no variable {unknown[0]!r} in the posterior; it has {list(fit.posterior)}")
     fig, axes = _figure(len(names), width=3.0, height=2.2)
     for name, ax in zip(names, axes, strict=True):
         values = fit.posterior[name].values
@@ -460,6 +559,7 @@ def plot_rank(fit: ScalingFit, params: Sequence[str] | None = None, *, bins: int
     return fig
 
 
+@_checked("SBC result")
 def plot_sbc(result: Any, ax: Axes | None = None) -> Axes:
     """Simulation-based calibration as ECDF differences: for each parameter, the ECDF of its normalised
     ranks minus the uniform CDF, inside a 99% band for a uniform sample of this many cycles (pointwise)."""
@@ -478,6 +578,7 @@ def plot_sbc(result: Any, ax: Axes | None = None) -> Axes:
     return ax
 
 
+@_checked("fit")
 def plot_plan(
     fit: ScalingFit, plan: Any, *, target: Any = None, candidates: Any = None, ax: Axes | None = None
 ) -> Axes:
@@ -486,8 +587,17 @@ def plot_plan(
     or a table with the fit's columns)."""
     if not {"N", "D"} <= set(fit.law.inputs):
         raise OptionError(f"law {fit.law.name!r} has inputs {list(fit.law.inputs)}; a plan is drawn in N and D")
-    ax = _axes(ax)
     n, d = fit.runs.columns["N"], fit.runs.columns["D"]
+    for what, table, needed in (("plan", plan, [n, d, "total_cost"]), ("candidates", candidates, [n, d])):
+        if (table is not None or what == "plan") and not (
+            isinstance(table, pd.DataFrame) and set(needed) <= set(table.columns)
+        ):
+            raise OptionError(f"plot_plan: {what} must be a table with the columns {needed} (suggest_runs gives one)")
+    if target is not None:
+        keys = [n, d] if isinstance(target, pd.DataFrame) else ["N", "D"]
+        if not (isinstance(target, pd.DataFrame | Mapping) and set(keys) <= set(target)):
+            raise OptionError(f"plot_plan: target must be a mapping of N and D, or a table with the columns {[n, d]}")
+    ax = _axes(ax)
     if candidates is not None:
         ax.scatter(candidates[n], candidates[d], s=14, facecolors="none", edgecolors="0.6", lw=0.7, label="candidates")
     ax.scatter(fit.runs.inputs["N"], fit.runs.inputs["D"], s=14, color="k", label="fitted runs")
@@ -495,7 +605,7 @@ def plot_plan(
     for i, (x, y) in enumerate(zip(plan[n], plan[d], strict=True), start=1):
         ax.annotate(str(i), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8, color="C1")
     if target is not None:
-        nt, dt = (target[n], target[d]) if hasattr(target, "columns") else (target["N"], target["D"])
+        nt, dt = (target[n], target[d]) if isinstance(target, pd.DataFrame) else (target["N"], target["D"])
         ax.scatter(nt, dt, marker="*", s=160, color="C3", zorder=4, label="target")
     ax.set(xscale="log", yscale="log", xlabel=_LABELS["N"], ylabel=_LABELS["D"])
     spent = f"{len(plan)} runs, {plan['total_cost'].iloc[-1]:.3g} in all" if len(plan) else "no run worth its cost"

@@ -180,13 +180,28 @@ def write_report(
     parameters and provenance. An existing file is replaced only with ``overwrite=True``, and only if a
     report written here; the page is written aside and moved into place.
     """
+    if not isinstance(fit, ScalingFit):
+        raise OptionError(f"write_report needs a ScalingFit, got {type(fit).__name__}")
+    if not isinstance(out, str | os.PathLike) or "\0" in str(out):
+        raise OptionError(f"out must be a path to a .html file or a folder, got {out!r:.80}")
+    if command is not None and not isinstance(command, str):
+        raise OptionError(f"command must be text (the command line that made the fit), got {command!r:.80}")
+    at = () if at is None else [at] if isinstance(at, Mapping) else at
+    if isinstance(at, str) or not isinstance(at, Sequence) or not all(isinstance(point, Mapping) for point in at):
+        raise OptionError(f"at must be points, each a mapping of input to value like {{'N': 7e10}}, got {at!r:.80}")
+    compute = () if compute is None else [compute] if isinstance(compute, int | float) else compute
     target = _target(Path(out))
+    if target.exists() and not target.is_file():
+        raise OutputExistsError(f"{str(target)!r} is not a file; not replacing it")
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{str(target)!r} exists; pass overwrite=True (CLI: --overwrite) to replace it")
     if target.exists() and _GENERATOR not in target.read_text(errors="replace")[:2000]:
         raise OutputExistsError(f"{str(target)!r} exists and is not a report written here; not replacing it")
-    if target.exists() and not target.is_file():
-        raise OutputExistsError(f"{str(target)!r} is not a file; not replacing it")
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputExistsError(f"cannot write {str(target)!r}: {str(folder)!r} is a file, not a folder")
     page = _page(fit, at=at, compute=compute, heldout=heldout, command=command)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=target.parent)

@@ -243,6 +243,13 @@ def assemble_tree(
 _TMP_PREFIX = ".bayes_scaling-save."
 
 
+def _file_path(path: Any, doing: str) -> Path:
+    """``path`` (a string or path-like) as a Path; anything else is a FitFileError."""
+    if not isinstance(path, str | os.PathLike):
+        raise FitFileError(f"{doing} needs a file path, got {path!r:.80}")
+    return Path(path)
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
     """Remove the temporary files of saves whose process is gone (killed mid-save); never anything else."""
     for stale in folder.glob(f"{_TMP_PREFIX}*.nc.tmp"):
@@ -564,7 +571,7 @@ class ScalingFit:
         For grouped fits: the population value ``alpha``, each group's ``alpha[c4]``, and the spread
         ``<p>_sd`` (on the link scale) of each partially pooled sampled parameter.
         """
-        (prob,) = intervals.check_probs(prob)
+        prob = intervals.check_prob(prob)
         post = self.posterior
         names = [v for p in self.law.params for v in (p, f"{p}_group") if v in post]
         names += [f"{p}_sd" for p, mode in self.pooling.items() if mode == "partial"] + list(self.observation.params)
@@ -977,6 +984,8 @@ class ScalingFit:
             sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, None)
             return None, [(sampled, self._offset(None))]
         labels = list(self.runs.groups) if group is None else [str(g) for g in np.atleast_1d(group)]
+        if not labels:
+            raise GroupError(f"group= names no group; give one or more of {list(self.runs.groups)} (or none: all)")
         codes = self._group_codes(labels, new_group)
         return labels, [
             (
@@ -1104,7 +1113,11 @@ class ScalingFit:
         ``reachable``, dims (chain, draw[, group])."""
         from .optimal import budget_for_loss
 
-        if not (isinstance(target, int | float) and not isinstance(target, bool) and 0 < target < np.inf):
+        if not (
+            isinstance(target, int | float)
+            and not isinstance(target, bool)
+            and 0 < target <= float(np.finfo(float).max)
+        ):
             raise OptionError(f"target loss must be a positive finite number, got {target!r}")
         labels, groups = self._group_draws(group, new_group, seed)
         parts = [
@@ -1309,6 +1322,8 @@ class ScalingFit:
         to its chains. Diagnostics then cover every chain."""
         from .fitting import fit
 
+        if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int | np.integer) or draws < 1):
+            raise OptionError(f"extend: draws must be a whole number >= 1 (or None: as many as now), got {draws!r}")
         post = self.tree["posterior"]
         per_chain, chains = post.sizes["draw"], post.sizes["chain"]
         more = int(np.ceil((draws or per_chain * chains) / per_chain))
@@ -1334,8 +1349,20 @@ class ScalingFit:
 
     # ------------------------------------------------------------------------------ persistence
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the fit to one netCDF file, atomically; refuses an existing file unless ``overwrite``."""
-        path = Path(path)
+        """Write the fit to one netCDF file, atomically; refuses an existing file unless ``overwrite``, and
+        anything there that is not a file (a folder, a device) always."""
+        path = _file_path(path, "save")
+        try:
+            return self._save(path, overwrite)
+        except BayesScalingError:
+            raise
+        except (OSError, ValueError) as err:  # a name too long, a NUL in it, no permission ...
+            raise FitFileError(f"cannot save to {str(path)!r}: {err}") from None
+
+    def _save(self, path: Path, overwrite: bool) -> Path:
+        """:meth:`save` itself; the file system's own errors are named by :meth:`save`."""
+        if path.exists() and not path.is_file():
+            raise FitFileError(f"cannot save to {str(path)!r}: it is not a file (a folder or a device)")
         if path.exists() and not overwrite:
             raise OutputExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
         if not path.resolve().parent.is_dir():
@@ -1369,8 +1396,12 @@ class ScalingFit:
     @classmethod
     def load(cls, path: str | Path) -> ScalingFit:
         """Read a fit written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
+        path = _file_path(path, "load")
+        try:
+            found = path.is_file()
+        except (OSError, ValueError):  # a name too long, a NUL in it
+            found = False
+        if not found:
             raise FitFileError(f"no saved fit at {str(path)!r}")
         try:
             with xr.open_datatree(path, engine="h5netcdf") as tree:

@@ -5,18 +5,23 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from scipy import stats
 
 import bayes_scaling as bs
+from bayes_scaling import plots
 from bayes_scaling.data import warn_if_repeated
 from bayes_scaling.laws import Law
 from bayes_scaling.modes import bridge_log_mass
 from bayes_scaling.priors import Prior
+from bayes_scaling.report import write_report
 from conftest import CHINCHILLA_TRUTH, run, simulate
 
 QUICK = {"draws": 200, "tune": 300, "chains": 2, "seed": 1, "progressbar": False}
@@ -285,3 +290,54 @@ def test_modes_weigh_mass_not_chains(chinchilla_fit, monkeypatch):
     monkeypatch.setattr("bayes_scaling.modes.MAX_DIMENSIONS", 3)
     with pytest.raises(bs.OptionError, match="trusted up to 3 unconstrained dimensions"):
         moved.modes()
+
+
+HOSTILE = {  # what a second hostile pass found escaping as raw exceptions; each is named now
+    "budget beyond floats": (lambda f: f.compute_for_loss(10**400), "target loss must be"),
+    "one interval": (lambda f: f.summary(prob=[0.5, 0.9]), "give one interval probability"),
+    "no interval": (lambda f: f.summary(prob=None), "interval probabilities must lie"),
+    "no group": (lambda f: f.compute_optimal(1e21, group=[]), "group= names no group"),
+    "save a folder": (lambda f: f.save(Path(tempfile.mkdtemp()), overwrite=True), "it is not a file"),
+    "save None": (lambda f: f.save(None), "save needs a file path"),
+    "save NUL": (lambda f: f.save("a\x00b.nc"), "embedded null byte"),
+    "load None": (lambda f: bs.ScalingFit.load(None), "load needs a file path"),
+    "extend text": (lambda f: f.extend("10"), "draws must be a whole number"),
+    "extend cache": (lambda f: f.extend(10, cache=5), "cache must be a CompileCache"),
+    "compare a list": (lambda f: bs.compare([f, f]), "fits must be a mapping of name to ScalingFit"),
+    "compare method": (lambda f: bs.compare({"a": f, "b": f}, method="bogus"), "method must be one of"),
+    "average weights": (lambda f: bs.average({"a": f, "b": f}, weights={"a": "x", "b": 1}), "weights must be finite"),
+    "holdout nested": (lambda f: bs.split_future(RUNS, [[0.2]]), "holdout must be a fraction"),
+    "holdout no runs": (lambda f: bs.split_future(RUNS.iloc[:0], 0.5), "no runs to split"),
+    "columns a list": (lambda f: bs.split_future(RUNS, 0.2, columns=["a"]), "columns must map keys"),
+    "laws None": (lambda f: bs.backtest(RUNS, laws=None), "laws must be a list"),
+    "law a number": (lambda f: bs.backtest(RUNS, laws=[5]), "a law is a name"),
+    "fit option": (lambda f: bs.backtest(RUNS, laws=["chinchilla"], bogus=1), r"unknown option\(s\) \['bogus'\]"),
+    "plot bins": (lambda f: plots.plot_loo_pit(f, bins=0), "bins=0 is not allowed"),
+    "plot params": (lambda f: plots.plot_rank(f, ["nope"]), "no variable 'nope'"),
+    "plot a table": (lambda f: plots.plot_loss(RUNS), "plot_loss draws a fit"),
+    "plot span": (lambda f: plots.plot_isoflop(f, [1e21], span=0, group="web"), "span=0 is not allowed"),
+    "plot plan": (lambda f: plots.plot_plan(f, None), "plan must be a table"),
+    "report under a file": (
+        lambda f: write_report(f, Path(tempfile.mkstemp()[1]) / "x.html"),
+        "is a file, not a folder",
+    ),
+    "report command": (
+        lambda f: write_report(f, Path(tempfile.mkdtemp()) / "r.html", command=5),
+        "command must be text",
+    ),
+    "schedule total": (lambda f: bs.schedule_areas(pd.DataFrame({"step": [1], "total_steps": [10**13]})), r"1 to 1e\+08"),
+    "schedule warmup": (
+        lambda f: bs.schedule_areas(pd.DataFrame({"step": [1], "total_steps": [9]}), warmup="5"),
+        "warmup",
+    ),
+}
+RUNS = pd.DataFrame(
+    {"n_params": [1e8, 2e8, 4e8, 8e8], "n_tokens": [2e9, 4e9, 8e9, 1.6e10], "loss": [3.5, 3.3, 3.1, 3.0]}
+)
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_inputs_are_named(stored_fit, case):
+    call, message = HOSTILE[case]
+    with pytest.raises(bs.BayesScalingError, match=message):
+        call(stored_fit)
