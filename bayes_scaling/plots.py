@@ -50,11 +50,12 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _checked(first: str) -> Callable[[_F], _F]:
-    """Check a plot's arguments by name before it draws, each failure an OptionError: its first argument is
-    ``first`` (``fit``: a ScalingFit, ``calibration``, ``draws``: an xarray DataArray, ``sbc``: an SBC
-    result), ``ax`` an Axes or None, ``bins`` a whole number >= 1, ``prob`` probabilities,
-    ``params`` a list of names, ``extrapolate`` and ``span`` numbers above 1, ``tokens_per_param`` a
-    positive number or None, ``C`` positive budgets or None."""
+    """Check a plot's arguments by name before it draws, each failure an OptionError. Its first argument
+    is a ``first``: ``fit`` (a ScalingFit), ``calibration`` (``calibrations``: also a mapping of them),
+    ``draws`` (an xarray DataArray with chains and draws) or ``SBC result``. Then ``ax`` is an Axes or
+    None, ``bins`` a whole number >= 1, ``prob`` probabilities, ``params`` a list of names, ``extrapolate``
+    and ``span`` numbers above 1, ``tokens_per_param`` a positive number or None, ``C`` positive budgets
+    or None, ``published`` a list of (label, N, D, C)."""
 
     def decorate(func: _F) -> _F:
         signature = inspect.signature(func)
@@ -101,19 +102,21 @@ def _check_option(plot: str, name: str, value: Any) -> None:
     def number(low: float) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool) and low < value < np.inf
 
-    bad = {
-        "ax": value is not None and not isinstance(value, Axes),
-        "bins": isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1,
-        "params": value is not None
-        and (isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(p, str) for p in value)),
-        "extrapolate": not number(1.0),
-        "span": not number(1.0),
-        "tokens_per_param": value is not None and not number(0.0),
-        "published": isinstance(value, str)
-        or not isinstance(value, Sequence)
-        or not all(isinstance(p, Sequence) and len(p) == 4 for p in value),
+    def names(v: Any) -> bool:
+        return not isinstance(v, str) and isinstance(v, Sequence) and all(isinstance(p, str) for p in v)
+
+    fine = {
+        "ax": lambda: value is None or isinstance(value, Axes),
+        "bins": lambda: isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1,
+        "params": lambda: value is None or names(value),
+        "extrapolate": lambda: number(1.0),
+        "span": lambda: number(1.0),
+        "tokens_per_param": lambda: value is None or number(0.0),
+        "published": lambda: (
+            isinstance(value, Sequence) and all(isinstance(p, Sequence) and len(p) == 4 for p in value)
+        ),
     }
-    if bad.get(name, False):
+    if name in fine and not fine[name]():
         raise OptionError(f"{plot}: {name}={value!r:.80} is not allowed (see its docstring)")
     if name == "prob":
         intervals.check_probs(value)
@@ -203,10 +206,7 @@ def plot_draws(
 def _groups(fit: ScalingFit, group: Any) -> list:
     if fit.runs.group is None:
         return [None]
-    labels = list(fit.runs.groups) if group is None else [str(g) for g in np.atleast_1d(group)]
-    if not labels:
-        raise OptionError(f"group= names no group; give one or more of {list(fit.runs.groups)} (or none: all)")
-    return labels
+    return fit._group_labels(group)
 
 
 def _run_x(fit: ScalingFit, x: str) -> np.ndarray:

@@ -673,6 +673,13 @@ class ScalingFit:
         """The column of the number of items a binomial fit's runs are scored on."""
         return self.runs.columns.get("items", "n_items")
 
+    def _group_labels(self, group: Any) -> list[str]:
+        """The labels ``group=`` asks for, as text: every group of the fit when None."""
+        labels = list(self.runs.groups) if group is None else [str(g) for g in np.atleast_1d(group)]
+        if not labels:
+            raise GroupError(f"group= names no group; give one or more of {list(self.runs.groups)} (or none: all)")
+        return labels
+
     def _group_codes(self, labels: Sequence[str] | np.ndarray, new_group: bool = False) -> np.ndarray:
         """Each label's group index; with ``new_group``, each label not in the data is its own new group
         (codes -1, -2, ...), drawn from the population; without, such a label is an error."""
@@ -983,9 +990,7 @@ class ScalingFit:
                 raise GroupError("this fit has no groups; call without group=")
             sampled = sampled_draws(self.law, self.posterior, self.priors, self.pooling, None)
             return None, [(sampled, self._offset(None))]
-        labels = list(self.runs.groups) if group is None else [str(g) for g in np.atleast_1d(group)]
-        if not labels:
-            raise GroupError(f"group= names no group; give one or more of {list(self.runs.groups)} (or none: all)")
+        labels = self._group_labels(group)
         codes = self._group_codes(labels, new_group)
         return labels, [
             (
