@@ -77,10 +77,41 @@ def _numbers(text: str, what: str) -> list[float]:
         raise CLIError(f"{what}: expected numbers like 1e21,1e23, got {text!r} ({err})") from None
 
 
+#: What a figure may be saved as (matplotlib's formats), by its file's suffix.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".eps", ".ps", ".pgf")
+#: The options naming files a command reads, and those naming files it writes.
+_INPUTS = ("data", "fit", "runs", "heldout", "candidates", "law", "priors")
+_OUTPUTS = {"csv": "--csv", "out": "--out", "plot": "--plot", "save": "--save"}
+
+
+def _distinct_files(args: argparse.Namespace) -> None:
+    """Refuse, before any work, two outputs at one path, or an output at an input's path (even with
+    --overwrite: the result would replace what it was made from)."""
+    read = {Path(v).resolve(): k for k in _INPUTS if isinstance(v := getattr(args, k, None), str) and v}
+    written: dict[Path, str] = {}
+    for dest, option in _OUTPUTS.items():
+        value = getattr(args, dest, None)
+        if not isinstance(value, str) or not value:
+            continue
+        path = Path(value).resolve()
+        if path in written:
+            raise CLIError(f"{written[path]} and {option} name the same file {value!r}")
+        if path in read:
+            raise CLIError(f"{option} {value!r} is the file this command reads ({read[path]}); write elsewhere")
+        written[path] = option
+
+
 def _output(path: str | None, what: str, overwrite: bool = False) -> None:
-    """Refuse, before any work, an output path that exists (unless ``overwrite``) or whose folder does not."""
-    if not path:
+    """Refuse, before any work, an output path that is empty, a folder, exists (unless ``overwrite``) or
+    whose folder does not; a figure needs a suffix that names its format."""
+    if path is None:
         return
+    if not path:
+        raise CLIError(f"{what} needs a file name")
+    if Path(path).is_dir():
+        raise CLIError(f"{what} {path!r} is a folder; give a file name")
+    if what == "--plot" and Path(path).suffix.lower() not in FIGURE_SUFFIXES:
+        raise CLIError(f"--plot {path!r}: end it with a figure format, one of {', '.join(FIGURE_SUFFIXES)}")
     if Path(path).exists() and not overwrite:
         raise CLIError(f"{what} {path!r} exists; pass --overwrite to replace it")
     if not Path(path).resolve().parent.is_dir():
@@ -539,6 +570,8 @@ def _grid(texts: Sequence[str]) -> dict[str, list]:
     """Each ``--grid COL=LO:HI:COUNT`` (COUNT log-spaced values) or ``--grid COL=A,B,...`` as a column's values."""
     import numpy as np
 
+    from .design import MAX_CANDIDATES
+
     grid: dict[str, list] = {}
     for text in texts:
         column, sep, spec = text.partition("=")
@@ -552,8 +585,10 @@ def _grid(texts: Sequence[str]) -> dict[str, list]:
             lo, hi, count = float(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else None
         except ValueError:
             count = None
-        if count is None or count < 1 or not 0 < lo <= hi < math.inf:
-            raise CLIError(f"--grid {text!r}: expected LO:HI:COUNT with 0 < LO <= HI and a whole COUNT >= 1")
+        if count is None or not 1 <= count <= MAX_CANDIDATES or not 0 < lo <= hi < math.inf:
+            raise CLIError(
+                f"--grid {text!r}: expected LO:HI:COUNT, 0 < LO <= HI, a whole COUNT from 1 to {MAX_CANDIDATES:,}"
+            )
         grid[column.strip()] = list(np.geomspace(lo, hi, count))
     return grid
 
@@ -916,6 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     try:
+        _distinct_files(args)
         _output(getattr(args, "csv", None), "--csv", getattr(args, "overwrite", False))
         with warnings.catch_warnings():
             warnings.simplefilter("always", SamplingWarning)

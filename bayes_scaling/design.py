@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["OPTIMAL_TARGETS", "greedy", "suggest_runs"]
 
+#: The most candidate runs a grid may make (each is weighed at every posterior draw the design uses).
+MAX_CANDIDATES = 100_000
 #: A run is worth suggesting when it is expected to remove at least this share of the target's variance now.
 MIN_GAIN = 1e-3
 #: Posterior draws at which the law is linearised (evenly spaced through the chains), and the step of the
@@ -120,6 +122,9 @@ def candidate_table(candidates: pd.DataFrame | Mapping[str, Any]) -> pd.DataFram
         table = candidates
     elif isinstance(candidates, Mapping):
         columns = {k: np.atleast_1d(np.asarray(v)) for k, v in candidates.items()}
+        count = int(np.prod([float(v.size) for v in columns.values()]))
+        if count > MAX_CANDIDATES:
+            raise OptionError(f"the grid makes {count:.3g} candidate runs; give at most {MAX_CANDIDATES:,}")
         table = pd.DataFrame(list(itertools.product(*columns.values())), columns=list(columns))
     else:
         raise OptionError(

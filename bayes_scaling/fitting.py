@@ -259,6 +259,8 @@ def fit(
         raise OptionError(f"parametrisation must be one of {', '.join(PARAMETRISATIONS)}, got {parametrisation!r}")
     if not isinstance(tune, int) or tune < 0:
         raise OptionError(f"tune must be a non-negative integer, got {tune!r}")
+    if tune == 0 and sampler == "nutpie":
+        raise OptionError("nutpie needs at least one tuning step (tune >= 1); sampler='pymc' takes tune=0")
     if priors is not None and not isinstance(priors, Mapping):
         raise PriorError(f"priors must be a mapping of parameter name to prior, got {type(priors).__name__}")
     user = dict(priors or {})

@@ -104,10 +104,10 @@ class Law:
         if target not in TARGETS:
             raise LawError(f"law {name!r}: target must be one of {', '.join(map(repr, TARGETS))}, got {target!r}")
         inputs = tuple(raw["inputs"])
-        if not inputs or len(set(inputs)) != len(inputs) or not all(isinstance(i, str) for i in inputs):
+        if not inputs or not all(isinstance(i, str) for i in inputs) or len(set(inputs)) != len(inputs):
             raise LawError(f"law {name!r}: 'inputs' must be a list of distinct names, got {raw['inputs']!r}")
         covariates = tuple(raw.get("covariates", ()))
-        if not set(covariates) < set(inputs):
+        if not all(isinstance(c, str) for c in covariates) or not set(covariates) < set(inputs):
             raise LawError(f"law {name!r}: 'covariates' must be some, not all, of the inputs {list(inputs)}")
         scales = {**raw["scales"], **dict.fromkeys(covariates, 1.0)}
         if set(raw["scales"]) & set(covariates):
@@ -145,8 +145,10 @@ class Law:
             raise LawError(f"law {name!r}: {shadow} are inputs; a parameter or definition cannot reuse the name")
         refs = [f"{i}_ref" for i in inputs]
         try:
-            model_formula = model.get("formula") and Expression.parse(
-                model["formula"], [*inputs, *priors], what=f"law {name!r} model formula"
+            model_formula = (
+                Expression.parse(model["formula"], [*inputs, *priors], what=f"law {name!r} model formula")
+                if "formula" in model
+                else None
             )
             natural = {
                 p: Expression.parse(e, [*priors, *refs], what=f"law {name!r} natural parameter {p!r}")
@@ -161,7 +163,9 @@ class Law:
                 for k, v in raw.get("optimal", {}).items()
             }
             compute_text = raw.get("compute", "6 * N * D" if {"N", "D"} <= set(inputs) else None)
-            compute = compute_text and Expression.parse(compute_text, inputs, what=f"law {name!r} compute")
+            compute = (
+                None if compute_text is None else Expression.parse(compute_text, inputs, what=f"law {name!r} compute")
+            )
         except ExpressionError as err:
             raise LawError(str(err)) from None
         if optimal and set(optimal) != {"N", "D"}:

@@ -70,8 +70,11 @@ class Prior:
         extra = set(spec) - {"dist", "kwargs"}
         if extra:
             raise PriorError(f"prior for {name!r} has unknown key(s) {sorted(extra)}; use 'dist' and 'kwargs'")
-        dist, kwargs = spec["dist"], dict(spec.get("kwargs", {}))
-        if dist not in DISTRIBUTIONS:
+        dist, kwargs = spec["dist"], spec.get("kwargs", {})
+        if not isinstance(kwargs, Mapping):
+            raise PriorError(f"prior for {name!r}: 'kwargs' must be a table of parameters, got {kwargs!r:.80}")
+        kwargs = dict(kwargs)
+        if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
             raise PriorError(f"prior for {name!r}: unknown distribution {dist!r} (known: {', '.join(DISTRIBUTIONS)})")
         allowed = DISTRIBUTIONS[dist]
         for key, value in kwargs.items():

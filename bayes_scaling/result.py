@@ -1416,7 +1416,11 @@ class ScalingFit:
         if "law" not in tree.attrs:
             raise FitFileError(f"{str(path)!r} is not a bayes_scaling fit (no law in its attributes)")
         try:
-            return cls(tree)
+            fit = cls(tree)
+            missing = [v for v in fit.sampled_names if v not in tree["posterior"]]  # its pooling and noise, read
+            if missing:
+                raise KeyError(f"the posterior has no {missing}")
+            return fit
         except (KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
             raise FitFileError(
                 f"{str(path)!r} is a damaged or hand-edited bayes_scaling fit: {type(err).__name__}: {err}"

@@ -101,12 +101,18 @@ def test_fit_summary_predict(tmp_path):
         (["fit", "{csv}", "--out", "nowhere/fit.nc"], "folder 'nowhere' does not exist"),
         (["backtest", "{csv}", "--laws", "chinchilla,kaplan_nd"], "missing column(s) 'loss'"),
         (["backtest", "{csv}", "--laws", "chinchilla,kaplan_nd", "--client", "nowhere:1"], "no Dask scheduler"),
+        (["fit", "{csv}", "--csv", "{dir}/same.nc", "--out", "{dir}/same.nc"], "--csv and --out name the same file"),
+        (["fit", "{csv}", "--csv", "{csv}", "--overwrite"], "is the file this command reads (data)"),
+        (["summary", "missing.nc", "--csv", "{dir}", "--overwrite"], "is a folder; give a file name"),
+        (["fit", "{csv}", "--csv", ""], "--csv needs a file name"),
+        (["calibrate", "missing.nc", "--runs", "{csv}", "--plot", "{dir}/plot.xyz"], "end it with a figure format"),
+        (["fit", "{csv}", "--tune", "0"], "nutpie needs at least one tuning step"),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path, args, message):
     csv = tmp_path / "runs.csv"
     simulate("chinchilla", CHINCHILLA_TRUTH).drop(columns="loss").to_csv(csv, index=False)
-    proc = run(*[a.format(csv=csv) for a in args], check=False)
+    proc = run(*[a.format(csv=csv, dir=tmp_path) for a in args], check=False)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
 

@@ -18,7 +18,8 @@ from scipy import stats
 import bayes_scaling as bs
 from bayes_scaling import plots
 from bayes_scaling.data import warn_if_repeated
-from bayes_scaling.laws import Law
+from bayes_scaling.design import candidate_table
+from bayes_scaling.laws import Law, laws_dir
 from bayes_scaling.modes import bridge_log_mass
 from bayes_scaling.priors import Prior
 from bayes_scaling.report import write_report
@@ -325,12 +326,41 @@ HOSTILE = {  # what a second hostile pass found escaping as raw exceptions; each
         lambda f: write_report(f, Path(tempfile.mkdtemp()) / "r.html", command=5),
         "command must be text",
     ),
-    "schedule total": (lambda f: bs.schedule_areas(pd.DataFrame({"step": [1], "total_steps": [10**13]})), r"1 to 1e\+08"),
+    "schedule total": (
+        lambda f: bs.schedule_areas(pd.DataFrame({"step": [1], "total_steps": [10**13]})),
+        r"1 to 1e\+08",
+    ),
+    "law inputs": (
+        lambda f: Law.from_toml(CHINCHILLA.replace('inputs = ["N", "D"]', 'inputs = [["N"], "D"]')),
+        "inputs",
+    ),
+    "empty model formula": (
+        lambda f: Law.from_toml(CHINCHILLA.replace('formula = "E + exp(', 'formula = "" # ')),
+        "model formula must be a non-empty string",
+    ),
+    "prior kwargs": (lambda f: Prior.from_spec("a", {"dist": "Beta", "kwargs": "x"}), "'kwargs' must be a table"),
+    "grid too large": (
+        lambda f: candidate_table({"n_params": np.geomspace(1e8, 1e10, 1000), "n_tokens": np.ones(1000)}),
+        "the grid makes 1e\\+06 candidate runs",
+    ),
+    "fit edited by hand": (lambda f: bs.ScalingFit.load(_edited(f, pooling='{"E": "weird"}')), "hand-edited"),
     "schedule warmup": (
         lambda f: bs.schedule_areas(pd.DataFrame({"step": [1], "total_steps": [9]}), warmup="5"),
         "warmup",
     ),
 }
+CHINCHILLA = (laws_dir() / "chinchilla.toml").read_text()
+
+
+def _edited(fit: bs.ScalingFit, **attrs: str) -> Path:
+    """The fit saved with some of its root attributes replaced (by hand, as it were)."""
+    tree = fit.tree.copy()
+    tree.attrs = {**tree.attrs, **attrs}
+    path = Path(tempfile.mkdtemp()) / "edited.nc"
+    tree.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
 RUNS = pd.DataFrame(
     {"n_params": [1e8, 2e8, 4e8, 8e8], "n_tokens": [2e9, 4e9, 8e9, 1.6e10], "loss": [3.5, 3.3, 3.1, 3.0]}
 )
