@@ -104,7 +104,7 @@ def schedule_areas(
         if bad.size:
             shown = checkpoints[tokens_per_step].tolist()[bad[0]]
             raise DataError(f"column {tokens_per_step!r} must hold positive numbers; row {bad[0]} has {shown!r}")
-    elif _number_in(tokens_per_step, 0, np.inf) and tokens_per_step > 0:
+    elif _number_in(tokens_per_step, 0, np.inf) and 0 < tokens_per_step < np.inf:
         tokens = tokens_per_step
     else:
         raise OptionError(f"tokens_per_step must be a positive number or a column's name, got {tokens_per_step!r}")
