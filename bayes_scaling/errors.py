@@ -26,7 +26,6 @@ __all__ = [
     "PriorError",
     "SamplerStartError",
     "SamplingWarning",
-    "check_seed",
 ]
 
 
