@@ -219,7 +219,6 @@ def _leave_future_out(
         raise OptionError("cache= holds this process's compiled models; with client=, each worker keeps its own")
     from .fitting import fit
 
-    _checked_laws(laws)
     unknown = sorted(set(fit_options) - set(inspect.signature(fit).parameters))
     if unknown:
         raise OptionError(f"unknown option(s) {unknown} for the fits (bs.fit's keywords)")
@@ -283,6 +282,7 @@ def backtest(
     :mod:`bayes_scaling.parallel`).
     """
     probs = intervals.check_probs(prob)
+    _checked_laws(laws)
     options = {"columns": columns, "group": group, "seed": seed, **fit_kwargs}
     scorer = partial(_backtest_row, probs=probs, seed=seed)
     outcomes = _leave_future_out(runs, laws, holdout, by, scorer, "backtest", options, client, progressbar)
