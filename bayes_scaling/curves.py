@@ -25,7 +25,7 @@ steps each batch size took to reach a target loss, grouped by model size, gives 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike
 from scipy.signal import lfilter
 
 from .data import read_table
-from .errors import DataError, OptionError
+from .errors import DataError, OptionError, is_number
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -59,7 +59,7 @@ def lr_schedule(total_steps: int, *, warmup: int = 0, final_lr: float = 0.0, sha
     steps, then ``shape`` from 1 down to ``final_lr`` at the last step."""
     if not isinstance(shape, str) or shape not in SCHEDULES:
         raise OptionError(f"unknown schedule shape {shape!r}; use one of {', '.join(SCHEDULES)}")
-    if not _number_in(final_lr, 0, 1):
+    if not (is_number(final_lr) and 0 <= final_lr <= 1):
         raise OptionError(f"final_lr is a fraction of the peak rate, between 0 and 1; got {final_lr!r}")
     if isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or not 0 <= warmup <= MAX_STEPS:
         raise OptionError(f"warmup must be a whole number of steps >= 0, got {warmup!r}")
@@ -96,7 +96,7 @@ def schedule_areas(
     missing = [c for c in needed if c not in checkpoints.columns]
     if missing:
         raise DataError(f"missing column(s) {missing}; the table has {list(checkpoints.columns)}")
-    if not _number_in(memory, 0, 1) or memory == 1:
+    if not (is_number(memory) and 0 <= memory < 1):
         raise OptionError(f"memory must be in [0, 1), got {memory!r}")
     if isinstance(tokens_per_step, str):
         tokens = pd.to_numeric(checkpoints[tokens_per_step], errors="coerce").to_numpy(float)
@@ -104,7 +104,7 @@ def schedule_areas(
         if bad.size:
             shown = checkpoints[tokens_per_step].tolist()[bad[0]]
             raise DataError(f"column {tokens_per_step!r} must hold positive numbers; row {bad[0]} has {shown!r}")
-    elif _number_in(tokens_per_step, 0, np.inf) and 0 < tokens_per_step < np.inf:
+    elif is_number(tokens_per_step) and tokens_per_step > 0:
         tokens = tokens_per_step
     else:
         raise OptionError(f"tokens_per_step must be a positive number or a column's name, got {tokens_per_step!r}")
@@ -123,11 +123,6 @@ def schedule_areas(
         anneal[rows] = felt[steps[rows] - 1]
     out = checkpoints.assign(lr_area=lr_area * tokens, anneal_area=anneal)
     return out[steps > warmup] if drop_warmup else out
-
-
-def _number_in(value: Any, low: float, high: float) -> bool:
-    """Whether ``value`` is a number (not a truth value) from ``low`` to ``high``."""
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool) and bool(low <= value <= high)
 
 
 def _whole_steps(frame: pd.DataFrame, column: str) -> np.ndarray:

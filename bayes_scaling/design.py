@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import intervals
-from .errors import DataError, OptionError, check_seed
+from .errors import DataError, OptionError, check_seed, is_number
 from .expr import Expression
 from .observation import flat_draws, gaps
 from .priors import link_functions
@@ -318,7 +318,7 @@ def suggest_runs(
         )
     if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
         raise OptionError(f"batch must be a positive integer, got {batch!r}")
-    if isinstance(budget, bool) or not (isinstance(budget, int | float) and 0 < budget <= float(np.finfo(float).max)):
+    if not (is_number(budget) and budget > 0):
         raise OptionError(f"budget must be a positive number (the most the new runs may cost together), got {budget!r}")
     prob = intervals.check_prob(prob)
     rng = np.random.default_rng(check_seed(seed))

@@ -6,6 +6,7 @@ catches those keeps working. Anything else that escapes the package is a bug.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,16 @@ class SamplingWarning(UserWarning):
 
 class MisfitWarning(UserWarning):
     """The law does not describe its own runs, or the runs look like other units than the law expects."""
+
+
+def is_number(value: Any) -> bool:
+    """Whether a user's ``value`` is a finite real number (an int or float, not a truth value)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past the largest float
+        return False
 
 
 def check_seed(seed: Any) -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from .errors import OptionError
+from .errors import OptionError, is_number
 from .result import ScalingFit
 
 __all__ = ["POOLING", "isoflop_optimal_draws"]
@@ -32,9 +32,7 @@ def isoflop_optimal_draws(fit: ScalingFit, C: ArrayLike, *, flops_per_token: flo
     from .optimal import checked_positive, group_trend
 
     C = checked_positive(C)
-    if isinstance(flops_per_token, bool) or not (
-        isinstance(flops_per_token, int | float) and 0 < flops_per_token < np.inf
-    ):
+    if not (is_number(flops_per_token) and flops_per_token > 0):
         raise OptionError(
             f"flops_per_token must be a positive number (6 for a dense transformer), got {flops_per_token!r}"
         )

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import intervals
-from .errors import OptionError
+from .errors import OptionError, is_number
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -100,7 +100,7 @@ def _check_option(plot: str, name: str, value: Any) -> None:
     from matplotlib.axes import Axes
 
     def number(low: float) -> bool:
-        return isinstance(value, int | float) and not isinstance(value, bool) and low < value < np.inf
+        return is_number(value) and value > low
 
     def names(v: Any) -> bool:
         return not isinstance(v, str) and isinstance(v, Sequence) and all(isinstance(p, str) for p in v)

@@ -33,6 +33,7 @@ from .errors import (
     OutputExistsError,
     SamplingWarning,
     check_seed,
+    is_number,
 )
 from .laws import Law
 from .observation import TARGETS, ObservationModel, distance, flat_draws, outside_support, predecessors, run_lags
@@ -1118,11 +1119,7 @@ class ScalingFit:
         ``reachable``, dims (chain, draw[, group])."""
         from .optimal import budget_for_loss
 
-        if not (
-            isinstance(target, int | float)
-            and not isinstance(target, bool)
-            and 0 < target <= float(np.finfo(float).max)
-        ):
+        if not (is_number(target) and target > 0):
             raise OptionError(f"target loss must be a positive finite number, got {target!r}")
         labels, groups = self._group_draws(group, new_group, seed)
         parts = [
