@@ -43,12 +43,14 @@ class CLIError(OptionError):
 
 
 def _pairs(text: str, what: str) -> dict[str, str]:
-    """``"N=7e10,D=1.4e12"`` -> ``{"N": "7e10", "D": "1.4e12"}``."""
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    """``"N=7e10,D=1.4e12"`` -> ``{"N": "7e10", "D": "1.4e12"}``; a name given twice is an error."""
+    out: dict[str, str] = {}
+    for part in [p for p in (p.strip() for p in text.split(",")) if p] or [text]:
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise CLIError(f"{what}: expected NAME=VALUE, got {part!r}")
+        if key.strip() in out:
+            raise CLIError(f"{what}: {key.strip()!r} is given twice")
         out[key.strip()] = value.strip()
     return out
 
@@ -298,7 +300,10 @@ def _target_arg(p: argparse.ArgumentParser) -> None:
 def _columns(args: argparse.Namespace) -> dict[str, str] | None:
     columns: dict[str, str] = {}
     for text in args.column:
-        columns.update(_pairs(text, "--column"))
+        pairs = _pairs(text, "--column")
+        if twice := sorted(set(pairs) & set(columns)):
+            raise CLIError(f"--column: {twice[0]!r} is given twice")
+        columns.update(pairs)
     if args.target is not None:
         if columns.get("loss", args.target) != args.target:
             raise CLIError(f"--target {args.target!r} and --column loss={columns['loss']!r} disagree; give one")
@@ -310,7 +315,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """``fit``'s model options from the command line: law (or --formula), priors, group, pooling, columns."""
     priors = _priors(args)
     law: str | Law = args.law
-    if args.formula:
+    if args.formula is not None:
         names = re.findall(r"[A-Za-z_]\w*", args.formula)
         inputs = (
             args.inputs.split(",") if args.inputs else [n for n in dict.fromkeys(names) if n in ("N", "D", "C", "U")]

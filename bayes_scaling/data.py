@@ -74,7 +74,9 @@ def read_table(runs: pd.DataFrame | Mapping[str, Any] | str | Path) -> pd.DataFr
     if isinstance(runs, str | Path):
         path = Path(runs)
         if not path.is_file():
-            raise DataError(f"no such file: {str(path)!r}")
+            raise DataError(
+                f"{str(path)!r} is a folder, not a table" if path.is_dir() else f"no such file: {str(path)!r}"
+            )
         parquet = path.suffix.lower() in (".parquet", ".pq")
         try:
             return pd.read_parquet(path) if parquet else pd.read_csv(path)
