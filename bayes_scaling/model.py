@@ -22,16 +22,20 @@ POOLING = ("shared", "partial", "none")
 PARAMETRISATIONS = ("non_centred", "centred")
 
 
-def resolve_pooling(law: Law, runs: RunTable, pooling: str | Mapping[str, str] | None) -> dict[str, str]:
+def resolve_pooling(
+    law: Law, runs: RunTable, pooling: str | Mapping[str, str] | None, *, autocorrelated: bool = False
+) -> dict[str, str]:
     """Pooling per sampled parameter: ``shared`` (one value), ``partial`` (group values drawn from a
     population; see :func:`build_model`) or ``none`` (independent per group). Default: ``partial`` for every
-    parameter when the runs have groups, ``shared`` otherwise; a dict sets some parameters, the others
-    keep the default."""
+    parameter when the runs have groups, ``shared`` otherwise and when the noise is ``autocorrelated``
+    (each group is one run's checkpoints, whose lasting offset from the law the noise carries: a random
+    effect per run beside it is the same offset twice, and does not converge); a dict sets some parameters,
+    the others keep the default."""
     if pooling is not None and not isinstance(pooling, str | Mapping):
         raise OptionError(
             f"pooling must be one of {', '.join(POOLING)} or a mapping of parameter to one, got {pooling!r}"
         )
-    default = "partial" if runs.group is not None else "shared"
+    default = "partial" if runs.group is not None and not autocorrelated else "shared"
     chosen = dict.fromkeys(law.sampled_params, pooling if isinstance(pooling, str) else default)
     if isinstance(pooling, Mapping):
         unknown = set(pooling) - set(law.sampled_params)

@@ -215,24 +215,24 @@ def test_autocorrelated_likelihood_is_the_process_density():
 @pytest.fixture(scope="module")
 def ou_fit() -> bs.ScalingFit:
     """Kaplan's law on the first two thirds of each run's checkpoints, noise autocorrelated along the steps
-    (the group's parameters all shared: the run is the group only of the noise)."""
+    (the law's parameters shared by default: the run is the group only of the noise)."""
     runs = ou_curves()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplingWarning)  # R-hat is checked here
-        return bs.fit(
-            runs[runs.step < 2e3], law="kaplan_ns", group="run", pooling="shared", autocorrelated="S", seed=1, **FAST
-        )
+        return bs.fit(runs[runs.step < 2e3], law="kaplan_ns", group="run", autocorrelated="S", seed=1, **FAST)
 
 
 def test_autocorrelated_fit_recovers_the_noise_and_matches_pymc(ou_fit):
     """The law's exponents and the noise's sigma and ell lie within 3 posterior sd of the truth (their
     z-scores over 6 simulated tables were within 2.8; a 90% interval misses one of four parameters a third
-    of the time), and the stored pointwise log-likelihood (numpy) is PyMC's for the same draws."""
+    of the time), and the stored pointwise log-likelihood (numpy) is PyMC's for the same draws. The law's
+    parameters are shared by default with autocorrelated noise."""
     import pymc as pm
     import xarray as xr
 
     from bayes_scaling.fitting import compiled_model
 
+    assert set(ou_fit.pooling.values()) == {"shared"}
     assert ou_fit.diagnostics["divergences"] == 0 and ou_fit.diagnostics["max_r_hat"] < 1.05
     table = ou_fit.summary()
     truth = {
