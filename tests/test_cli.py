@@ -90,6 +90,11 @@ def test_fit_summary_predict(tmp_path):
     ("args", "message"),
     [
         (["fit", "missing.csv"], "no such file: 'missing.csv'"),
+        (["fit", "{dir}"], "is a folder, not a table"),
+        (["fit", "{csv}", "--column", "loss=a,loss=b"], "--column: 'loss' is given twice"),
+        (["fit", "{csv}", "--column", "N=a", "--column", "N=b"], "--column: 'N' is given twice"),
+        (["fit", "{csv}", "--column", ""], "--column: expected NAME=VALUE, got ''"),
+        (["fit", "{csv}", "--formula", ""], "formula must be a non-empty string"),
         (["fit", "{csv}", "--law", "nope"], "unknown law 'nope'"),
         (["fit", "{csv}", "--prior", "alpha=Wishart(1)"], "unknown distribution 'Wishart'"),
         (["fit", "{csv}"], "missing column(s) 'loss'"),
