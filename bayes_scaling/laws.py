@@ -367,7 +367,20 @@ class Law:
         missing = sorted(self.compute.names - set(inputs))
         if missing:
             raise LawError(f"law {self.name!r}: compute formula {self.compute} needs {missing}")
-        return self.compute.evaluate({k: np.asarray(inputs[k], dtype=float) for k in self.compute.names})
+        with np.errstate(all="ignore"):
+            flops = np.asarray(
+                self.compute.evaluate({k: np.asarray(inputs[k], dtype=float) for k in self.compute.names})
+            )
+        bad = np.flatnonzero(~(flops > 0) | ~np.isfinite(flops))
+        if bad.size:
+            at = ", ".join(
+                f"{k}={np.broadcast_to(inputs[k], flops.shape).flat[bad[0]]:g}" for k in sorted(self.compute.names)
+            )
+            raise LawError(
+                f"law {self.name!r}: compute formula {self.compute} gives {flops.flat[bad[0]]:g} at {at}; "
+                "compute must be a positive number of FLOPs"
+            )
+        return flops
 
     def __repr__(self) -> str:
         return f"Law({self.name!r}: {self.formula})"

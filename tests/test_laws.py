@@ -132,6 +132,13 @@ def test_law_agrees_with_numpy_reference(name):
         np.testing.assert_allclose(law.compute_flops(N=2.0, D=3.0), 36.0)
 
 
+def test_compute_formula_must_give_positive_flops():
+    law = Law.from_toml(BASE.replace('compute = "6 * N * D"', 'compute = "6 * N * (D - 1e10)"', 1))
+    np.testing.assert_allclose(law.compute_flops(N=1e9, D=2e10), 6e19)
+    with pytest.raises(LawError, match=r"compute formula .* gives -6e\+18 at D=9e\+09, N=1e\+09; compute must be"):
+        law.compute_flops(N=np.array([1e9, 1e9]), D=np.array([2e10, 9e9]))
+
+
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_sampled_form_equals_published_form(name):
     """The well-conditioned form NUTS samples is the same function as the published one."""
