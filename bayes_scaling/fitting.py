@@ -185,7 +185,9 @@ def fit(
         ``"student_t"`` (robust to outlying runs) or ``"normal"``, on the law's link scale: log-loss for a
         loss (the law file's ``target``, see :mod:`bayes_scaling.observation`). For an accuracy scored on
         a known number of items, ``"binomial"``: each run's accuracy scatters about the law on the logit
-        scale and its score is Binomial on its items (column ``n_items``, or ``columns={"items": ...}``).
+        scale and its score is Binomial on its items (column ``n_items``, or ``columns={"items": ...}``);
+        with the items unknown, ``"beta"``: the accuracy is Beta about the law, of precision ``4 / sigma^2``
+        (the binomial's continuous twin, see :func:`~bayes_scaling.observation.beta_logpdf`).
     sampler
         ``"nutpie"`` (default), ``"pymc"`` or ``"numpyro"`` (needs the ``jax`` extra).
     chains, draws, tune, target_accept, seed, progressbar

@@ -19,6 +19,10 @@ point's conditional term, not the point: compare such fits with backtests.
 
 An accuracy scored on ``n`` items may instead take the binomial likelihood: ``eps ~ Normal(0, sigma)``
 gives the run's own accuracy and its score is ``Binomial(n, that accuracy) / n`` (:func:`binomial_logpmf`).
+With the number of items unknown, the beta likelihood is its continuous twin: the accuracy is
+``Beta(p phi, (1 - p) phi)`` about the law's ``p``, with a precision ``phi = 4 / sigma^2`` (a benchmark of
+about ``phi`` items), so ``sigma`` is its spread on the logit scale at ``p = 1/2`` and the spread grows
+towards the bounds as a score's sampling noise does (:func:`beta_logpdf`).
 
 ``delta`` is the extrapolation discrepancy: how wrong the law's form itself may be beyond the runs it was
 fitted on. ``distance(x)`` is in decades of the law's inputs from the nearest fitted run, so ``delta`` is
@@ -59,6 +63,7 @@ __all__ = [
     "LIKELIHOODS",
     "TARGETS",
     "ObservationModel",
+    "beta_logpdf",
     "binomial_logpmf",
     "discrepancy_file",
     "distance",
@@ -69,7 +74,7 @@ __all__ = [
     "run_lags",
 ]
 
-LIKELIHOODS = ("student_t", "normal", "binomial")
+LIKELIHOODS = ("student_t", "normal", "binomial", "beta")
 #: Kinds of target, each with the name of its observed variable on the model's scale (and of its
 #: log-likelihood) and the values it can take.
 TARGETS: dict[str, tuple[str, str]] = {
@@ -129,6 +134,21 @@ def binomial_logpmf(k: Any, n: Any, mu: Any, sigma: Any, xp: Any = np) -> Any:
     # numpy: two arrays at a time (draws x points can be large); pytensor: one node per quadrature node
     total = functools.reduce(np.logaddexp, terms) if xp is np else xp.logsumexp(xp.stack(list(terms)), axis=0)
     return total + gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0) + 0.5 * xp.log(precision / curvature)
+
+
+def beta_logpdf(z: Any, mu: Any, sigma: Any, xp: Any = np) -> Any:
+    """Log density of ``z = logit(y)`` when ``y ~ Beta(p phi, (1 - p) phi)``, ``p = expit(mu)`` (the law on
+    the logit scale) and ``phi = 4 / sigma^2``: the Beta's density of ``y`` times ``dy/dz = y (1 - y)``.
+    numpy arrays, or ``xp=pytensor.tensor`` inside the model."""
+    if xp is np:
+        from scipy import special
+
+        expit, softplus, gammaln = special.expit, lambda x: np.logaddexp(0.0, x), special.gammaln
+    else:
+        expit, softplus, gammaln = xp.sigmoid, xp.softplus, xp.gammaln
+    phi = 4.0 / xp.square(sigma)
+    a, b = expit(mu) * phi, expit(-mu) * phi
+    return gammaln(phi) - gammaln(a) - gammaln(b) - a * softplus(-z) - b * softplus(z)
 
 
 @cache
@@ -228,12 +248,13 @@ class ObservationModel:
     """Likelihood of the observed target around the law on the link scale, its noise parameters and the
     discrepancy.
 
-    ``likelihood``: ``"student_t"`` (robust to outlying runs), ``"normal"``, or for a bounded target scored
-    on a known number of items ``"binomial"`` (each run's accuracy is Normal(law, sigma) on the logit scale,
-    its score Binomial on its items: :func:`binomial_logpmf`); ``noise_by_group``: one ``sigma`` per group;
-    ``discrepancy``: add the extrapolation discrepancy to predictions; ``target``:
-    the kind of target (``TARGETS``), which fixes the link; ``autocorrelated``: the input along which each
-    group's noise is an Ornstein-Uhlenbeck process (checkpoints of one run), or None (independent runs).
+    ``likelihood``: ``"student_t"`` (robust to outlying runs), ``"normal"``, or for a bounded target scored on a
+    known number of items ``"binomial"`` (each run's accuracy is Normal(law, sigma) on the logit scale, its
+    score Binomial on its items: :func:`binomial_logpmf`), or ``"beta"`` (:func:`beta_logpdf`);
+    ``noise_by_group``: one ``sigma`` per group; ``discrepancy``: add the extrapolation discrepancy to
+    predictions; ``target``: the kind of target (``TARGETS``), which fixes the link; ``autocorrelated``: the
+    input along which each group's noise is an Ornstein-Uhlenbeck process (checkpoints of one run), or None
+    (independent runs).
     """
 
     likelihood: str = "student_t"
@@ -247,12 +268,12 @@ class ObservationModel:
             raise OptionError(f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
         if self.target not in TARGETS:
             raise OptionError(f"unknown target kind {self.target!r}; use one of {', '.join(TARGETS)}")
-        if self.autocorrelated and self.likelihood == "binomial":
-            raise OptionError("autocorrelated noise needs likelihood 'student_t' or 'normal', not 'binomial'")
-        if self.likelihood == "binomial" and self.target != "bounded":
+        if self.autocorrelated and self.likelihood in ("binomial", "beta"):
+            raise OptionError(f"autocorrelated noise needs likelihood 'student_t' or 'normal', not {self.likelihood!r}")
+        if self.likelihood in ("binomial", "beta") and self.target != "bounded":
             raise OptionError(
-                f"likelihood 'binomial' is for an accuracy scored on items (a bounded target); this law's target "
-                f"is {self.target}"
+                f"likelihood {self.likelihood!r} is for an accuracy or another share in (0, 1) (a bounded "
+                f"target); this law's target is {self.target}"
             )
 
     @property
@@ -345,6 +366,12 @@ class ObservationModel:
                 return binomial_logpmf(n * pt.sigmoid(value), n, mu, sigma, pt)
 
             pm.CustomDist(self.observed, mu, sigma, items, logp=logp, observed=observed, dims="obs")
+        elif self.likelihood == "beta":
+
+            def beta_logp(value, mu, sigma):
+                return beta_logpdf(value, mu, sigma, pt)
+
+            pm.CustomDist(self.observed, mu, sigma, logp=beta_logp, observed=observed, dims="obs")
         else:
             pm.Normal(self.observed, mu=mu, sigma=sigma, observed=observed, dims="obs")
 
@@ -392,6 +419,8 @@ class ObservationModel:
         if "items" in noise:
             n = noise["items"]
             return binomial_logpmf(n * special.expit(y), n, mu, sigma)
+        if self.likelihood == "beta":
+            return beta_logpdf(y, mu, sigma)
         z2 = np.square((y - mu) / sigma)
         if self.likelihood == "student_t":  # scipy.stats.t.logpdf, without its per-element overhead
             nu = noise["nu"]
@@ -403,6 +432,11 @@ class ObservationModel:
         """One observation (on the link scale) per draw and point around ``mu``. Binomial: a run's accuracy,
         scored on the points' items when known (a score of 0 or all items moved half an item inside, as
         the data are)."""
+        if self.likelihood == "beta":
+            phi = 4.0 / np.square(noise["sigma"])
+            p = self.inverse(mu)
+            tiny = np.finfo(float).tiny  # a Beta draw can round to 0 or 1; its logit stays finite
+            return self.link(np.clip(rng.beta(p * phi, (1.0 - p) * phi), tiny, 1.0 - np.finfo(float).eps))
         if self.likelihood == "student_t":
             eps = rng.standard_t(np.broadcast_to(noise["nu"], mu.shape))
         else:
@@ -417,7 +451,8 @@ class ObservationModel:
     def information_variance(self, noise: Mapping[str, np.ndarray]) -> np.ndarray:
         """The variance of the Normal likelihood that tells as much about the curve as this one does (the
         inverse Fisher information of its location), per draw: sigma^2, or sigma^2 (nu + 3) / (nu + 1) for
-        Student-t, whose heavy tails make one run say less (binomial: sigma^2, a run scored on many items)."""
+        Student-t, whose heavy tails make one run say less (binomial: sigma^2, a run scored on many items;
+        beta: sigma^2, its value at accuracy 1/2)."""
         variance = np.square(noise["sigma"])
         return variance * (noise["nu"] + 3) / (noise["nu"] + 1) if self.likelihood == "student_t" else variance
 

@@ -161,6 +161,42 @@ def test_binomial_fit_on_items(tmp_path):
             loaded.predict(C=1e20, chance=0.25, items=items, kind="observation")
 
 
+def test_beta_fit():
+    """Accuracies Beta about the law (precision 4 / sigma^2, the items unknown): the beta likelihood recovers
+    the law and sigma, its stored log-likelihood is PyMC's, and the 90% band of a new run holds 0.86-0.94 of
+    fresh runs drawn from the truth (a wide range for 600 draws: the posterior is uncertain too)."""
+    import pymc as pm
+    import xarray as xr
+
+    from bayes_scaling.fitting import compiled_model
+
+    rng = np.random.default_rng(2)
+    law, truth, sigma = bs.load_law("sigmoid_compute"), {"h": 0.7, "k": 0.8, "C0": 1e20}, 0.15
+
+    def draw(compute: np.ndarray) -> np.ndarray:
+        p = law.evaluate(truth, C=compute, chance=0.25)
+        return rng.beta(p * 4 / sigma**2, (1 - p) * 4 / sigma**2)
+
+    compute = np.geomspace(1e18, 1e22, 40)
+    runs = pd.DataFrame({"compute_flops": compute, "chance_acc": 0.25, "acc": draw(compute)})
+    options = {"chains": 4, "draws": 500, "tune": 500, "progressbar": False}
+    fit = bs.fit(runs, law="sigmoid_compute", likelihood="beta", columns={"loss": "acc"}, seed=1, **options)
+    assert fit.diagnostics["divergences"] == 0 and fit.diagnostics["max_r_hat"] < 1.02
+    table = fit.summary(prob=0.99)
+    for p, value in {**truth, "sigma": sigma}.items():
+        assert table.loc[p, "eti99_lower"] <= value <= table.loc[p, "eti99_upper"], (p, value)
+    model, _, _ = compiled_model(fit.law, fit.runs, fit._priors_with_spreads(), fit.observation, "nutpie")
+    sub = xr.DataTree.from_dict({"posterior": fit.tree["posterior"].isel(draw=slice(0, 10)).to_dataset()})
+    theirs = pm.compute_log_likelihood(sub, model=model, extend_inferencedata=False, progressbar=False)
+    ours = fit.tree["log_likelihood"]["logit_y"].isel(draw=slice(0, 10)).values
+    np.testing.assert_allclose(ours, theirs["logit_y"].values, rtol=1e-8)
+    at = np.geomspace(2e18, 5e21, 3)  # within the runs: the discrepancy stays small
+    band = fit.predict(C=at, chance=0.25, kind="observation", prob=0.9, seed=0)
+    fresh = np.stack([draw(at) for _ in range(200)])
+    inside = (fresh >= band["eti90_lower"].to_numpy()) & (fresh <= band["eti90_upper"].to_numpy())
+    assert 0.86 <= inside.mean() <= 0.94, inside.mean()
+
+
 def test_binomial_errors():
     runs = pd.DataFrame({"compute_flops": np.geomspace(1e18, 1e22, 8), "chance_acc": 0.25, "acc": 0.5})
     with pytest.raises(bs.OptionError, match=r"likelihood 'binomial' is for an accuracy .* target is positive"):
