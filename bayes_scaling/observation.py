@@ -101,6 +101,15 @@ _LOG_WEIGHTS = np.log(_WEIGHTS / _WEIGHTS.sum())
 _NEWTON_STEPS = 3
 
 
+def _special(xp: Any) -> tuple[Any, Any, Any]:
+    """expit, softplus and log-gamma of numpy (scipy's) or of ``xp=pytensor.tensor``."""
+    if xp is np:
+        from scipy import special
+
+        return special.expit, lambda x: np.logaddexp(0.0, x), special.gammaln
+    return xp.sigmoid, xp.softplus, xp.gammaln
+
+
 def binomial_logpmf(k: Any, n: Any, mu: Any, sigma: Any, xp: Any = np) -> Any:
     """log P(``k`` of ``n`` items right) when a run's true accuracy is ``expit(eta)``, ``eta ~ Normal(mu,
     sigma)`` (the law on the logit scale and the runs' scatter about it), with ``eta`` integrated out by
@@ -108,12 +117,7 @@ def binomial_logpmf(k: Any, n: Any, mu: Any, sigma: Any, xp: Any = np) -> Any:
     Gaussian approximation), scaled by its curvature there. Relative error below 1e-6 against brute-force
     integration for 32 to 58,000 items, also far from the mode (tests/test_targets.py). ``k`` may be
     fractional (a score averaged over seeds); numpy arrays, or ``xp=pytensor.tensor`` inside the model."""
-    if xp is np:
-        from scipy import special
-
-        expit, softplus, gammaln = special.expit, lambda x: np.logaddexp(0.0, x), special.gammaln
-    else:
-        expit, softplus, gammaln = xp.sigmoid, xp.softplus, xp.gammaln
+    expit, softplus, gammaln = _special(xp)
     precision = 1.0 / xp.square(sigma)
     # start: the binomial likelihood as a normal in logit(accuracy), times the normal of the runs' scatter
     observed = (k + 0.5) * (n - k + 0.5) / (n + 1.0)  # its precision
@@ -140,12 +144,7 @@ def beta_logpdf(z: Any, mu: Any, sigma: Any, xp: Any = np) -> Any:
     """Log density of ``z = logit(y)`` when ``y ~ Beta(p phi, (1 - p) phi)``, ``p = expit(mu)`` (the law on
     the logit scale) and ``phi = 4 / sigma^2``: the Beta's density of ``y`` times ``dy/dz = y (1 - y)``.
     numpy arrays, or ``xp=pytensor.tensor`` inside the model."""
-    if xp is np:
-        from scipy import special
-
-        expit, softplus, gammaln = special.expit, lambda x: np.logaddexp(0.0, x), special.gammaln
-    else:
-        expit, softplus, gammaln = xp.sigmoid, xp.softplus, xp.gammaln
+    expit, softplus, gammaln = _special(xp)
     phi = 4.0 / xp.square(sigma)
     a, b = expit(mu) * phi, expit(-mu) * phi
     return gammaln(phi) - gammaln(a) - gammaln(b) - a * softplus(-z) - b * softplus(z)

@@ -1,12 +1,12 @@
 """Accuracy scored on known numbers of items: the binomial likelihood against the default Student-t on the
-logit scale, on real held-out runs.
+logit scale and the beta likelihood (which does not see the items), on real held-out runs.
 
 Gadre et al. (2024)'s downstream evaluations (``../shared/data/gadre2024_downstream``, MIT): the C4-trained
 runs on the paper's 17-task subset (eval sets of 100 to 10,042 items), accuracy against compute
 (``sigmoid_compute``, the task's chance accuracy as data), hierarchical over tasks. Fitted on each task's
 runs below the 80th percentile of compute, scored on the runs above it: the median's absolute error in
 accuracy points, and the share of held-out scores inside their 50% and 90% bands of a new run's score
-(binomial: on the run's own items). Writes ``downstream_items_results.md``. About 6 minutes on 2 cores.
+(binomial: on the run's own items). Writes ``downstream_items_results.md``. About 8 minutes on 2 cores.
 
     .venv/bin/python benchmarks/downstream_items.py
 """
@@ -43,7 +43,7 @@ def main() -> None:
     cut = data.groupby("task")["compute_flops"].transform(lambda c: c.quantile(0.8))
     fit_on, held = data[data.compute_flops <= cut], data[data.compute_flops > cut]
     rows = []
-    for likelihood in ("student_t", "binomial"):
+    for likelihood in ("student_t", "binomial", "beta"):
         columns = {**COLUMNS, **({"items": "n_examples"} if likelihood == "binomial" else {})}
         start = time.perf_counter()
         with warnings.catch_warnings():
