@@ -431,11 +431,11 @@ class ObservationModel:
         """One observation (on the link scale) per draw and point around ``mu``. Binomial: a run's accuracy,
         scored on the points' items when known (a score of 0 or all items moved half an item inside, as
         the data are)."""
-        if self.likelihood == "beta":
-            phi = 4.0 / np.square(noise["sigma"])
-            p = self.inverse(mu)
-            tiny = np.finfo(float).tiny  # a Beta draw can round to 0 or 1; its logit stays finite
-            return self.link(np.clip(rng.beta(p * phi, (1.0 - p) * phi), tiny, 1.0 - np.finfo(float).eps))
+        if self.likelihood == "beta":  # far out (a law plus its discrepancy) p can round to 0 or 1, a draw too
+            expit = _special(np)[0]
+            phi, tiny = 4.0 / np.square(noise["sigma"]), np.finfo(float).tiny
+            a, b = np.maximum(expit(mu) * phi, tiny), np.maximum(expit(-mu) * phi, tiny)
+            return self.link(np.clip(rng.beta(a, b), tiny, 1.0 - np.finfo(float).eps))
         if self.likelihood == "student_t":
             eps = rng.standard_t(np.broadcast_to(noise["nu"], mu.shape))
         else:

@@ -117,15 +117,34 @@ def test_binomial_logpmf_matches_integration(n):
             assert symbolic.eval() == pytest.approx(ours, rel=1e-9)
 
 
+def recovered(runs: pd.DataFrame, likelihood: str, truth: dict[str, float]) -> bs.ScalingFit:
+    """``sigmoid_compute`` fitted to simulated accuracies ``acc``: converged, every true value inside its
+    99% interval (four parameters and the scatter: a miss is rare by chance), and the stored
+    log-likelihood (numpy) PyMC's for the same draws."""
+    import pymc as pm
+    import xarray as xr
+
+    from bayes_scaling.fitting import compiled_model
+
+    options = {"chains": 4, "draws": 500, "tune": 500, "progressbar": False}  # R-hat of 2 short chains is noisy
+    fit = bs.fit(runs, law="sigmoid_compute", likelihood=likelihood, columns={"loss": "acc"}, seed=1, **options)
+    assert fit.diagnostics["divergences"] == 0 and fit.diagnostics["max_r_hat"] < 1.02
+    table = fit.summary(prob=0.99)
+    for p, value in truth.items():
+        assert table.loc[p, "eti99_lower"] <= value <= table.loc[p, "eti99_upper"], (p, value)
+    model, _, _ = compiled_model(fit.law, fit.runs, fit._priors_with_spreads(), fit.observation, "nutpie")
+    sub = xr.DataTree.from_dict({"posterior": fit.tree["posterior"].isel(draw=slice(0, 10)).to_dataset()})
+    theirs = pm.compute_log_likelihood(sub, model=model, extend_inferencedata=False, progressbar=False)
+    ours = fit.tree["log_likelihood"]["logit_y"].isel(draw=slice(0, 10)).values
+    np.testing.assert_allclose(ours, theirs["logit_y"].values, rtol=1e-8)
+    return fit
+
+
 def test_binomial_fit_on_items(tmp_path):
     """Accuracies scored on 100-2000 items: the binomial likelihood recovers the law and the runs' own
     scatter (which the logit-normal one mixes with the scoring noise), its stored log-likelihood is PyMC's,
     a save keeps the items, and a held-out run's band is of its score on its own items."""
-    import pymc as pm
-    import xarray as xr
     from scipy.special import expit, logit
-
-    from bayes_scaling.fitting import compiled_model
 
     rng = np.random.default_rng(1)
     law, truth = bs.load_law("sigmoid_compute"), {"h": 0.7, "k": 0.8, "C0": 1e20}
@@ -134,17 +153,7 @@ def test_binomial_fit_on_items(tmp_path):
     accuracy = expit(logit(law.evaluate(truth, C=compute, chance=0.25)) + rng.normal(0, 0.05, compute.size))
     right = np.clip(rng.binomial(items, accuracy), 0.5, items - 0.5)
     runs = pd.DataFrame({"compute_flops": compute, "chance_acc": 0.25, "acc": right / items, "n_items": items})
-    options = {"chains": 4, "draws": 500, "tune": 500, "progressbar": False}  # R-hat of 2 short chains is noisy
-    fit = bs.fit(runs, law="sigmoid_compute", likelihood="binomial", columns={"loss": "acc"}, seed=1, **options)
-    assert fit.diagnostics["divergences"] == 0 and fit.diagnostics["max_r_hat"] < 1.02
-    table = fit.summary(prob=0.99)  # four parameters and the scatter: 99% each, so a miss is rare by chance
-    for p, value in {**truth, "sigma": 0.05}.items():
-        assert table.loc[p, "eti99_lower"] <= value <= table.loc[p, "eti99_upper"], (p, value)
-    model, _, _ = compiled_model(fit.law, fit.runs, fit._priors_with_spreads(), fit.observation, "nutpie")
-    sub = xr.DataTree.from_dict({"posterior": fit.tree["posterior"].isel(draw=slice(0, 10)).to_dataset()})
-    theirs = pm.compute_log_likelihood(sub, model=model, extend_inferencedata=False, progressbar=False)
-    ours = fit.tree["log_likelihood"]["logit_y"].isel(draw=slice(0, 10)).values
-    np.testing.assert_allclose(ours, theirs["logit_y"].values, rtol=1e-8)
+    fit = recovered(runs, "binomial", {**truth, "sigma": 0.05})
     loaded = bs.ScalingFit.load(fit.save(tmp_path / "binomial.nc"))
     np.testing.assert_array_equal(loaded.runs.items, items)
     few = runs.iloc[[5, 30]].assign(n_items=[40, 40])
@@ -165,11 +174,6 @@ def test_beta_fit():
     """Accuracies Beta about the law (precision 4 / sigma^2, the items unknown): the beta likelihood recovers
     the law and sigma, its stored log-likelihood is PyMC's, and the 90% band of a new run holds 0.86-0.94 of
     fresh runs drawn from the truth (a wide range for 600 draws: the posterior is uncertain too)."""
-    import pymc as pm
-    import xarray as xr
-
-    from bayes_scaling.fitting import compiled_model
-
     rng = np.random.default_rng(2)
     law, truth, sigma = bs.load_law("sigmoid_compute"), {"h": 0.7, "k": 0.8, "C0": 1e20}, 0.15
 
@@ -179,22 +183,20 @@ def test_beta_fit():
 
     compute = np.geomspace(1e18, 1e22, 40)
     runs = pd.DataFrame({"compute_flops": compute, "chance_acc": 0.25, "acc": draw(compute)})
-    options = {"chains": 4, "draws": 500, "tune": 500, "progressbar": False}
-    fit = bs.fit(runs, law="sigmoid_compute", likelihood="beta", columns={"loss": "acc"}, seed=1, **options)
-    assert fit.diagnostics["divergences"] == 0 and fit.diagnostics["max_r_hat"] < 1.02
-    table = fit.summary(prob=0.99)
-    for p, value in {**truth, "sigma": sigma}.items():
-        assert table.loc[p, "eti99_lower"] <= value <= table.loc[p, "eti99_upper"], (p, value)
-    model, _, _ = compiled_model(fit.law, fit.runs, fit._priors_with_spreads(), fit.observation, "nutpie")
-    sub = xr.DataTree.from_dict({"posterior": fit.tree["posterior"].isel(draw=slice(0, 10)).to_dataset()})
-    theirs = pm.compute_log_likelihood(sub, model=model, extend_inferencedata=False, progressbar=False)
-    ours = fit.tree["log_likelihood"]["logit_y"].isel(draw=slice(0, 10)).values
-    np.testing.assert_allclose(ours, theirs["logit_y"].values, rtol=1e-8)
+    fit = recovered(runs, "beta", {**truth, "sigma": sigma})
     at = np.geomspace(2e18, 5e21, 3)  # within the runs: the discrepancy stays small
     band = fit.predict(C=at, chance=0.25, kind="observation", prob=0.9, seed=0)
     fresh = np.stack([draw(at) for _ in range(200)])
     inside = (fresh >= band["eti90_lower"].to_numpy()) & (fresh <= band["eti90_upper"].to_numpy())
     assert 0.86 <= inside.mean() <= 0.94, inside.mean()
+
+
+def test_beta_draws_far_beyond_the_runs():
+    """A law plus its discrepancy can sit hundreds of units out on the logit scale, where the Beta's mean
+    rounds to 0 or 1: its draws stay finite and on their side."""
+    model = ObservationModel("beta", target="bounded")
+    draws = model.sample(np.array([[-800.0, 0.0, 800.0]]), {"sigma": np.array([[0.2]])}, np.random.default_rng(0))
+    assert np.isfinite(draws).all() and draws[0, 0] < -100 and draws[0, 2] > 30
 
 
 def test_binomial_errors():
