@@ -64,6 +64,7 @@ __all__ = [
     "TARGETS",
     "ObservationModel",
     "beta_logpdf",
+    "beta_shapes",
     "binomial_logpmf",
     "discrepancy_file",
     "distance",
@@ -140,14 +141,20 @@ def binomial_logpmf(k: Any, n: Any, mu: Any, sigma: Any, xp: Any = np) -> Any:
     return total + gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0) + 0.5 * xp.log(precision / curvature)
 
 
-def beta_logpdf(z: Any, mu: Any, sigma: Any, xp: Any = np) -> Any:
-    """Log density of ``z = logit(y)`` when ``y ~ Beta(p phi, (1 - p) phi)``, ``p = expit(mu)`` (the law on
-    the logit scale) and ``phi = 4 / sigma^2``: the Beta's density of ``y`` times ``dy/dz = y (1 - y)``.
-    numpy arrays, or ``xp=pytensor.tensor`` inside the model."""
-    expit, softplus, gammaln = _special(xp)
+def beta_shapes(mu: Any, sigma: Any, xp: Any = np) -> tuple[Any, Any]:
+    """The beta likelihood's ``Beta(p phi, (1 - p) phi)`` about ``p = expit(mu)`` (the law on the logit
+    scale), precision ``phi = 4 / sigma^2``: its two shape parameters."""
     phi = 4.0 / xp.square(sigma)
-    a, b = expit(mu) * phi, expit(-mu) * phi
-    return gammaln(phi) - gammaln(a) - gammaln(b) - a * softplus(-z) - b * softplus(z)
+    expit = _special(xp)[0]
+    return expit(mu) * phi, expit(-mu) * phi
+
+
+def beta_logpdf(z: Any, mu: Any, sigma: Any, xp: Any = np) -> Any:
+    """Log density of ``z = logit(y)`` when ``y`` is Beta about the law (:func:`beta_shapes`): the Beta's
+    density of ``y`` times ``dy/dz = y (1 - y)``. numpy arrays, or ``xp=pytensor.tensor`` inside the model."""
+    _, softplus, gammaln = _special(xp)
+    a, b = beta_shapes(mu, sigma, xp)
+    return gammaln(a + b) - gammaln(a) - gammaln(b) - a * softplus(-z) - b * softplus(z)
 
 
 @cache
@@ -432,9 +439,8 @@ class ObservationModel:
         scored on the points' items when known (a score of 0 or all items moved half an item inside, as
         the data are)."""
         if self.likelihood == "beta":  # far out (a law plus its discrepancy) p can round to 0 or 1, a draw too
-            expit = _special(np)[0]
-            phi, tiny = 4.0 / np.square(noise["sigma"]), np.finfo(float).tiny
-            a, b = np.maximum(expit(mu) * phi, tiny), np.maximum(expit(-mu) * phi, tiny)
+            tiny = np.finfo(float).tiny
+            a, b = (np.maximum(shape, tiny) for shape in beta_shapes(mu, noise["sigma"]))
             return self.link(np.clip(rng.beta(a, b), tiny, 1.0 - np.finfo(float).eps))
         if self.likelihood == "student_t":
             eps = rng.standard_t(np.broadcast_to(noise["nu"], mu.shape))
