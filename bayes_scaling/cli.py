@@ -42,9 +42,10 @@ class CLIError(OptionError):
     """Bad command-line input."""
 
 
-def _pairs(text: str, what: str) -> dict[str, str]:
-    """``"N=7e10,D=1.4e12"`` -> ``{"N": "7e10", "D": "1.4e12"}``; a name given twice is an error."""
-    out: dict[str, str] = {}
+def _pairs(text: str, what: str, out: dict[str, str] | None = None) -> dict[str, str]:
+    """``"N=7e10,D=1.4e12"`` -> ``{"N": "7e10", "D": "1.4e12"}``, added to ``out`` (the pairs of the option's
+    earlier uses) when given; a name given twice is an error."""
+    out = {} if out is None else out
     for part in [p for p in (p.strip() for p in text.split(",")) if p] or [text]:
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
@@ -300,10 +301,7 @@ def _target_arg(p: argparse.ArgumentParser) -> None:
 def _columns(args: argparse.Namespace) -> dict[str, str] | None:
     columns: dict[str, str] = {}
     for text in args.column:
-        pairs = _pairs(text, "--column")
-        if twice := sorted(set(pairs) & set(columns)):
-            raise CLIError(f"--column: {twice[0]!r} is given twice")
-        columns.update(pairs)
+        _pairs(text, "--column", columns)
     if args.target is not None:
         if columns.get("loss", args.target) != args.target:
             raise CLIError(f"--target {args.target!r} and --column loss={columns['loss']!r} disagree; give one")
