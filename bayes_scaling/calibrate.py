@@ -19,7 +19,7 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from . import intervals
-from .errors import DataError, OptionError, check_seed
+from .errors import DataError, OptionError, generator
 from .priors import Prior
 
 __all__ = [
@@ -162,7 +162,7 @@ def discrepancy_evidence(fit: Any, runs: pd.DataFrame, *, seed: int | None = Non
     each group's held-out runs give their own, and the groups' likelihoods multiply: tilts of random sign
     across groups tell of kappa's size where their average would cancel.
     """
-    rng = np.random.default_rng(check_seed(seed))
+    rng = generator(seed)
     values, _, codes = fit._prediction_inputs(runs, {}, None)
     y = fit.observation.link(fit.checked_loss(runs))
     marginal = fit.observation.noise(fit.posterior, codes, rng)

@@ -19,7 +19,7 @@ from scipy.special import logsumexp
 
 from . import intervals
 from .data import DEFAULT_COLUMNS, read_table
-from .errors import BayesScalingError, DataError, OptionError, check_seed
+from .errors import BayesScalingError, DataError, OptionError, generator
 from .laws import load_law
 from .parallel import Outcome, raise_if_all_failed, run_tasks
 from .result import ScalingFit
@@ -414,7 +414,7 @@ class Average:
     ) -> xr.DataArray:
         """Draws of the loss from the weighted mixture of the fits' predictives: dims (chain, draw, point),
         the mixture's draws in one chain; coordinates as in :meth:`ScalingFit.predict_draws`."""
-        rng = np.random.default_rng(check_seed(seed))
+        rng = generator(seed)
         names = list(self.fits)
         parts = [
             self.fits[name].predict_draws(runs, kind=kind, group=group, new_group=new_group, seed=seed, **inputs)

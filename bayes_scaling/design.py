@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import intervals
-from .errors import DataError, OptionError, check_seed, is_number
+from .errors import DataError, OptionError, generator, is_number
 from .expr import Expression
 from .observation import flat_draws, gaps
 from .priors import link_functions
@@ -321,7 +321,7 @@ def suggest_runs(
     if not (is_number(budget) and budget > 0):
         raise OptionError(f"budget must be a positive number (the most the new runs may cost together), got {budget!r}")
     prob = intervals.check_prob(prob)
-    rng = np.random.default_rng(check_seed(seed))
+    rng = generator(seed)
     links = {p: link_functions(p, fit.priors[p], np) for p in fit.law.sampled_params}
     size = fit.posterior.sizes["chain"] * fit.posterior.sizes["draw"]
     rows = np.unique(np.linspace(0, size - 1, min(DRAWS, size)).astype(int))

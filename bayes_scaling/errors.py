@@ -107,3 +107,8 @@ def check_seed(seed: Any) -> Any:
     if seed is None or whole or isinstance(seed, np.random.Generator):
         return seed
     raise OptionError(f"seed must be a whole number >= 0 (or None), got {seed!r}")
+
+
+def generator(seed: Any) -> np.random.Generator:
+    """numpy's random generator for a user's ``seed``, checked by :func:`check_seed`."""
+    return np.random.default_rng(check_seed(seed))

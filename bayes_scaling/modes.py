@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .errors import OptionError, check_seed
+from .errors import OptionError, generator
 
 if TYPE_CHECKING:
     from .result import ScalingFit
@@ -128,7 +128,7 @@ def mode_masses(fit: ScalingFit, *, draws: int = 2000, seed: int | None = 0) -> 
 
     if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or not 100 <= draws <= 100_000:
         raise OptionError(f"modes: draws must be a whole number from 100 to 100000, got {draws!r}")
-    check_seed(seed)
+    rng = generator(seed)
     post = fit.posterior
     dim = sum(int(np.prod(post[n].shape[2:])) for n in fit.sampled_names)  # the model's free variables
     if dim > MAX_DIMENSIONS:
@@ -160,7 +160,6 @@ def mode_masses(fit: ScalingFit, *, draws: int = 2000, seed: int | None = 0) -> 
         values = [float(logp({n: x[a:b].reshape(s) for n, a, b, s in slots})) for x in flat]
         return np.reshape(values, points.shape[:-1])
 
-    rng = np.random.default_rng(seed)
     modes = range(labels.max() + 1)
     gaussians = []
     for k in modes:  # each mode's Gaussian from the first half of its chains

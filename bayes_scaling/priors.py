@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PriorError, check_seed
+from .errors import PriorError, generator
 
 __all__ = ["Prior", "PriorError", "parse_prior", "resolve_priors"]
 
@@ -113,7 +113,7 @@ class Prior:
         :meth:`scipy`'s ``rvs`` with it."""
         from scipy import special
 
-        rng = np.random.default_rng(check_seed(seed))
+        rng = generator(seed)
         k = {"mu": 0.0, **self.kwargs}
         if self.dist == "TruncatedNormal":
             return np.asarray(self.scipy().rvs(size=size, random_state=rng), dtype=float)

@@ -33,6 +33,7 @@ from .errors import (
     OutputExistsError,
     SamplingWarning,
     check_seed,
+    generator,
     is_number,
 )
 from .laws import Law
@@ -807,7 +808,7 @@ class ScalingFit:
         """
         if kind not in ("mean", "observation"):
             raise OptionError(f"kind must be 'mean' or 'observation', got {kind!r}")
-        rng = np.random.default_rng(check_seed(seed))
+        rng = generator(seed)
         mu, noise = self._predictive(inputs, codes, rng)
         return self.observation.sample(mu, noise, rng) if kind == "observation" else mu
 
@@ -831,7 +832,7 @@ class ScalingFit:
     ) -> np.ndarray:
         """Log density of an observed ``loss`` (the target, on the link scale) at ``inputs`` under each draw:
         (chain * draw, points)."""
-        mu, noise = self._predictive(inputs, codes, np.random.default_rng(check_seed(seed)))
+        mu, noise = self._predictive(inputs, codes, generator(seed))
         return self.observation.logpdf(self.observation.link(loss), mu, noise)
 
     def with_discrepancy(self, kappa: Any | None, *, seed: int | None = None) -> ScalingFit:
@@ -945,7 +946,7 @@ class ScalingFit:
         runs = read_table(runs)
         values, _, codes = self._prediction_inputs(runs, {}, None, new_group)
         observed = self.observation.link(self.checked_loss(runs))
-        mu, noise = self._predictive(values, codes, np.random.default_rng(check_seed(seed)))
+        mu, noise = self._predictive(values, codes, generator(seed))
         return self.observation.predictive_logpdf(observed, mu, noise)
 
     def checked_loss(self, runs: pd.DataFrame) -> np.ndarray:
@@ -985,7 +986,7 @@ class ScalingFit:
         """The group labels asked for (every known one by default; None for a fit without groups) and, for
         each, sampled draws of shape (S, 1) and the discrepancy's offset, which maps inputs of shape
         (S, budgets) to log-offsets."""
-        rng = np.random.default_rng(check_seed(seed))
+        rng = generator(seed)
         if self.runs.group is None:
             if group is not None:
                 raise GroupError("this fit has no groups; call without group=")

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from . import intervals
-from .errors import OptionError, check_seed
+from .errors import OptionError, generator
 from .result import ScalingFit
 
 __all__ = ["TwoStage"]
@@ -78,7 +78,7 @@ class TwoStage:
         given its task loss; ``"observation"``: its observed target (adds the second step's noise)."""
         if kind not in ("mean", "observation"):
             raise OptionError(f"kind must be 'mean' or 'observation', got {kind!r}")
-        rng = np.random.default_rng(check_seed(seed))
+        rng = generator(seed)
         mu, noise, coords = self._predictive(runs, new_group, rng)
         observation = self.second.observation
         values = observation.inverse(observation.sample(mu, noise, rng) if kind == "observation" else mu)
@@ -104,6 +104,6 @@ class TwoStage:
     ) -> np.ndarray:
         """Log predictive density of each run's observed target on the second step's link scale."""
         observed = self.checked_loss(runs)
-        mu, noise, _ = self._predictive(runs, new_group, np.random.default_rng(check_seed(seed)))
+        mu, noise, _ = self._predictive(runs, new_group, generator(seed))
         observation = self.second.observation
         return observation.predictive_logpdf(observation.link(observed), mu, noise)
