@@ -513,8 +513,14 @@ def cmd_stack(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .comparison import stack
+    from .laws import load_law
 
-    result = stack(args.data, **_future_options(args))
+    options = _future_options(args)
+    points = _points(args.at)  # checked before the fits, which take minutes
+    for law in options["laws"]:
+        for point in points:
+            load_law(law).check_inputs(point)
+    result = stack(args.data, **options)
     assert result.lfo is not None, "stack() scores every law"
     meta = {"laws": list(result.fits), "runs": len(next(iter(result.fits.values())).runs)}
     if not args.at:
@@ -532,11 +538,7 @@ def cmd_stack(args: argparse.Namespace) -> None:
         return
     groups = list(next(iter(result.fits.values())).runs.groups) if args.group else [None]
     pred = pd.concat(
-        [
-            result.predict(prob=tuple(args.prob), kind=args.kind, group=g, seed=0, **p)
-            for p in _points(args.at)
-            for g in groups
-        ],
+        [result.predict(prob=tuple(args.prob), kind=args.kind, group=g, seed=0, **p) for p in points for g in groups],
         ignore_index=True,
     )
     weights = {law: round(float(w), 6) for law, w in result.weights.items()}

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ExpressionError, LawError, PriorError
+from .errors import ExpressionError, LawError, OptionError, PriorError
 from .expr import Expression
 from .observation import TARGETS
 from .priors import Prior
@@ -306,11 +306,18 @@ class Law:
                 f"law {self.name!r}: the reference scale of {unset} comes from data; use law.with_scales(...)"
             )
 
+    def check_inputs(self, names: Iterable[str]) -> None:
+        """An :class:`OptionError` unless ``names`` are the law's inputs, naming those missing and unknown."""
+        names = list(names)
+        missing = [i for i in self.inputs if i not in names]
+        unknown = [i for i in names if i not in self.inputs]
+        if missing or unknown:
+            raise OptionError(
+                f"law {self.name!r} takes inputs {list(self.inputs)}; missing {missing}, unknown {unknown}"
+            )
+
     def _inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        missing = [i for i in self.inputs if i not in inputs]
-        extra = [i for i in inputs if i not in self.inputs]
-        if missing or extra:
-            raise LawError(f"law {self.name!r} takes inputs {list(self.inputs)}; missing {missing}, unknown {extra}")
+        self.check_inputs(inputs)
         return {k: np.asarray(inputs[k], dtype=float) for k in self.inputs}
 
     def evaluate(self, params: Mapping[str, Any], **inputs: Any) -> np.ndarray:

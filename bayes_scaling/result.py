@@ -629,13 +629,7 @@ class ScalingFit:
                 items = _numbers("items", inputs.pop("items"))
                 if not_items(items).size:
                     raise DataError(f"items must be whole numbers from 1 to 2^53, got {items}")
-            missing = [k for k in self.law.inputs if k not in inputs]
-            unknown = [k for k in inputs if k not in self.law.inputs]
-            if missing or unknown:
-                raise OptionError(
-                    f"law {self.law.name!r} predicts from inputs {list(self.law.inputs)}; "
-                    f"missing {missing}, unknown {unknown}"
-                )
+            self.law.check_inputs(inputs)
             names = [*self.law.inputs, *(["items"] if scored else [])]
             given = [_numbers(k, inputs[k]) for k in self.law.inputs] + ([items] if scored else [])
             try:

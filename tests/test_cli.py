@@ -105,6 +105,7 @@ def test_fit_summary_predict(tmp_path):
         (["fit", "{csv}", "--formula", "E + A * N**-alpha", "--prior", "E=Normal(sigma=1, 0)"], "positional value"),
         (["fit", "{csv}", "--out", "nowhere/fit.nc"], "folder 'nowhere' does not exist"),
         (["backtest", "{csv}", "--laws", "chinchilla,kaplan_nd"], "missing column(s) 'loss'"),
+        (["stack", "{csv}", "--laws", "chinchilla,kaplan_nd", "--at", "N=1e9"], "missing ['D'], unknown []"),
         (["backtest", "{csv}", "--laws", "chinchilla,kaplan_nd", "--client", "nowhere:1"], "no Dask scheduler"),
         (["fit", "{csv}", "--csv", "{dir}/same.nc", "--out", "{dir}/same.nc"], "--csv and --out name the same file"),
         (["fit", "{csv}", "--csv", "{csv}", "--overwrite"], "is the file this command reads (data)"),
