@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import intervals
-from .errors import DataError, OptionError, generator, is_number
+from .errors import DataError, GroupError, OptionError, generator, is_number
 from .expr import Expression
 from .observation import flat_draws, gaps
 from .priors import link_functions
@@ -149,6 +149,23 @@ def _costs(fit: ScalingFit, cost: str | None, values: Mapping[str, np.ndarray]) 
             f"cost {cost or fit.law.compute} must be positive and finite; candidate {bad[0]} has {out[bad[0]]:g}"
         )
     return out
+
+
+def _check_candidate_groups(fit: ScalingFit, table: pd.DataFrame) -> None:
+    """A grouped fit's candidates name, in its group column, a group it knows: the planner forecasts what a
+    run tells through the group's fitted values (``group=`` and ``new_group=`` are the target's)."""
+    column = fit.runs.group_column
+    if fit.runs.group is None:
+        return
+    known = list(fit.runs.groups)
+    if column not in table:
+        raise GroupError(f"this fit is grouped by {column!r}: give the candidates a {column!r} column, one of {known}")
+    unknown = sorted(set(table[column].astype(str)) - set(known))
+    if unknown:
+        raise GroupError(
+            f"candidates of unknown group(s) {unknown} in {column!r}: a candidate run belongs to a group the fit "
+            f"knows, one of {known} (new_group= is for the target)"
+        )
 
 
 Links = Mapping[str, tuple[Callable, Callable]]
@@ -340,6 +357,7 @@ def suggest_runs(
         raise OptionError(f"target must be a table or mapping of inputs, or one of {', '.join(OPTIMAL_TARGETS)}")
 
     table = candidate_table(candidates)
+    _check_candidate_groups(fit, table)
     values, _, codes = fit._prediction_inputs(table, {}, None, False)
     costs = _costs(fit, cost, values)
     thinned = _thinned(fit, rows)

@@ -126,13 +126,12 @@ def test_suggest_runs_errors_name_the_problem(stored_fit, grid, kwargs, error, m
 
 
 def test_suggest_runs_candidates_must_be_runs_of_known_groups(stored_fit):
-    with pytest.raises(bs.GroupError, match="unknown group"):
-        stored_fit.suggest_runs(
-            pd.DataFrame({"n_params": [1e9], "n_tokens": [2e10], "dataset": ["books"]}),
-            target={"N": 1e10, "D": 1e11},
-            group="web",
-            budget=1e21,
-        )
+    books = pd.DataFrame({"n_params": [1e9], "n_tokens": [2e10], "dataset": ["books"]})
+    for new_group in (False, True):  # new_group= is the target's: a candidate's group must be known either way
+        with pytest.raises(bs.GroupError, match=r"candidates of unknown group\(s\) \['books'\] in 'dataset'"):
+            stored_fit.suggest_runs(books, target={"N": 1e10, "D": 1e11}, group="web", new_group=new_group, budget=1e21)
+    with pytest.raises(bs.GroupError, match="give the candidates a 'dataset' column"):
+        stored_fit.suggest_runs(books.drop(columns="dataset"), target={"N": 1e10, "D": 1e11}, group="web", budget=1e21)
     with pytest.raises(bs.OptionError, match="no candidate"):
         stored_fit.suggest_runs(pd.DataFrame({"n_params": [], "n_tokens": []}), target="N_opt", C=1e22, budget=1)
 
