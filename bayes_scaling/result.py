@@ -52,6 +52,8 @@ _PACKAGES = ("bayes-scaling", "pymc", "pytensor", "arviz", "nutpie", "numpy", "x
 #: A posterior predictive check fails when so few fitted runs fall inside their own band would happen with
 #: less than this probability if the model were right (a binomial tail).
 MISFIT_P = 1e-3
+#: The fewest posterior draws whose 5% and 95% quantiles make a band to check the fitted runs against.
+MIN_CHECK_DRAWS = 20
 #: A parameter is pinned against its prior when its posterior median lies beyond this prior quantile (or
 #: below 1 minus it): the runs pull it where the prior says it almost cannot be.
 PINNED = 0.995
@@ -367,6 +369,15 @@ class ScalingFit:
         problems = []
         if d["divergences"]:
             problems.append(f"{d['divergences']} divergent transition(s)")
+        chains, draws = self.posterior.sizes["chain"], self.posterior.sizes["draw"]
+        if not np.isfinite(d["min_ess_bulk"]):
+            problems.append(
+                f"{draws} draw(s) a chain are too few to estimate R-hat or ESS (at least 4; 1000 is the default)"
+            )
+        elif not np.isfinite(d["max_r_hat"]) and chains == 1:
+            problems.append(
+                "R-hat needs two chains or more, and this fit has one: convergence across chains is unchecked"
+            )
         if d["max_r_hat"] > MAX_RHAT:
             problems.append(f"R-hat {d['max_r_hat']:.3f} > {MAX_RHAT} ({self._failing('r_hat', MAX_RHAT)})")
         for kind in ("bulk", "tail"):
@@ -483,6 +494,9 @@ class ScalingFit:
 
         replicates = self.replicates
         observed = self.observation.link(self.runs.loss)
+        if replicates.shape[0] < MIN_CHECK_DRAWS:  # no bands to check against: nothing found, said by problems
+            nothing = dict.fromkeys(("inside_50", "inside_90", "worst_outside_90"), float("nan"))
+            return {**nothing, "p_50": 1.0, "p_90": 1.0, "p_trend": 1.0, "trend_input": ""}
         ordered = np.sort(replicates.T, axis=1)  # one sort for five quantiles (faster than partitioning)
         lo50, hi50, lo90, hi90, median = (intervals.sorted_quantile(ordered, q) for q in (0.25, 0.75, 0.05, 0.95, 0.5))
         n = observed.size
@@ -587,7 +601,8 @@ class ScalingFit:
             labels = [name] if draws.ndim == 1 else [f"{name.removesuffix('_group')}[{g}]" for g in self.runs.groups]
             for i, label in enumerate(labels):
                 x, at = (draws, ()) if draws.ndim == 1 else (draws[:, i], (i,))
-                row = {"mean": x.mean(), "sd": x.std(ddof=1), **intervals.bounds(x, [prob])}
+                sd = float(x.std(ddof=1)) if x.size > 1 else float("nan")  # one draw: no spread to estimate
+                row: dict[str, Any] = {"mean": x.mean(), "sd": sd, **intervals.bounds(x, [prob])}
                 row.update({k: stats[k][name][at] for k in ("r_hat", "ess_bulk", "ess_tail")})
                 rows.append(pd.Series({k: float(v) for k, v in row.items()}, name=label))
         table = pd.DataFrame(rows)

@@ -128,6 +128,22 @@ def test_strict_mode(chinchilla_runs, tmp_path):
     assert "bayes-scaling: warning: chinchilla:" in proc.stderr
 
 
+def test_too_few_draws_are_named_not_passed(chinchilla_runs):
+    """R-hat and ESS cannot be estimated from 3 draws a chain, nor bands checked: said once, as a convergence
+    problem, with no numpy warning and no misfit claimed on bands of three draws."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = bs.fit(chinchilla_runs, draws=3, tune=50, chains=2, seed=0, progressbar=False)
+        table = fit.summary()
+    assert fit.problems == ["3 draw(s) a chain are too few to estimate R-hat or ESS (at least 4; 1000 is the default)"]
+    assert [w.category for w in caught] == [bs.SamplingWarning]
+    assert table["sd"].notna().all() and table["r_hat"].isna().all()
+    one = bs.ScalingFit(fit.tree.isel(draw=[0], chain=[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert one.summary()["sd"].isna().all() and not one.misfits
+
+
 def test_diagnostics_once_per_fit(stored_fit, monkeypatch):
     """R-hat and ESS of every sampled scalar in one vectorised pass, once per fit."""
     from bayes_scaling import diagnostics
