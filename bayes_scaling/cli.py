@@ -165,7 +165,7 @@ def _emit(table: pd.DataFrame, args: argparse.Namespace, *, title: str = "", **m
     if title:
         print(title)
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
-        print(table.to_string())
+        print(table.to_string() if len(table) else "(none)")
     for key, value in meta.items():
         print(f"{key}: {value}")
 
@@ -639,6 +639,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
         width_now=table.attrs["width_now"],
         budget=args.budget,
         spent=float(table["cost"].sum()),
+        **({"note": table.attrs["note"]} if "note" in table.attrs else {}),
         **_fit_meta(result, diagnostics=False),
     )
 

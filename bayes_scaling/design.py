@@ -360,6 +360,11 @@ def suggest_runs(
     _check_candidate_groups(fit, table)
     values, _, codes = fit._prediction_inputs(table, {}, None, False)
     costs = _costs(fit, cost, values)
+    if costs.min() > budget:
+        raise OptionError(
+            f"budget {budget:g} is below the cheapest candidate's cost ({costs.min():g}, {cost or fit.law.compute}): "
+            "no run fits in it"
+        )
     thinned = _thinned(fit, rows)
     slopes, noise_var = _runs_at(fit, thinned, values, codes, links, rng)
     columns = _columns(fit, codes, aim.codes)
@@ -409,4 +414,9 @@ def suggest_runs(
     # the width today, scaled by the forecast ratio of standard deviations
     out[f"{intervals.label(prob)}_width"] = [width_now * np.sqrt(variance(var, d) / now) for _, var, d in steps]
     out.attrs.update(target=aim.name, prob=prob, width_now=width_now, budget=budget, batch=batch)
+    if not chosen:
+        out.attrs["note"] = (
+            f"no candidate is expected to remove {MIN_GAIN:.1%} of the target's variance: none of these runs "
+            "would narrow it"
+        )
     return out

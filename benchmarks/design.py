@@ -83,7 +83,8 @@ def choose(
     if left <= 0:  # the start alone spends more than this budget
         return []
     if strategy in ("design", "design_law"):
-        if not rest:
+        rest = [i for i in rest if cost[i] <= left]
+        if not rest:  # nothing fits in what is left
             return []
         planner = fit.with_discrepancy(None) if strategy == "design_law" else fit
         plan = planner.suggest_runs(pool.iloc[rest], target=targets[["n_params", "n_tokens"]], budget=left, seed=0)

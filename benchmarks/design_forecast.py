@@ -34,7 +34,7 @@ def width(fit: bs.ScalingFit, targets: pd.DataFrame, runs: pd.DataFrame | None =
     """The targets' expected 90% width once ``runs`` are trained (today's with none)."""
     inputs = targets[["n_params", "n_tokens"]]
     if runs is None or runs.empty:
-        return fit.suggest_runs(inputs.iloc[:1], target=inputs, budget=1.0, cost="1e9").attrs["width_now"]
+        return fit.suggest_runs(inputs.iloc[:1], target=inputs, budget=1.0, cost="1").attrs["width_now"]
     plan = fit.suggest_runs(runs[["n_params", "n_tokens"]], target=inputs, budget=float(runs["flops"].sum()) * 1.001)
     return float(plan["eti90_width"].iloc[-1]) if len(plan) else plan.attrs["width_now"]
 

@@ -125,6 +125,17 @@ def test_suggest_runs_errors_name_the_problem(stored_fit, grid, kwargs, error, m
         stored_fit.suggest_runs(grid, group="web", **kwargs)
 
 
+def test_a_plan_with_nothing_to_buy_says_why(stored_fit, stored_fit_path, grid):
+    with pytest.raises(bs.OptionError, match=r"budget 1e\+10 is below the cheapest candidate's cost \(4\.8e\+16"):
+        stored_fit.suggest_runs(grid, target={"N": 3e10, "D": 6e11}, group="web", budget=1e10)
+    tiny = pd.DataFrame({"n_params": [1e7], "n_tokens": [5e7], "dataset": ["web"]})  # below every fitted run
+    plan = stored_fit.suggest_runs(tiny, target={"N": 3e10, "D": 6e11}, group="web", budget=1e30)
+    assert plan.empty and "none of these runs would narrow it" in plan.attrs["note"]
+    grid = ["--grid", "n_params=1e7:1e7:1", "--grid", "n_tokens=5e7:5e7:1", "--grid", "dataset=web"]
+    out = run("plan", stored_fit_path, *grid, "--at", "N=3e10,D=6e11", "--group", "web", "--budget", "1e30")
+    assert "(none)" in out.stdout and "note: no candidate" in out.stdout
+
+
 def test_suggest_runs_candidates_must_be_runs_of_known_groups(stored_fit):
     books = pd.DataFrame({"n_params": [1e9], "n_tokens": [2e10], "dataset": ["books"]})
     for new_group in (False, True):  # new_group= is the target's: a candidate's group must be known either way
