@@ -517,9 +517,9 @@ def cmd_stack(args: argparse.Namespace) -> None:
 
     options = _future_options(args)
     points = _points(args.at)  # checked before the fits, which take minutes
-    for law in options["laws"]:
+    for law in map(load_law, options["laws"]):
         for point in points:
-            load_law(law).check_inputs(point)
+            law.check_inputs(point)
     result = stack(args.data, **options)
     assert result.lfo is not None, "stack() scores every law"
     meta = {"laws": list(result.fits), "runs": len(next(iter(result.fits.values())).runs)}

@@ -154,10 +154,9 @@ def _costs(fit: ScalingFit, cost: str | None, values: Mapping[str, np.ndarray]) 
 def _check_candidate_groups(fit: ScalingFit, table: pd.DataFrame) -> None:
     """A grouped fit's candidates name, in its group column, a group it knows: the planner forecasts what a
     run tells through the group's fitted values (``group=`` and ``new_group=`` are the target's)."""
-    column = fit.runs.group_column
     if fit.runs.group is None:
         return
-    known = list(fit.runs.groups)
+    column, known = fit.runs.group_column, list(fit.runs.groups)
     if column not in table:
         raise GroupError(f"this fit is grouped by {column!r}: give the candidates a {column!r} column, one of {known}")
     unknown = sorted(set(table[column].astype(str)) - set(known))

@@ -792,8 +792,8 @@ class ScalingFit:
         if z.ndim == 1:
             return z[:, None]
         assert codes is not None, "a discrepancy per group needs the points' group codes"
-        generator = np.random.default_rng() if rng is None else rng
-        return _at_points(z, codes, lambda: generator.standard_normal((z.shape[0], 1)))
+        fresh = np.random.default_rng() if rng is None else rng
+        return _at_points(z, codes, lambda: fresh.standard_normal((z.shape[0], 1)))
 
     def _delta(self, dist: np.ndarray, sigma: np.ndarray, z: np.ndarray) -> np.ndarray:
         """The discrepancy's draws at distances (points,) or (S, points), with noise scales ``sigma`` and
