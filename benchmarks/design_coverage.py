@@ -14,7 +14,9 @@ posterior draws (the law's curve, the discrepancy's draws and the noise, on the 
   (an oracle: it uses the pool's fit), which asks whether the subsets' larger sigma makes the excess.
 
 Also the median ratio of the curve's variance to the discrepancy's at the targets (`curve/disc`) and the
-posterior median of sigma. Writes benchmarks/design_coverage_results.md.
+posterior median of sigma, and, on the whole pool's fit, the median absolute residual of its runs (log
+scale, from the curve's median) in each quarter of the pool by compute: does the scatter shrink as runs
+grow (so that the few cheapest runs inflate a subset's sigma)? Writes benchmarks/design_coverage_results.md.
 """
 
 from __future__ import annotations
@@ -63,12 +65,19 @@ def coverage(fit: bs.ScalingFit, targets: pd.DataFrame, dense_sigma: float) -> d
     return out
 
 
+def scatter_by_compute(fit: bs.ScalingFit, pool: pd.DataFrame) -> dict[str, float]:
+    """Median absolute log residual of the fitted runs in each quarter of them by compute."""
+    residual = np.abs(np.log(pool["loss"].to_numpy(float) / fit.predict(pool, kind="mean", seed=0)["median"]))
+    quarter = pd.qcut(pool["flops"], 4, labels=False).to_numpy()
+    return {f"quarter {q + 1}": float(np.median(residual[quarter == q])) for q in range(4)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    rows = []
+    rows, scatter = [], []
     for name in DATASETS:
         pool, targets = split(name)
         cost = pool["flops"].to_numpy()
@@ -76,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         for seed in range(args.seeds):
             full = bs.fit(pool, law="chinchilla", seed=seed, **SETTINGS)
             dense = float(np.median(full.draws("sigma")))
+            if seed == 0:
+                scatter.append({"dataset": name, **scatter_by_compute(full, pool)})
             rows.append({"dataset": name, "strategy": "full", **coverage(full, targets, dense)})
             for strategy in ("design", "random", "cheapest"):
                 rng, chosen = np.random.default_rng(seed), list(start)
@@ -93,7 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     Path(__file__).with_name("design_coverage_results.md").write_text(
         f"# The parts of the design study's bands (benchmarks/design_coverage.py, {args.seeds} seeds)\n\n"
         "Coverage of the targets, mean over the budgets (0.02-0.5 of the pool's FLOPs), seeds and datasets; "
-        "`full`: the whole pool.\n\n" + markdown(pooled) + "\n\nBy dataset:\n\n" + markdown(each) + "\n"
+        "`full`: the whole pool.\n\n" + markdown(pooled) + "\n\nBy dataset:\n\n" + markdown(each) + "\n\n"
+        "Median absolute log residual of the pool's runs by quarter of compute (1: the cheapest), whole-pool fit, "
+        "seed 0:\n\n" + markdown(pd.DataFrame(scatter).round(4)) + "\n"
     )
 
 
