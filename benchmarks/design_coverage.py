@@ -11,7 +11,11 @@ posterior draws (the law's curve, the discrepancy's draws and the noise, on the 
 - `floor`: the discrepancy as a floor on the curve's own spread, scaled at each target so that the two
   together have the larger of their variances (does the curve's uncertainty already hold the tilt?);
 - `dense_sigma`: the discrepancy in units of the whole pool's noise scale instead of the subset's own
-  (an oracle: it uses the pool's fit), which asks whether the subsets' larger sigma makes the excess.
+  (an oracle: it uses the pool's fit), which asks whether the subsets' larger sigma makes the excess;
+- `trend_sigma`: no oracle. The noise and the discrepancy's unit follow compute, as the subset's own fit
+  shows it: the slope of its runs' log absolute residuals against log compute (least squares), sigma at a
+  target scaled by that slope from the runs' mean log compute to the target's (held at the largest run's
+  beyond it). What a noise scale that follows compute could give, before building it into the model.
 
 Also the median ratio of the curve's variance to the discrepancy's at the targets (`curve/disc`) and the
 posterior median of sigma, and, on the whole pool's fit, the median absolute residual of its runs (log
@@ -35,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from design import DATASETS, FRACTIONS, SETTINGS, START, choose, split
 from downstream import markdown
 
-BANDS = ("law", "sum", "floor", "dense_sigma")
+BANDS = ("law", "sum", "floor", "dense_sigma", "trend_sigma")
 
 
 def coverage(fit: bs.ScalingFit, targets: pd.DataFrame, dense_sigma: float) -> dict[str, float]:
@@ -48,19 +52,28 @@ def coverage(fit: bs.ScalingFit, targets: pd.DataFrame, dense_sigma: float) -> d
     eps = fit.observation.sample(curve, noise, rng) - curve
     observed = np.log(targets["loss"].to_numpy(float))
     curve_var, delta_var = curve.var(axis=0), np.square(delta).mean(axis=0)
+    runs = fit.runs.inputs
+    residual = np.log(fit.runs.loss) - np.median(fit.curve(runs, fit.runs.group, rng), axis=0)
+    at_runs = np.log10(fit.law.compute_flops(**runs))
+    slope = np.polyfit(at_runs, np.log10(np.abs(residual) + 1e-9), 1)[0]
+    at_targets = np.minimum(np.log10(fit.law.compute_flops(**values)), at_runs.max())
+    trend = 10 ** (slope * (at_targets - at_runs.mean()))
     scale = {
         "law": np.zeros_like(curve_var),
         "sum": np.ones_like(curve_var),
         "floor": np.sqrt(np.clip(1 - curve_var / delta_var, 0, None)),
         "dense_sigma": dense_sigma / noise["sigma"],
+        "trend_sigma": trend,
     }
     out = {}
     for band in BANDS:
-        draws = curve + scale[band] * delta + eps
+        noise_part = trend * eps if band == "trend_sigma" else eps  # the trend scales the noise too
+        draws = curve + scale[band] * delta + noise_part
         for prob in (50, 90):
             lower, upper = np.percentile(draws, [50 - prob / 2, 50 + prob / 2], axis=0)
             out[f"{band}_{prob}"] = float(np.mean((observed >= lower) & (observed <= upper)))
     out["curve/disc"] = float(np.median(curve_var / delta_var))
+    out["trend slope"] = float(slope)
     out["sigma"] = float(np.median(noise["sigma"]))
     return out
 
