@@ -1242,7 +1242,8 @@ class ScalingFit:
             The chosen candidates in the order chosen (their rows as given), with ``cost``, ``total_cost``
             and ``eti90_width``: the expected width of the target's interval once the runs so far are
             trained and fitted (mean over the target's points, in its units). ``attrs["width_now"]`` is
-            the width today.
+            the width today; an empty plan says why in ``attrs["note"]`` (a budget below every candidate's
+            cost is an :class:`OptionError`).
 
         Notes
         -----
