@@ -39,11 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from design import DATASETS, FRACTIONS, SETTINGS, START, choose, split
 from downstream import markdown
 
-BANDS = ("law", "sum", "floor", "dense_sigma", "trend_sigma")
-
 
 def coverage(fit: bs.ScalingFit, targets: pd.DataFrame, dense_sigma: float) -> dict[str, float]:
-    """Coverage of the targets by each way of building the band (:data:`BANDS`), and its parts' sizes."""
+    """Coverage of the targets by each way of building the band (see the module's docstring), and its parts'
+    sizes."""
     rng = np.random.default_rng(0)
     values, _, codes = fit._prediction_inputs(targets[["n_params", "n_tokens"]], {}, None)
     curve = fit.curve(values, codes, rng)
@@ -58,17 +57,16 @@ def coverage(fit: bs.ScalingFit, targets: pd.DataFrame, dense_sigma: float) -> d
     slope = np.polyfit(at_runs, np.log10(np.abs(residual) + 1e-9), 1)[0]
     at_targets = np.minimum(np.log10(fit.law.compute_flops(**values)), at_runs.max())
     trend = 10 ** (slope * (at_targets - at_runs.mean()))
-    scale = {
-        "law": np.zeros_like(curve_var),
-        "sum": np.ones_like(curve_var),
-        "floor": np.sqrt(np.clip(1 - curve_var / delta_var, 0, None)),
-        "dense_sigma": dense_sigma / noise["sigma"],
-        "trend_sigma": trend,
+    bands = {  # each band: how much of the discrepancy's draws and of the noise's it takes
+        "law": (0.0, 1.0),
+        "sum": (1.0, 1.0),
+        "floor": (np.sqrt(np.clip(1 - curve_var / delta_var, 0, None)), 1.0),
+        "dense_sigma": (dense_sigma / noise["sigma"], 1.0),
+        "trend_sigma": (trend, trend),
     }
     out = {}
-    for band in BANDS:
-        noise_part = trend * eps if band == "trend_sigma" else eps  # the trend scales the noise too
-        draws = curve + scale[band] * delta + noise_part
+    for band, (of_delta, of_noise) in bands.items():
+        draws = curve + of_delta * delta + of_noise * eps
         for prob in (50, 90):
             lower, upper = np.percentile(draws, [50 - prob / 2, 50 + prob / 2], axis=0)
             out[f"{band}_{prob}"] = float(np.mean((observed >= lower) & (observed <= upper)))
